@@ -1,0 +1,33 @@
+# Two commands do all set-up on a fresh machine:
+#   make book   -> _build/html/index.html (every notebook executed headless by papermill)
+#   make test   -> the whole test suite (unit, notebooks on the smoke profile, the book, a browser check)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?= book
+
+.PHONY: book test bench clean help
+
+help:
+	@echo "make book   build the book into _build/html (profile: $(PROFILE))"
+	@echo "make test   run the whole test suite"
+	@echo "make bench  print the speed benchmarks"
+
+# Re-install only when the project's requirements change.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[book,test]'
+	@touch $@
+
+book: $(STAMP)
+	$(VENV)/bin/ssfer reproduce --profile $(PROFILE)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(VENV)/bin/ssfer bench
+
+clean:
+	rm -rf _build

@@ -1,0 +1,98 @@
+"""The ``ssfer`` command: train, eval, data check, bench, reproduce."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ssfer.config import Config
+    from ssfer.train import run, run_dir_for
+
+    cfg = Config.from_yaml(args.config) if args.config else Config.default()
+    if args.set:
+        cfg = cfg.with_overrides(args.set)
+    print(f"run directory: {run_dir_for(cfg, args.cache_dir)}", file=sys.stderr)
+    rec = run(cfg, cache_dir=args.cache_dir, force=args.force)
+    s = rec.summary
+    print(json.dumps({k: s[k] for k in ("algorithm", "accuracy", "mean_class_accuracy", "macro_f1", "ece")}
+                     | {"run_dir": str(rec.run_dir)}, indent=1))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from ssfer.evaluate import evaluate_run
+
+    out = evaluate_run(args.run, args.dataset, args.root, split=args.split, options=dict(args.option or []))
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from ssfer.bench import main as bench_main
+
+    return bench_main(args)
+
+
+def _kv(s: str) -> tuple[str, str]:
+    if "=" not in s:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {s!r}")
+    k, v = s.split("=", 1)
+    return k, v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ssfer", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train one configuration (or load its cached run)")
+    t.add_argument("--config", type=Path, help="YAML config (see configs/); defaults otherwise")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.steps=100")
+    t.add_argument("--cache-dir", type=Path, default=None, help="run cache (default $SSFER_CACHE or ~/.cache/ssfer)")
+    t.add_argument("--force", action="store_true", help="train even when a cached run exists")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("eval", help="evaluate a finished run on a data set (cross-dataset via canonical classes)")
+    e.add_argument("run", type=Path, help="run directory")
+    e.add_argument("--dataset", required=True)
+    e.add_argument("--root", type=Path, default=None)
+    e.add_argument("--split", default="test")
+    e.add_argument("--option", action="append", type=_kv, metavar="KEY=VALUE", help="loader option")
+    e.set_defaults(func=_eval)
+
+    b = sub.add_parser("bench", help="train-step and data-pipeline throughput")
+    b.add_argument("--device", default="auto")
+    b.add_argument("--steps", type=int, default=20)
+    b.add_argument("--batch-size", type=int, default=32)
+    b.add_argument("--size", type=int, default=48)
+    b.add_argument("--model", default="resnet18")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=_bench)
+
+    data = sub.add_parser("data", help="data set tools")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    from ssfer.data import check
+
+    check.add_cli(dsub)
+
+    from ssfer import reproduce
+
+    reproduce.add_cli(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ssfer.config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        print(f"ssfer: config error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""Run configuration: plain typed values, validated in one place.
+
+A ``Config`` is a tree of frozen dataclasses. ``Config.from_dict`` is the only
+way in from untyped input (YAML files, ``--set key=value``, notebook
+parameters): it rejects unknown keys and ill-typed or out-of-range values
+before anything runs, naming the dotted key. The hash of the full config keys
+the run cache.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+ALGORITHMS = ("supervised", "pseudo_label", "fixmatch", "flexmatch", "freematch",
+              "adacm", "dta", "dta_snl", "custom")
+THRESHOLD_KINDS = ("none", "fixed", "flexmatch", "freematch", "adacm", "dta")
+NEGATIVE_KINDS = ("none", "nlnl", "ups", "ccl", "snl")
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, ill-typed or out of range."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "synthfer"          # synthfer | rafdb | affectnet | fer2013 | ferplus | folder
+    root: str | None = None            # dataset folder (ignored for synthfer)
+    size: int = 48                     # training resolution (pixels, square)
+    channels: int = 1                  # 1 = grey, 3 = RGB
+    n_train: int | None = 4000         # synthfer only: train images (None: RAF-DB's 12,271)
+    n_test: int | None = 1000          # synthfer only: test images (None: RAF-DB's 3,068)
+    difficulty: float = 1.0            # synthfer only: how much faces vary and overlap
+    test_split: str = "test"           # split used for the reported test metrics
+    options: dict = field(default_factory=dict)  # loader options (e.g. ferplus source)
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    protocol: Literal["per_class", "adacm_rafdb", "fraction", "all"] = "per_class"
+    n_per_class: int = 10              # per_class: labels per class
+    total: int = 4000                  # adacm_rafdb: a row of Ada-CM's RAF-DB table (100/400/1000/2000/4000)
+    fraction: float = 0.1              # fraction: share of the train split that is labeled
+    val_per_class: int = 0             # validation images per class carved from train
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "resnet18"             # any timm CNN
+    attention: Literal["none", "spatial", "region"] = "spatial"
+    feature_dropout: Literal["none", "block", "channel", "region"] = "block"
+    drop_prob: float = 0.1
+    pretrained_path: str | None = None  # local checkpoint, never downloaded
+
+
+@dataclass(frozen=True)
+class AlgoConfig:
+    name: str = "fixmatch"             # see ALGORITHMS; "custom" takes threshold/negatives below
+    threshold: str | None = None       # override the algorithm's threshold rule (THRESHOLD_KINDS)
+    negatives: str | None = None       # override the algorithm's negative selector (NEGATIVE_KINDS)
+    threshold_args: dict = field(default_factory=dict)
+    negatives_args: dict = field(default_factory=dict)
+    lambda_u: float = 1.0              # weight of the pseudo-label loss
+    lambda_n: float = 1.0              # weight of the negative-learning loss
+    student_view: Literal["strong", "weak"] = "strong"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 300
+    batch_size: int = 32               # labeled images per step
+    mu: int = 3                        # unlabeled images per labeled image
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.03
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_steps: int = 0
+    ema_decay: float = 0.999
+    ema_warmup: bool = True            # timm's decay warm-up, so short runs get a useful teacher
+    clip_grad: float = 5.0             # 0 disables clipping
+    log_every: int = 10                # host syncs only on this cadence
+    eval_every: int = 100              # 0: evaluate only at the end
+    ckpt_every: int = 0                # 0: no intermediate checkpoints
+    device: str = "auto"               # auto | cpu | cuda | cuda:N
+    amp: bool = True                   # bf16 autocast on CUDA
+    channels_last: bool = True         # on CUDA
+    compile: bool = False              # torch.compile the student
+    threads: int = 0                   # CPU threads for torch (0: leave as is)
+    seed: int = 0
+    progress: bool = True              # tqdm bar
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    # ---- construction -------------------------------------------------
+    @classmethod
+    def default(cls) -> "Config":
+        return cls()
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Config":
+        cfg = _build(cls, d or {}, "")
+        validate(cfg)
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        try:
+            d = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from e
+        if not isinstance(d, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections, got {type(d).__name__}")
+        try:
+            return cls.from_dict(d)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from e
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def with_overrides(self, overrides: dict[str, Any] | list[str]) -> "Config":
+        """Apply dotted overrides, ``{"train.steps": 10}`` or ``["train.steps=10"]``."""
+        if isinstance(overrides, list):
+            overrides = parse_assignments(overrides)
+        d = self.to_dict()
+        for key, value in overrides.items():
+            parts = key.split(".")
+            node = d
+            for p in parts[:-1]:
+                if not isinstance(node, dict) or p not in node:
+                    raise ConfigError(f"unknown config key {key!r}")
+                node = node[p]
+            if not isinstance(node, dict) or (parts[-1] not in node and not _is_free_dict(parts)):
+                raise ConfigError(f"unknown config key {key!r}")
+            node[parts[-1]] = value
+        return Config.from_dict(d)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def hash(self) -> str:
+        """Stable hash of the full config (the run cache key's main part)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _is_free_dict(parts: list[str]) -> bool:
+    # keys inside free-form option dicts (e.g. algo.threshold_args.tau) may be new
+    return len(parts) >= 3
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=[1,2]"]`` -> ``{"a.b": 1, "c": [1, 2]}``; values parsed as YAML."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, raw = item.split("=", 1)
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: value is not valid YAML: {e}") from e
+    return out
+
+
+def _build(cls, d: Any, prefix: str):
+    if not isinstance(d, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {d!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(prefix + k for k in unknown)}"
+                          f" (known in {prefix.rstrip('.') or 'config'}: {', '.join(fields)})")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in d.items():
+        tp = hints[name]
+        key = prefix + name
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, key + ".")
+        else:
+            kwargs[name] = _coerce(value, tp, key)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for opt in options:
+            if opt is type(None):
+                continue
+            try:
+                return _coerce(value, opt, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {list(choices)}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover - a bug in this file
+
+
+def _check(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: {msg}")
+
+
+def validate(cfg: Config) -> None:
+    """Ranges and cross-field rules; types were checked while building."""
+    d, s, m, a, t = cfg.data, cfg.split, cfg.model, cfg.algo, cfg.train
+    _check(d.dataset in ("synthfer", "rafdb", "affectnet", "fer2013", "ferplus", "folder"),
+           "data.dataset", f"unknown dataset {d.dataset!r}")
+    _check(d.dataset == "synthfer" or d.root, "data.root", f"needed for dataset {d.dataset!r}")
+    _check(16 <= d.size <= 512, "data.size", f"must be in 16..512, got {d.size}")
+    _check(d.channels in (1, 3), "data.channels", f"must be 1 or 3, got {d.channels}")
+    for k in ("n_train", "n_test"):
+        v = getattr(d, k)
+        _check(v is None or v > 0, f"data.{k}", f"must be positive, got {v}")
+    _check(d.difficulty >= 0, "data.difficulty", f"must be >= 0, got {d.difficulty}")
+    _check(s.n_per_class > 0, "split.n_per_class", f"must be positive, got {s.n_per_class}")
+    _check(s.total > 0, "split.total", f"must be positive, got {s.total}")
+    _check(0 < s.fraction <= 1, "split.fraction", f"must be in (0, 1], got {s.fraction}")
+    _check(s.val_per_class >= 0, "split.val_per_class", f"must be >= 0, got {s.val_per_class}")
+    _check(0 <= m.drop_prob < 1, "model.drop_prob", f"must be in [0, 1), got {m.drop_prob}")
+    _check(a.name in ALGORITHMS, "algo.name", f"unknown algorithm {a.name!r}; known: {list(ALGORITHMS)}")
+    _check(a.threshold is None or a.threshold in THRESHOLD_KINDS, "algo.threshold",
+           f"unknown threshold rule {a.threshold!r}; known: {list(THRESHOLD_KINDS)}")
+    _check(a.negatives is None or a.negatives in NEGATIVE_KINDS, "algo.negatives",
+           f"unknown negative selector {a.negatives!r}; known: {list(NEGATIVE_KINDS)}")
+    for k, v in a.threshold_args.items():
+        if k.startswith("tau") and isinstance(v, (int, float)):
+            _check(0 <= v <= 1, f"algo.threshold_args.{k}", f"a threshold must be in [0, 1], got {v}")
+    _check(a.lambda_u >= 0, "algo.lambda_u", f"must be >= 0, got {a.lambda_u}")
+    _check(a.lambda_n >= 0, "algo.lambda_n", f"must be >= 0, got {a.lambda_n}")
+    _check(t.steps > 0, "train.steps", f"must be positive, got {t.steps}")
+    _check(t.batch_size > 0, "train.batch_size", f"must be positive, got {t.batch_size}")
+    _check(t.mu >= 1, "train.mu", f"must be >= 1, got {t.mu}")
+    _check(t.lr > 0, "train.lr", f"must be positive, got {t.lr}")
+    _check(0 <= t.momentum < 1, "train.momentum", f"must be in [0, 1), got {t.momentum}")
+    _check(t.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {t.weight_decay}")
+    _check(0 <= t.warmup_steps < t.steps, "train.warmup_steps", "must be in [0, steps)")
+    _check(0 <= t.ema_decay < 1, "train.ema_decay", f"must be in [0, 1), got {t.ema_decay}")
+    _check(t.clip_grad >= 0, "train.clip_grad", f"must be >= 0, got {t.clip_grad}")
+    for k in ("log_every", "eval_every", "ckpt_every", "threads"):
+        _check(getattr(t, k) >= 0, f"train.{k}", "must be >= 0")
+    _check(t.log_every > 0, "train.log_every", "must be positive")
+    _check(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
+           "train.device", f"must be auto, cpu or cuda[:N], got {t.device!r}")

@@ -1,0 +1,164 @@
+"""Decode once: a split's images as a memory-mapped .npy on disk.
+
+An entry is a folder ``<cache_dir>/<name>/<split>-<H>x<W>x<C>-<key>/`` holding
+images.npy, labels.npy, (soft_labels.npy) and meta.json. The key hashes
+everything the pixels and labels depend on: each source file's path, size and
+mtime, the label files', the labels, face boxes and the transform. Every file is
+written to a temporary name and moved in place with os.replace, meta.json last,
+so a reader sees a complete entry or none, even with two writers at once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import decode
+from .dataset import FERData
+from .manifest import Manifest
+
+CACHE_VERSION = 1  # bump when the decoding itself changes
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("SSFER_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ssfer"
+
+
+def cache_key(m: Manifest, size, channels) -> str:
+    h = hashlib.sha256()
+
+    def put(*parts) -> None:
+        h.update(("\x1f".join(str(p) for p in parts) + "\n").encode())
+
+    put("v", CACHE_VERSION, "resample", decode.RESAMPLE.name, m.name, m.split, m.kind)
+    put("transform", size, channels, m.native_size, m.native_channels, m.pixel_shape)
+    put("classes", *m.class_names)
+    for f in m.key_files:
+        st = os.stat(f)
+        put("keyfile", os.path.abspath(f), st.st_size, st.st_mtime_ns)
+    if m.kind == "files":
+        for src, (sz, mt) in zip(m.sources, m.stats):
+            put(src, sz, mt)  # sources are absolute (registry.scan)
+    else:  # pixels live in the key files (fer2013.csv); the rows picked are in display
+        put("rows", *m.display)
+    h.update(m.labels.tobytes())
+    if m.boxes is not None:
+        h.update(b"boxes" + m.boxes.tobytes())
+    if m.soft_labels is not None:
+        h.update(b"soft" + m.soft_labels.tobytes())
+    return h.hexdigest()[:24]
+
+
+def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, arr)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _unlink(path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _read_entry(entry: Path, key: str) -> FERData | None:
+    try:
+        meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("key") != key:
+            return None
+        images = np.load(entry / "images.npy", mmap_mode="r")
+        labels = np.load(entry / "labels.npy")
+        soft = np.load(entry / "soft_labels.npy") if meta.get("soft_labels") else None
+    except (FileNotFoundError, ValueError, OSError):
+        return None  # incomplete or damaged: rebuild it
+    if images.shape[0] != len(labels) or list(images.shape[1:]) != meta["shape"][1:]:
+        return None
+    return FERData(images=images, labels=labels, class_names=tuple(meta["class_names"]),
+                   name=meta["name"], split=meta["split"], soft_labels=soft,
+                   paths=meta["paths"], dropped=dict(meta["dropped"]))
+
+
+def to_ferdata(m: Manifest, images: np.ndarray) -> FERData:
+    return FERData(images=images, labels=m.labels, class_names=m.class_names, name=m.name,
+                   split=m.split, soft_labels=m.soft_labels, paths=list(m.display),
+                   dropped=dict(m.dropped))
+
+
+def materialize(m: Manifest, size=None, channels=None, cache_dir=None,
+                workers: int | None = None) -> FERData:
+    """Decoded FERData of ``m``: read from the cache if present, else decode and store.
+
+    cache_dir: None for ``default_cache_dir()``; False to decode into memory only.
+    """
+    if cache_dir is False:
+        return to_ferdata(m, decode.decode_manifest(m, size, channels, workers=workers))
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    # None means "as the format stores it"; resolve it now so the key and the
+    # entry name say what was built.
+    size, channels = size or m.native_size, channels or m.native_channels
+    key = cache_key(m, size, channels)
+    shape_tag = "native" if size is None else f"{size[0]}x{size[1]}"
+    entry = root / m.name / f"{m.split}-{shape_tag}-c{channels or 'auto'}-{key}"
+    cached = _read_entry(entry, key)
+    if cached is not None:
+        return cached
+    entry.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=entry, prefix="images.npy.", suffix=".tmp")
+    os.close(fd)
+    try:
+        images = decode.decode_manifest(m, size, channels, out_path=tmp, workers=workers)
+        shape = list(images.shape)
+        del images  # close the writable map before the file moves
+        os.replace(tmp, entry / "images.npy")
+    except BaseException:
+        _unlink(tmp)
+        if not any(entry.iterdir()):
+            entry.rmdir()  # leave no empty entry behind a failed decode
+        raise
+    _atomic_save_npy(entry / "labels.npy", m.labels)
+    if m.soft_labels is not None:
+        _atomic_save_npy(entry / "soft_labels.npy", m.soft_labels)
+    meta = {"key": key, "version": CACHE_VERSION, "name": m.name, "split": m.split,
+            "root": os.path.abspath(m.root), "shape": shape, "class_names": list(m.class_names),
+            "soft_labels": m.soft_labels is not None, "dropped": dict(m.dropped),
+            "paths": list(m.display)}
+    _atomic_write_text(entry / "meta.json", json.dumps(meta))
+    data = _read_entry(entry, key)
+    assert data is not None, f"cache entry {entry} unreadable right after writing it"
+    return data
+
+
+def clear_cache(cache_dir=None, name: str | None = None) -> int:
+    """Remove cached entries (all, or one data set's); returns how many folders went."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    base = root / name if name else root
+    if not base.is_dir():
+        return 0
+    entries = [p for p in base.iterdir() if p.is_dir()] if name else \
+        [e for d in base.iterdir() if d.is_dir() for e in d.iterdir() if e.is_dir()]
+    for e in entries:
+        shutil.rmtree(e)
+    return len(entries)

@@ -1,0 +1,199 @@
+"""``ssfer data check NAME ROOT``: what is in a data set and what is wrong with it.
+
+Walks the same scanners as the loaders, but collects every problem instead of
+stopping at the first: rows that do not parse, labels out of range, missing,
+unreadable or truncated images (errors); blank or flat images, byte-identical
+duplicates, duplicates filed under different classes, rows listed twice
+(warnings). Exit status 0 when there are only warnings, 1 with errors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+
+from . import decode
+from .errors import DataError, Problems
+from .registry import FORMATS, _format
+from .registry import scan as scan_split
+
+FLAT_STD = 2.0  # grey-level std below which an image carries no face (FER2013: 12 black + 1 flat)
+
+
+def _classify_failure(msg: str, kind: str) -> str:
+    if kind == "pixels":
+        return "malformed-row"
+    if msg.startswith("missing"):
+        return "missing-file"
+    return "truncated-image" if "truncated" in msg.lower() else "unreadable-image"
+
+
+def check_dataset(name: str, root, *, splits=None, workers: int | None = None,
+                  flat_std: float = FLAT_STD, **opts) -> dict:
+    """Check every split (or ``splits``) of a data set; returns the JSON report.
+
+    {"dataset", "root", "options", "splits": {split: {"total", "per_class",
+    "dropped"}}, "summary": {...}, "problems": [{"kind", "path", "detail",
+    "severity"}], "ok": no errors}
+    """
+    if str(name).strip().lower() == "synthfer":
+        raise DataError("synthfer is generated from a seed, not read from disk: nothing to check")
+    fmt = _format(name)
+    fmt.check_options(opts)
+    root = str(root)
+    problems = Problems(strict=False)
+    report: dict = {"dataset": fmt.name, "root": root, "options": opts, "splits": {}}
+    if splits is None:
+        try:
+            splits = fmt.available_splits(root, **opts)
+        except (DataError, OSError) as e:
+            problems.error("layout", root, str(e))
+            splits = ()
+    by_digest: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)  # digest -> {path: (display, class)}
+    n_blank = n_flat = 0
+    for split in splits:
+        try:
+            m = scan_split(fmt.name, root, split, problems, **opts)
+        except DataError as e:  # the layout itself is wrong: nothing to count in this split
+            problems.error("layout", root, str(e))
+            continue
+        per_class = {c: 0 for c in m.class_names}
+        for lab in m.labels:
+            per_class[m.class_names[lab]] += 1
+        report["splits"][m.split] = {"total": len(m), "per_class": per_class, "dropped": dict(m.dropped)}
+        seen: dict[str, int] = {}
+        for i, (src, disp) in enumerate(zip(m.sources, m.display)):
+            if m.kind == "files":
+                if src in seen:
+                    same = m.labels[seen[src]] == m.labels[i]
+                    problems.warn("duplicate-row", disp, "listed again in the label file"
+                                  + ("" if same else " with another class"))
+                seen.setdefault(src, i)
+        for i, row in enumerate(decode.inspect_manifest(m, workers)):
+            digest, err, _w, _h, _mode, lo, hi, std = row
+            disp, cls = m.display[i], m.class_names[m.labels[i]]
+            if err is not None:
+                problems.error(_classify_failure(err, m.kind), disp, err)
+                continue
+            if std < flat_std:
+                blank = lo == hi
+                n_blank += blank
+                n_flat += not blank
+                problems.warn("blank-image" if blank else "flat-image", disp,
+                              f"all pixels {lo}" if blank else f"pixel std {std:.2f} < {flat_std} "
+                              f"(values {lo}..{hi})")
+            key = m.sources[i] if m.kind == "files" else disp
+            by_digest[digest][key] = (disp, cls)
+    groups = [sorted(g.values()) for g in by_digest.values() if len(g) > 1]
+    groups.sort()
+    cross = 0
+    for g in groups:
+        classes = sorted({c for _, c in g})
+        others = ", ".join(d for d, _ in g[1:6]) + (f", ... ({len(g) - 6} more)" if len(g) > 6 else "")
+        problems.warn("duplicate", g[0][0], f"byte-identical to {len(g) - 1} other(s): {others}")
+        if len(classes) > 1:
+            cross += 1
+            problems.warn("duplicate-cross-class", g[0][0],
+                          "identical images filed as " + ", ".join(f"{d} ({c})" for d, c in g))
+    kinds: dict[str, int] = defaultdict(int)
+    for p in problems.items:
+        kinds[p.kind] += 1
+    report["summary"] = {
+        "errors": len(problems.errors), "warnings": len(problems.warnings),
+        "blank_images": n_blank, "flat_images": n_flat,
+        "duplicate_groups": len(groups), "duplicate_files": sum(len(g) for g in groups),
+        "cross_class_duplicate_groups": cross, "by_kind": dict(sorted(kinds.items())),
+    }
+    report["problems"] = [p.as_dict() for p in problems.items]
+    report["ok"] = not problems.errors
+    return report
+
+
+def format_report(report: dict, max_problems: int = 20) -> str:
+    """The human-readable form: class counts per split, problem summary, examples."""
+    out = [f"{report['dataset']} at {report['root']}"
+           + (f" (options {report['options']})" if report["options"] else "")]
+    splits = report["splits"]
+    if splits:
+        names = list(splits)
+        classes = list(dict.fromkeys(c for s in splits.values() for c in s["per_class"]))
+        reasons = list(dict.fromkeys(r for s in splits.values() for r in s["dropped"]))
+        width = max([len(c) for c in classes + reasons] + [8]) + 2
+        out.append("".join([f"{'class':<{width}}"] + [f"{s:>10}" for s in names]))
+        for c in classes:
+            out.append(f"{c:<{width}}" + "".join(f"{splits[s]['per_class'].get(c, 0):>10}" for s in names))
+        out.append(f"{'total':<{width}}" + "".join(f"{splits[s]['total']:>10}" for s in names))
+        for r in reasons:
+            out.append(f"{'dropped: ' + r:<{width}}" + "".join(f"{splits[s]['dropped'].get(r, 0):>10}"
+                                                               for s in names))
+    sm = report["summary"]
+    out.append(f"problems: {sm['errors']} error(s), {sm['warnings']} warning(s)")
+    first: dict[str, dict] = {}
+    for p in report["problems"]:
+        first.setdefault(p["kind"], p)
+    for kind, n in sm["by_kind"].items():
+        p = first[kind]
+        out.append(f"  {p['severity']:<8}{kind:<24}{n:>6}   e.g. {p['path']}: {p['detail'][:100]}")
+    if sm["duplicate_groups"]:
+        out.append(f"  duplicates: {sm['duplicate_files']} files in {sm['duplicate_groups']} groups of "
+                   f"byte-identical images, {sm['cross_class_duplicate_groups']} groups under more than one class")
+    errors = [p for p in report["problems"] if p["severity"] == "error"]
+    if errors and max_problems:
+        out.append(f"errors (first {min(len(errors), max_problems)}):")
+        out += [f"  {p['kind']}: {p['path']}: {p['detail']}" for p in errors[:max_problems]]
+    out.append("result: " + ("OK" + (" (warnings only)" if sm["warnings"] else "") if report["ok"]
+                             else "ERRORS"))
+    return "\n".join(out)
+
+
+def _option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)  # numbers, true/false, {"class": "map"}
+    except json.JSONDecodeError:
+        return key, value
+
+
+def add_cli(subparsers) -> argparse.ArgumentParser:
+    """Register ``check`` on the ``data`` sub-command group."""
+    p = subparsers.add_parser(
+        "check", help="count a data set's samples and report its problems",
+        description=__doc__.split("\n\n")[0] + ". Known data sets: " + ", ".join(FORMATS) + ".")
+    p.add_argument("name", help="data set: " + ", ".join(FORMATS))
+    p.add_argument("root", help="folder the data set was unpacked to")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--split", action="append", dest="splits", metavar="SPLIT",
+                   help="check only this split (repeatable); default: all")
+    p.add_argument("-o", "--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
+                   help="loader option, e.g. -o labels=label.csv (ferplus), -o num_classes=8 (affectnet)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--flat-std", type=float, default=FLAT_STD, help="std below which an image is flat")
+    p.add_argument("--max-problems", type=int, default=20, help="errors listed in the text report")
+    p.set_defaults(func=run_cli)
+    return p
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    try:
+        report = check_dataset(args.name, args.root, splits=args.splits, workers=args.workers,
+                               flat_std=args.flat_std, **dict(args.option))
+    except DataError as e:
+        print(f"ssfer data check: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=1) if args.json else format_report(report, args.max_problems))
+    return 0 if report["ok"] else 1
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ssfer.data.check")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_cli(sub)
+    args = parser.parse_args(["check", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

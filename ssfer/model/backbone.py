@@ -1,0 +1,113 @@
+"""FERNet: a timm body, local attention on its last feature map, feature-map
+dropout, and a linear head (DESIGN §1, Backbone)."""
+from __future__ import annotations
+
+import math
+
+import timm
+import torch
+from torch import nn
+
+from .attention import ATTENTIONS, FEATURE_DROPOUTS, make_attention, make_feature_dropout
+
+
+class FERNet(nn.Module):
+    """body -> (B, D, h, w) -> attention -> feature dropout -> GAP -> dropout -> Linear.
+
+    Any timm model whose ``forward_features`` gives a spatial map works: NCHW
+    CNN maps, NHWC maps (Swin-style, ``output_fmt == "NHWC"``) and ViT token
+    sequences (prefix tokens dropped, patch tokens laid back on their square grid).
+    """
+
+    def __init__(self, body: nn.Module, num_classes: int, attention: nn.Module,
+                 feature_dropout: nn.Module, head_dropout: float = 0.0):
+        super().__init__()
+        self.body = body
+        self.attention = attention
+        self.feature_dropout = feature_dropout
+        self.num_features = int(body.num_features)
+        self.num_classes = num_classes
+        self.head_drop = nn.Dropout(head_dropout)
+        self.head = nn.Linear(self.num_features, num_classes)
+        self._output_fmt = str(getattr(body, "output_fmt", "NCHW"))
+        self._num_prefix_tokens = int(getattr(body, "num_prefix_tokens", 0))
+
+    def body_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The body's last feature map as (B, D, h, w), before attention."""
+        f = self.body.forward_features(x)
+        # branches on ranks and attributes only: static under torch.compile
+        if f.ndim == 3:
+            tokens = f[:, self._num_prefix_tokens:]
+            n = tokens.shape[1]
+            side = math.isqrt(n)
+            if side * side != n:
+                raise ValueError(f"{type(self.body).__name__}: {n} patch tokens do not form a square grid; "
+                                 "pass a square img_size")
+            return tokens.transpose(1, 2).reshape(f.shape[0], f.shape[2], side, side)
+        if f.ndim != 4:
+            raise ValueError(f"{type(self.body).__name__}.forward_features returned shape {tuple(f.shape)}; "
+                             "FERNet needs a 4-D feature map or a 3-D token sequence")
+        if self._output_fmt == "NHWC":
+            f = f.permute(0, 3, 1, 2)
+        return f
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.feature_dropout(self.attention(self.body_map(x)))
+
+    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.head(self.head_drop(f.mean(dim=(2, 3))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def attention_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) attention over the last map, for plotting over faces; with
+        attention="none", the channel-mean activation. Call under no_grad/eval
+        as the plot needs; this method changes no mode."""
+        return self.attention.attention_map(self.body_map(x))
+
+
+def build_model(name: str = "resnet18", num_classes: int = 7, in_chans: int = 1,
+                attention: str = "spatial", feature_dropout: str = "block",
+                drop_prob: float = 0.1, block_size: int = 3, pretrained_path: str | None = None,
+                min_match: float = 0.5, region_grid: int = 3, head_dropout: float = 0.0,
+                **timm_kwargs) -> FERNet:
+    """Build a FERNet on ``timm.create_model(name)``. Never downloads.
+
+    attention: "none" | "spatial" (CBAM spatial map, x·(1+a)) | "region" (g×g grid).
+    feature_dropout: "none" | "block" (DropBlock, drop_prob = share of the map
+        dropped) | "channel" (Dropout2d(drop_prob)) | "region" (each sample loses
+        one random cell of the g×g grid with probability drop_prob).
+    region_grid: g for region attention and region dropout.
+    pretrained_path: a local checkpoint loaded with ``load_pretrained``, which
+        refuses loads matching fewer than ``min_match`` of the body's tensors.
+    timm_kwargs: passed to timm.create_model (e.g. img_size for ViTs, drop_path_rate).
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes={num_classes}: expected >= 1")
+    # fail before building the body: creating a large timm model takes seconds
+    if attention not in ATTENTIONS:
+        raise ValueError(f"attention={attention!r}: expected one of {ATTENTIONS}")
+    if feature_dropout not in FEATURE_DROPOUTS:
+        raise ValueError(f"feature_dropout={feature_dropout!r}: expected one of {FEATURE_DROPOUTS}")
+    if not 0.0 <= drop_prob <= 1.0:
+        raise ValueError(f"drop_prob={drop_prob}: expected a probability in [0, 1]")
+    for bad in ("pretrained", "num_classes", "global_pool", "features_only"):
+        if bad in timm_kwargs:
+            raise ValueError(f"build_model: {bad!r} is fixed by FERNet; local weights go through pretrained_path")
+    body = timm.create_model(name, pretrained=False, num_classes=0, global_pool="", in_chans=in_chans,
+                             features_only=False, **timm_kwargs)
+    if not hasattr(body, "forward_features") or not hasattr(body, "num_features"):
+        raise ValueError(f"timm model {name!r} has no forward_features/num_features; FERNet cannot use it")
+    model = FERNet(
+        body, num_classes,
+        attention=make_attention(attention, int(body.num_features), grid=region_grid),
+        feature_dropout=make_feature_dropout(feature_dropout, drop_prob, block_size=block_size, grid=region_grid),
+        head_dropout=head_dropout,
+    )
+    if pretrained_path is not None:
+        from .pretrained import load_pretrained
+
+        # kept on the model so the run record can say what was loaded
+        model.load_report = load_pretrained(model, pretrained_path, min_match=min_match)
+    return model

@@ -1,0 +1,145 @@
+"""Run records: one directory per run, keyed by the hash of its full config.
+
+A run directory holds ``config.yaml``, ``metrics.jsonl`` (one JSON object per
+logged step), ``summary.json`` (written last: its presence marks a finished
+run), ``environment.json``, ``split/`` (the label split's index files),
+``model.pt`` (the teacher's final weights) and, while a run is in flight,
+``checkpoint.pt``. Every file is written atomically, so an interrupted run
+never leaves a half-written file that a later load would trust.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ssfer.config import Config
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def cache_root() -> Path:
+    """``$SSFER_CACHE``, else ``~/.cache/ssfer``."""
+    return Path(os.environ.get("SSFER_CACHE") or Path.home() / ".cache" / "ssfer")
+
+
+def code_fingerprint() -> str:
+    """Hash of the library's source, so a code change never serves a stale cached run."""
+    h = hashlib.sha256()
+    for p in sorted(PACKAGE_DIR.rglob("*.py")):
+        h.update(p.relative_to(PACKAGE_DIR).as_posix().encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def run_key(cfg: Config) -> str:
+    return hashlib.sha256((cfg.hash() + code_fingerprint()).encode()).hexdigest()[:20]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False, allow_nan=False) + "\n")
+
+
+def environment() -> dict:
+    """Versions, device and commit: enough to say where a number came from."""
+    import torch
+
+    pkgs = {}
+    for name in ("torch", "torchvision", "timm", "numpy", "scikit-learn", "ssfer"):
+        try:
+            pkgs[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pkgs[name] = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PACKAGE_DIR, capture_output=True,
+                                text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": pkgs,
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "cpu_threads": torch.get_num_threads(),
+        "git_commit": commit,
+        "code_fingerprint": code_fingerprint(),
+        "command": " ".join(sys.argv),
+    }
+
+
+@dataclass
+class RunRecord:
+    """What a finished run leaves: its config, per-step history and final summary."""
+
+    config: Config
+    history: list[dict]
+    summary: dict
+    run_dir: Path | None = None
+    environment: dict = field(default_factory=dict)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.summary["class_names"]
+
+    def history_frame(self):
+        """The history as a pandas DataFrame (one row per logged step)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.history)
+
+    def save(self, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", self.config.to_yaml())
+        atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h, allow_nan=False) + "\n" for h in self.history))
+        atomic_write_json(run_dir / "environment.json", self.environment)
+        # summary last: its presence marks the run finished
+        atomic_write_json(run_dir / "summary.json", self.summary)
+        self.run_dir = run_dir
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "RunRecord":
+        run_dir = Path(run_dir)
+        if not (run_dir / "summary.json").exists():
+            raise FileNotFoundError(f"{run_dir}: not a finished run (no summary.json)")
+        history = []
+        with open(run_dir / "metrics.jsonl") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        history.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise ValueError(f"{run_dir / 'metrics.jsonl'}:{n}: not JSON: {e}") from e
+        env_path = run_dir / "environment.json"
+        return cls(
+            config=Config.from_yaml(run_dir / "config.yaml"),
+            history=history,
+            summary=json.loads((run_dir / "summary.json").read_text()),
+            run_dir=run_dir,
+            environment=json.loads(env_path.read_text()) if env_path.exists() else {},
+        )

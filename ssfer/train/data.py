@@ -1,0 +1,70 @@
+"""From a data config to device-resident tensors and a label split.
+
+Images stay uint8 on the training device (DESIGN §4): augmentation happens in
+batches there, so there are no loader workers and no per-image PIL.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ssfer.config import Config
+from ssfer.data import load_dataset
+from ssfer.data.dataset import FERData
+from ssfer.data.splits import Split, make_split
+
+
+@dataclass
+class TrainData:
+    class_names: tuple[str, ...]
+    train_x: torch.Tensor        # uint8 (N, C, H, W), channels_last memory when asked
+    train_y: torch.Tensor        # int64 (N,) -- unlabeled samples' labels only feed diagnostics
+    labeled: torch.Tensor        # int64 indices into train
+    unlabeled: torch.Tensor
+    val: torch.Tensor | None
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    split: Split
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def load_split_data(cfg: Config, split: str) -> FERData:
+    d = cfg.data
+    kw = dict(d.options)
+    if d.dataset == "synthfer":
+        kw.update(n=d.n_train if split == "train" else d.n_test, difficulty=d.difficulty, seed=cfg.split.seed)
+    return load_dataset(d.dataset, d.root, split, size=d.size, channels=d.channels, **kw)
+
+
+def to_tensor(images: np.ndarray, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2)
+    # NHWC storage seen as NCHW is exactly channels_last; make it contiguous NCHW otherwise
+    return x if channels_last else x.contiguous()
+
+
+def prepare(cfg: Config, device: torch.device, channels_last: bool = False) -> TrainData:
+    train = load_split_data(cfg, "train")
+    test = load_split_data(cfg, cfg.data.test_split)
+    s = cfg.split
+    value = {"per_class": s.n_per_class, "adacm_rafdb": s.total, "fraction": s.fraction, "all": None}[s.protocol]
+    split = make_split(train.labels, s.protocol, value, seed=s.seed, class_names=train.class_names,
+                       val_per_class=s.val_per_class)
+
+    def idx(a):
+        return torch.as_tensor(np.asarray(a, dtype=np.int64), device=device)
+
+    return TrainData(
+        class_names=tuple(train.class_names),
+        train_x=to_tensor(train.images, device, channels_last),
+        train_y=torch.as_tensor(train.labels, dtype=torch.int64, device=device),
+        labeled=idx(split.labeled), unlabeled=idx(split.unlabeled),
+        val=idx(split.val) if len(split.val) else None,
+        test_x=to_tensor(test.images, device, channels_last),
+        test_y=torch.as_tensor(test.labels, dtype=torch.int64, device=device),
+        split=split,
+    )

@@ -1,0 +1,341 @@
+"""One trainer for every algorithm: student + EMA teacher, a threshold rule and a
+negative-label selector (see ``ssfer.algo.compose``).
+
+The step does no host synchronisation: losses and diagnostics accumulate in
+device tensors and reach the host only every ``train.log_every`` steps.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from timm.utils import ModelEmaV3
+from tqdm.auto import tqdm
+
+from ssfer.algo.compose import recipe_for
+from ssfer.algo.losses import negative_loss, positive_loss, supervised_loss
+from ssfer.algo.negatives import build_negatives
+from ssfer.algo.thresholds import StepStats, build_threshold
+from ssfer.config import Config
+from ssfer.diagnostics import LabelDiagnostics
+from ssfer.metrics import classification_metrics
+from ssfer.model import build_model
+from ssfer.record import RunRecord, atomic_write_bytes, atomic_write_text, environment
+from ssfer.train import distributed as dist
+from ssfer.train.data import TrainData, prepare
+from ssfer.views import Views
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device={name!r} but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def _seed_for(*parts: int) -> int:
+    # a stable mix of integers (no Python hash randomisation)
+    h = 0x9E3779B97F4A7C15
+    for p in parts:
+        h = (h ^ (p + 0x9E3779B97F4A7C15 + (h << 6) + (h >> 2))) & 0xFFFFFFFFFFFFFFFF
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: Path | None = None, data: TrainData | None = None):
+        self.cfg = cfg
+        self.run_dir = run_dir
+        t = cfg.train
+        self.rank, self.world = dist.rank_and_world()
+        self.device = dist.device_for_rank(resolve_device(t.device), self.rank)
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        cuda = self.device.type == "cuda"
+        self.channels_last = cuda and t.channels_last
+        self.amp = cuda and t.amp
+        torch.manual_seed(t.seed)
+        self.data = data if data is not None else prepare(cfg, self.device, self.channels_last)
+        d = self.data
+        c = d.num_classes
+        self.recipe = recipe_for(cfg.algo)
+
+        m = cfg.model
+        self.student = build_model(m.name, num_classes=c, in_chans=cfg.data.channels, attention=m.attention,
+                                   feature_dropout=m.feature_dropout, drop_prob=m.drop_prob,
+                                   pretrained_path=m.pretrained_path).to(self.device)
+        if self.channels_last:
+            self.student = self.student.to(memory_format=torch.channels_last)
+        self.ema = ModelEmaV3(self.student, decay=t.ema_decay, use_warmup=t.ema_warmup)
+        self.model = dist.wrap(self.student, self.device) if self.world > 1 else self.student
+        self.forward = torch.compile(self.model) if t.compile else self.model
+
+        self.optimizer = self._optimizer()
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        n_unl = len(d.unlabeled)
+        self.threshold = (build_threshold(self.recipe.threshold, c, n_unl, **cfg.algo.threshold_args)
+                          .to(self.device) if self.recipe.threshold != "none" else None)
+        self.negatives = build_negatives(self.recipe.negatives, **cfg.algo.negatives_args).to(self.device)
+        self.use_unlabeled = self.recipe.uses_unlabeled and n_unl > 0 and cfg.algo.lambda_u + cfg.algo.lambda_n > 0
+        self.diag = LabelDiagnostics(c).to(self.device)
+        self.views = Views(mean=(0.5,) * cfg.data.channels, std=(0.5,) * cfg.data.channels).to(self.device)
+
+        # per-sample augmentation and sampling randomness lives on the device
+        self.gen = torch.Generator(device=self.device)
+        self.gen.manual_seed(_seed_for(t.seed, 1))
+        counts = torch.bincount(d.train_y[d.labeled], minlength=c).float()
+        # class-balanced labeled sampling: every class equally likely per draw
+        self.labeled_weights = (1.0 / counts.clamp_min(1))[d.train_y[d.labeled]]
+        self.batch_u = t.batch_size * t.mu
+        self.sums = torch.zeros(4, device=self.device)   # total, sup, pos, neg since last log
+        self.step = 0
+        self.history: list[dict] = []
+        self._perm_epoch = -1
+        self._perm: torch.Tensor | None = None
+
+    # ---- set-up -------------------------------------------------------
+    def _optimizer(self) -> torch.optim.Optimizer:
+        t = self.cfg.train
+        decay, no_decay = [], []
+        for p in self.student.parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        fused = {"fused": True} if self.device.type == "cuda" else {}
+        if t.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.momentum > 0, **fused)
+        return torch.optim.AdamW(groups, lr=t.lr, **fused)
+
+    def _lr_factor(self, step: int) -> float:
+        t = self.cfg.train
+        if step < t.warmup_steps:
+            return (step + 1) / t.warmup_steps
+        progress = (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    # ---- sampling -----------------------------------------------------
+    def _labeled_batch(self) -> torch.Tensor:
+        pick = torch.multinomial(self.labeled_weights, self.cfg.train.batch_size, replacement=True,
+                                 generator=self.gen)
+        return self.data.labeled[pick]
+
+    def _unlabeled_positions(self, step: int) -> tuple[torch.Tensor, int]:
+        """Positions in the unlabeled set for this step, and the epoch number.
+
+        A fresh permutation per epoch, seeded by (seed, epoch): stateless, so a
+        resumed run draws exactly the batches the uninterrupted one would.
+        """
+        n = len(self.data.unlabeled)
+        start = step * self.batch_u
+        epoch = start // n
+        out = []
+        need, pos = self.batch_u, start % n
+        e = epoch
+        while need > 0:
+            perm = self._epoch_perm(e)
+            take = perm[pos:pos + need]
+            out.append(take)
+            need -= len(take)
+            pos, e = 0, e + 1
+        return torch.cat(out), epoch
+
+    def _epoch_perm(self, epoch: int) -> torch.Tensor:
+        if epoch != self._perm_epoch:
+            g = torch.Generator().manual_seed(_seed_for(self.cfg.train.seed, 2, epoch))
+            self._perm = torch.randperm(len(self.data.unlabeled), generator=g).to(self.device)
+            self._perm_epoch = epoch
+        return self._perm
+
+    # ---- the step -----------------------------------------------------
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def train_step(self) -> None:
+        cfg, d = self.cfg, self.data
+        self.student.train()
+        il = self._labeled_batch()
+        xl = self.views.weak(d.train_x[il], self.gen)
+        yl = d.train_y[il]
+        bl = len(il)
+        pos_loss = neg_loss = torch.zeros((), device=self.device)
+        if self.use_unlabeled:
+            pos_u, epoch = self._unlabeled_positions(self.step)
+            iu = d.unlabeled[pos_u]
+            xu_raw = d.train_x[iu]
+            xu_w = self.views.weak(xu_raw, self.gen)
+            xu_s = self.views.strong(xu_raw, self.gen) if self.recipe.student_view == "strong" \
+                else self.views.weak(xu_raw, self.gen)
+            sl, su = dist.shard(bl, self.rank, self.world), dist.shard(len(iu), self.rank, self.world)
+            with self._autocast():
+                logits = self.forward(torch.cat([xl[sl], xu_s[su]]))
+                with torch.no_grad():
+                    t_logits = self.ema.module(xu_w[su]).float()
+            logits = logits.float()
+            logits_l, logits_u = logits[:sl.stop - sl.start], logits[sl.stop - sl.start:]
+            t_logits = dist.all_gather_cat(t_logits, self.world)
+            probs_u = t_logits.softmax(1)
+            probs_l = dist.all_gather_cat(logits_l.detach().softmax(1), self.world)
+            if self.threshold is not None:
+                self.threshold.update(StepStats(probs_u=probs_u, idx_u=pos_u, probs_l=probs_l, labels_l=yl,
+                                                progress=self.step / cfg.train.steps, epoch=epoch))
+                mask = self.threshold.mask(probs_u)
+            else:
+                mask = torch.zeros(len(iu), device=self.device)
+            pseudo = probs_u.argmax(1)
+            neg_mask = self.negatives.select(t_logits, mask > 0, generator=self.gen)
+            pos_loss = positive_loss(logits_u, pseudo[su], mask[su])
+            neg_loss = negative_loss(logits_u, neg_mask[su])
+            self.diag.update(pseudo, mask, d.train_y[iu], neg_mask)
+            sup_loss = supervised_loss(logits_l, yl[sl])
+        else:
+            sl = dist.shard(bl, self.rank, self.world)
+            with self._autocast():
+                logits_l = self.forward(xl[sl]).float()
+            sup_loss = supervised_loss(logits_l, yl[sl])
+        loss = sup_loss + cfg.algo.lambda_u * pos_loss + cfg.algo.lambda_n * neg_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.train.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(self.student.parameters(), cfg.train.clip_grad)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        self.ema.update(self.student, step=self.step)
+        self.sums += torch.stack([loss.detach(), sup_loss.detach(), pos_loss.detach(), neg_loss.detach()])
+
+    # ---- evaluation ---------------------------------------------------
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, model: torch.nn.Module | None = None, batch: int = 512) -> torch.Tensor:
+        model = model or self.ema.module
+        model.eval()
+        out = []
+        for i in range(0, len(x), batch):
+            with self._autocast():
+                out.append(model(self.views.eval_view(x[i:i + batch])).float().softmax(1))
+        return torch.cat(out)
+
+    def evaluate(self, which: str = "test") -> dict:
+        d = self.data
+        if which == "test":
+            x, y = d.test_x, d.test_y
+        else:
+            x, y = d.train_x[d.val], d.train_y[d.val]
+        probs = self.predict(x)
+        return classification_metrics(probs.cpu().numpy(), y.cpu().numpy(), d.num_classes)
+
+    # ---- logging and checkpoints ----------------------------------------
+    def _log(self) -> dict:
+        n = self.cfg.train.log_every
+        sums = (self.sums / n).tolist()
+        self.sums.zero_()
+        rec = {"step": self.step, "loss": sums[0], "loss_sup": sums[1], "loss_pos": sums[2], "loss_neg": sums[3],
+               "lr": self.scheduler.get_last_lr()[0]}
+        if self.use_unlabeled:
+            rec.update(self.diag.flush())
+        if self.threshold is not None:
+            rec["thresholds"] = self.threshold.per_class().tolist()
+        return rec
+
+    def state_dict(self) -> dict:
+        s = {
+            "step": self.step, "history": self.history, "config_hash": self.cfg.hash(),
+            "student": self.student.state_dict(), "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "negatives": self.negatives.state_dict(), "diag": self.diag.state_dict(), "sums": self.sums,
+            "gen": self.gen.get_state(), "rng": torch.get_rng_state(),
+        }
+        if self.threshold is not None:
+            s["threshold"] = self.threshold.state_dict()
+        if self.device.type == "cuda":
+            s["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return s
+
+    def load_state_dict(self, s: dict) -> None:
+        if s["config_hash"] != self.cfg.hash():
+            raise ValueError("checkpoint belongs to a different config; refusing to resume from it")
+        self.step, self.history = s["step"], s["history"]
+        self.student.load_state_dict(s["student"])
+        self.ema.load_state_dict(s["ema"])
+        self.optimizer.load_state_dict(s["optimizer"])
+        self.scheduler.load_state_dict(s["scheduler"])
+        self.negatives.load_state_dict(s["negatives"])
+        self.diag.load_state_dict(s["diag"])
+        self.sums.copy_(s["sums"])
+        self.gen.set_state(s["gen"])
+        torch.set_rng_state(s["rng"])
+        if self.threshold is not None:
+            self.threshold.load_state_dict(s["threshold"])
+        if "cuda_rng" in s and self.device.type == "cuda":
+            torch.cuda.set_rng_state(s["cuda_rng"], self.device)
+
+    def save_checkpoint(self) -> None:
+        if self.run_dir is None or self.rank != 0:
+            return
+        import io
+
+        buf = io.BytesIO()
+        torch.save(self.state_dict(), buf)
+        atomic_write_bytes(self.run_dir / CHECKPOINT, buf.getvalue())
+
+    def try_resume(self) -> bool:
+        if self.run_dir is None or not (self.run_dir / CHECKPOINT).exists():
+            return False
+        s = torch.load(self.run_dir / CHECKPOINT, map_location=self.device, weights_only=False)
+        self.load_state_dict(s)
+        return True
+
+    # ---- the loop -----------------------------------------------------
+    def fit(self, stop_after: int | None = None) -> RunRecord | None:
+        """Train to ``train.steps`` (resuming from a checkpoint when there is one).
+
+        ``stop_after`` ends early after that many steps of this call without a
+        summary: how the tests simulate an interruption.
+        """
+        t = self.cfg.train
+        resumed = self.try_resume()
+        if self.run_dir is not None and self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / "config.yaml", self.cfg.to_yaml())
+            self.data.split.save(self.run_dir / "split")
+        start = self.step
+        t0 = time.perf_counter()
+        bar = tqdm(total=t.steps, initial=self.step, disable=not t.progress or self.rank != 0,
+                   desc=self.cfg.algo.name, leave=False)
+        while self.step < t.steps:
+            if stop_after is not None and self.step - start >= stop_after:
+                bar.close()
+                return None
+            self.train_step()
+            bar.update(1)
+            if self.step % t.log_every == 0 or self.step == t.steps:
+                rec = self._log()
+                if (t.eval_every and self.step % t.eval_every == 0) or self.step == t.steps:
+                    rec["test_accuracy"] = self.evaluate("test")["accuracy"]
+                    if self.data.val is not None:
+                        rec["val_accuracy"] = self.evaluate("val")["accuracy"]
+                self.history.append(rec)
+                bar.set_postfix(loss=f"{rec['loss']:.3f}")
+            if t.ckpt_every and self.step % t.ckpt_every == 0 and self.step < t.steps:
+                self.save_checkpoint()
+        bar.close()
+        summary = self.evaluate("test")
+        summary.update(class_names=list(self.data.class_names), steps=self.step, resumed=resumed,
+                       train_seconds=time.perf_counter() - t0, device=str(self.device),
+                       n_labeled=len(self.data.labeled), n_unlabeled=len(self.data.unlabeled),
+                       algorithm=self.cfg.algo.name, threshold=self.recipe.threshold,
+                       negatives=self.recipe.negatives)
+        if self.data.val is not None:
+            summary["val"] = {k: v for k, v in self.evaluate("val").items() if k != "confusion"}
+        record = RunRecord(self.cfg, self.history, summary, environment=environment())
+        if self.run_dir is not None and self.rank == 0:
+            import io
+
+            buf = io.BytesIO()
+            torch.save(self.ema.module.state_dict(), buf)
+            atomic_write_bytes(self.run_dir / "model.pt", buf.getvalue())
+            record.save(self.run_dir)
+            (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
+        return record

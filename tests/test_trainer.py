@@ -1,0 +1,120 @@
+import json
+import math
+
+import pytest
+import torch
+
+from ssfer.cli import main as cli_main
+from ssfer.config import Config
+from ssfer.record import RunRecord
+from ssfer.train import run, run_dir_for
+from ssfer.train.loop import Trainer
+
+ALGOS = ["supervised", "pseudo_label", "fixmatch", "flexmatch", "freematch", "adacm", "dta", "dta_snl"]
+
+
+def cfg_of(tiny, **more):
+    return Config.default().with_overrides({**tiny, **more})
+
+
+def test_loss_falls_on_a_tiny_run(tiny_overrides):
+    cfg = cfg_of(tiny_overrides, **{"algo.name": "supervised", "train.steps": 60, "train.log_every": 15,
+                                    "train.batch_size": 16, "split.n_per_class": 8, "model.feature_dropout": "none"})
+    rec = Trainer(cfg).fit()
+    losses = [h["loss"] for h in rec.history]
+    assert losses[-1] < 0.8 * losses[0], losses  # chance level is ln 7 = 1.95
+
+
+def test_fixmatch_masks_exactly_the_confident_samples(tiny_overrides, monkeypatch):
+    cfg = cfg_of(tiny_overrides, **{"algo.name": "fixmatch", "algo.threshold_args": {"tau": 0.3}})
+    tr = Trainer(cfg)
+    seen = {}
+    orig = tr.negatives.select
+
+    def spy(t_logits, accepted, generator=None):
+        seen["q"] = t_logits.softmax(1).max(1).values
+        seen["accepted"] = accepted
+        return orig(t_logits, accepted, generator=generator)
+
+    monkeypatch.setattr(tr.negatives, "select", spy)
+    for _ in range(3):
+        tr.train_step()
+        assert torch.equal(seen["accepted"], seen["q"] >= 0.3)
+
+
+def test_cache_hit_returns_the_same_record(tiny_overrides, tmp_path, monkeypatch):
+    cfg = cfg_of(tiny_overrides, **{"algo.name": "fixmatch"})
+    first = run(cfg, cache_dir=tmp_path)
+    assert (first.run_dir / "summary.json").exists()
+
+    def boom(*a, **k):
+        raise AssertionError("a cached run must not train again")
+
+    monkeypatch.setattr(Trainer, "fit", boom)
+    second = run(cfg, cache_dir=tmp_path)
+    assert second.summary == first.summary and second.history == first.history
+    assert second.config == cfg
+
+
+def test_resume_after_interruption_matches_uninterrupted(tiny_overrides, tmp_path):
+    cfg = cfg_of(tiny_overrides, **{"algo.name": "dta_snl", "train.steps": 8, "train.ckpt_every": 2,
+                                    "train.log_every": 2, "train.eval_every": 4})
+    full = Trainer(cfg, tmp_path / "a").fit()
+    rd = tmp_path / "b"
+    assert Trainer(cfg, rd).fit(stop_after=5) is None      # interrupted after step 5
+    assert (rd / "checkpoint.pt").exists()
+    resumed = Trainer(cfg, rd).fit()                         # same command again
+    assert resumed.summary["resumed"] is True
+    assert resumed.history == full.history
+    for k in ("accuracy", "macro_f1", "ece", "confusion"):
+        assert resumed.summary[k] == full.summary[k]
+    assert not (rd / "checkpoint.pt").exists()
+
+
+def test_checkpoint_of_another_config_is_refused(tiny_overrides, tmp_path):
+    cfg = cfg_of(tiny_overrides, **{"train.ckpt_every": 2})
+    Trainer(cfg, tmp_path).fit(stop_after=3)
+    other = cfg.with_overrides({"train.lr": 0.01})
+    with pytest.raises(ValueError, match="different config"):
+        Trainer(other, tmp_path).fit()
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_every_algorithm_trains_through_the_cli(algo, tiny_overrides, tmp_path, capsys):
+    sets = [f"{k}={json.dumps(v)}" for k, v in tiny_overrides.items()] + [f"algo.name={algo}"]
+    argv = ["train", "--cache-dir", str(tmp_path)]
+    for s in sets:
+        argv += ["--set", s]
+    assert cli_main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    rec = RunRecord.load(out["run_dir"])
+    assert rec.summary["algorithm"] == algo
+    for k in ("accuracy", "mean_class_accuracy", "macro_f1", "ece", "confusion"):
+        assert k in rec.summary
+    assert len(rec.summary["confusion"]) == 7
+    rd = rec.run_dir
+    for f in ("config.yaml", "metrics.jsonl", "summary.json", "environment.json", "split/split.json", "model.pt"):
+        assert (rd / f).exists(), f
+    last = rec.history[-1]
+    if algo != "supervised":
+        for k in ("mask_rate", "pl_precision_per_class", "pl_recall_per_class", "neg_rate", "neg_size", "thresholds"):
+            assert k in last, k
+        assert len(last["thresholds"]) == 7
+        assert all(0 <= t <= 1 for t in last["thresholds"])
+        assert 0 <= last["mask_rate"] <= 1
+
+
+def test_cli_rejects_bad_config_before_training(tmp_path, capsys):
+    assert cli_main(["train", "--cache-dir", str(tmp_path), "--set", "train.lr=-1"]) == 2
+    assert "train.lr" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_snl_diagnostics_count_complementary_labels(tiny_overrides):
+    # a permissive selector on a tiny run: negatives must appear and be measured
+    cfg = cfg_of(tiny_overrides, **{"algo.name": "custom", "algo.threshold": "fixed",
+                                    "algo.negatives": "ccl", "train.steps": 4, "train.log_every": 4})
+    rec = Trainer(cfg).fit()
+    h = rec.history[-1]
+    assert h["neg_rate"] > 0 and h["neg_size"] == math.floor(0.7 * 7)
+    assert 0 <= h["neg_precision"] <= 1
