@@ -16,6 +16,10 @@ def _train(args: argparse.Namespace) -> int:
         cfg = cfg.with_overrides(args.set)
     print(f"run directory: {run_dir_for(cfg, args.cache_dir)}", file=sys.stderr)
     rec = run(cfg, cache_dir=args.cache_dir, force=args.force)
+    from ssfer.train.distributed import is_main
+
+    if not is_main():  # under torchrun, one summary is enough
+        return 0
     s = rec.summary
     print(json.dumps({k: s[k] for k in ("algorithm", "accuracy", "mean_class_accuracy", "macro_f1", "ece")}
                      | {"run_dir": str(rec.run_dir)}, indent=1))

@@ -25,18 +25,20 @@ Why it is fast — every stage is one batched pass, whatever ops were drawn:
 4. Cutout fills a per-sample square with the mean colour (0 once normalised).
 Within a sample the ops therefore run in the order geometry, tone, colour/
 sharpness, each group in its drawn order. Per-image RandAugment applies them in
-drawn order; the two differ only when a drawn pair straddles groups (e.g.
-solarize before a rotation also solarizes the fill there).
+drawn order; the two differ only when a drawn pair straddles groups in the
+other order (e.g. a drawn "solarize, then rotate" here also solarizes the
+rotation's fill).
 
 Tone ops follow PIL's integer definitions (ImageOps / ImageEnhance), checked
 against PIL in tests/test_views.py.
 """
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 OPS = ("identity", "autocontrast", "equalize", "rotate", "solarize", "color", "contrast", "brightness",
@@ -82,8 +84,12 @@ def histogram(x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tenso
     """(B, C, 256) int64 value counts of uint8 (B, C, H, W) images
     (``index``: their ``lut_index``, if already computed)."""
     b, c = x.shape[:2]
-    index = lut_index(x) if index is None else index
-    return torch.bincount(index.view(-1), minlength=b * c * 256).view(b, c, 256)
+    index = (lut_index(x) if index is None else index).view(-1)
+    if x.device.type == "cpu":
+        return torch.bincount(index, minlength=b * c * 256).view(b, c, 256)
+    # CUDA's bincount reads the maximum back to the host; index_add_ needs no sync
+    ones = torch.ones((), dtype=torch.int64, device=x.device).expand(index.numel())
+    return torch.zeros(b * c * 256, dtype=torch.int64, device=x.device).index_add_(0, index, ones).view(b, c, 256)
 
 
 def identity_lut(b: int, c: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -349,8 +355,7 @@ class Views(nn.Module):
     def strong(self, x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
         x = to_nchw(x)
         self._check_gen(x, gen)
-        b, c, h, w = x.shape
-        dev = x.device
+        b, c = x.shape[:2]
         ops = tuple(o for o in self.ops if c == 3 or o not in RGB_ONLY) or ("identity",)
         n = self.randaug_n
         # every draw up front, whole batch, fixed order: a strong view with no ops
@@ -361,77 +366,84 @@ class Views(nn.Module):
         signed = torch.where(self._uniform((b, n), x, gen) < 0.5, -strength, strength)
         cut = self._uniform((b, 3), x, gen)
         drew = {op: choice == j for j, op in enumerate(ops)}  # (B, n) each
+
+        img = self._geometry(x, rows, cols, drew, signed)
+        out = self._tone(img, drew, strength, signed)
+        out = self._colour_sharpness(out, drew, signed)
+        return self._finish(self._cutout(out, cut) if self.cutout > 0 else out, x)
+
+    # ---- stages of the strong view ------------------------------------------------
+    def _geometry(self, x, rows, cols, drew, signed) -> torch.Tensor:
+        """uint8 images through flip, crop and each sample's composed affine map: one gather."""
+        b, c, h, w = x.shape
+        n = signed.shape[1]
+        if not any(op in drew for op in GEOMETRIC):
+            return self._gather(x, rows[:, :, None] * w + cols[:, None, :])
+        zero = torch.zeros_like(signed)
+        amount = {op: torch.where(drew[op], signed, zero) if op in drew else zero for op in GEOMETRIC}
+        inverse = torch.eye(3, device=x.device).expand(b, 3, 3)
+        for k in range(n):  # first op's inverse leftmost: the last op is undone first
+            inverse = inverse @ inverse_affine(
+                amount["rotate"][:, k] * MAX_ROTATE_DEG,
+                amount["shear_x"][:, k] * MAX_SHEAR, amount["shear_y"][:, k] * MAX_SHEAR,
+                amount["translate_x"][:, k] * (MAX_TRANSLATE * w), amount["translate_y"][:, k] * (MAX_TRANSLATE * h))
+        row, col = source_pixels(inverse, h, w)
+        # crop tables extended to the padded frame: index 0 and h + 1 (w + 1) stay padding
+        edge = torch.zeros(b, 1, dtype=rows.dtype, device=x.device)
+        rows_p = torch.cat([edge, rows + 1, edge + (h + 1)], 1)
+        cols_p = torch.cat([edge, cols + 1, edge + (w + 1)], 1)
+        flat = rows_p.gather(1, row.view(b, -1)) * (w + 2) + cols_p.gather(1, col.view(b, -1))
         scale, shift = self._affine(x)
+        fill = torch.round(-shift / scale).clamp_(0, 255)  # the mean colour
+        return self._gather(pad_fill(x, fill), flat, (h, w))
 
-        # 1. geometry: one gather through flip, crop and the composed affine map
-        if any(op in GEOMETRIC for op in ops):
-            inverse = torch.eye(3, device=dev).expand(b, 3, 3)
-            zero = torch.zeros(b, n, device=dev)
-            amount = {op: torch.where(drew[op], signed, zero) if op in drew else zero for op in GEOMETRIC}
-            for k in range(n):  # first op's inverse leftmost: the last op is undone first
-                inverse = inverse @ inverse_affine(
-                    amount["rotate"][:, k] * MAX_ROTATE_DEG,
-                    amount["shear_x"][:, k] * MAX_SHEAR, amount["shear_y"][:, k] * MAX_SHEAR,
-                    amount["translate_x"][:, k] * (MAX_TRANSLATE * w),
-                    amount["translate_y"][:, k] * (MAX_TRANSLATE * h))
-            row, col = source_pixels(inverse, h, w)
-            # crop tables extended to the padded frame: index 0 and h + 1 (w + 1) stay padding
-            pad_r = torch.zeros(b, 1, dtype=rows.dtype, device=dev)
-            rows_p = torch.cat([pad_r, rows + 1, pad_r + (h + 1)], 1)
-            cols_p = torch.cat([pad_r, cols + 1, pad_r + (w + 1)], 1)
-            flat = rows_p.gather(1, row.view(b, -1)) * (w + 2) + cols_p.gather(1, col.view(b, -1))
-            fill = torch.round(-shift / scale).clamp_(0, 255)  # the mean colour
-            img = self._gather(pad_fill(x, fill), flat, (h, w))
-        else:
-            img = self._gather(x, rows[:, :, None] * w + cols[:, None, :])
-
-        # 2. tone: compose each sample's tables, then one lookup, normalisation folded in
+    def _tone(self, img, drew, strength, signed) -> torch.Tensor:
+        """Normalised float images after each sample's composed tone tables: one lookup."""
+        b, c = img.shape[:2]
         idx = lut_index(img)
-        lut = identity_lut(b, c, dev)
-        if any(op in TONE for op in ops):
-            stats = any(op in ("autocontrast", "equalize", "contrast") for op in ops)
-            hist = histogram(img, idx) if stats else None
+        lut = identity_lut(b, c, img.device)
+        tone = [op for op in TONE if op in drew]
+        if tone:
+            hist = histogram(img, idx) if {"autocontrast", "equalize", "contrast"} & set(tone) else None
             factor = 1.0 + signed * MAX_ENHANCE
-            for k in range(n):
-                for op in TONE:
-                    if op not in drew:
-                        continue
-                    if op == "autocontrast":
-                        new = autocontrast_lut(lut, hist)
-                    elif op == "equalize":
-                        new = equalize_lut(lut, hist)
-                    elif op == "solarize":
-                        new = solarize_lut(lut, 256.0 * (1.0 - strength[:, k]))
-                    elif op == "posterize":
-                        new = posterize_lut(lut, 8 - torch.round(4.0 * strength[:, k]))
-                    elif op == "brightness":
-                        new = brightness_lut(lut, factor[:, k])
-                    else:
-                        new = contrast_lut(lut, hist, factor[:, k])
-                    lut = torch.where(drew[op][:, k].view(b, 1, 1), new, lut)
+            for k in range(signed.shape[1]):
+                s, f = strength[:, k], factor[:, k]
+                tables = {"autocontrast": lambda: autocontrast_lut(lut, hist),
+                          "equalize": lambda: equalize_lut(lut, hist),
+                          "solarize": lambda: solarize_lut(lut, 256.0 * (1.0 - s)),
+                          "posterize": lambda: posterize_lut(lut, 8 - torch.round(4.0 * s)),
+                          "brightness": lambda: brightness_lut(lut, f),
+                          "contrast": lambda: contrast_lut(lut, hist, f)}
+                for op in tone:
+                    lut = torch.where(drew[op][:, k].view(b, 1, 1), tables[op](), lut)
+        scale, shift = self._affine(img)
         table = lut.float() * scale.view(1, c, 1) + shift.view(1, c, 1)
-        out = table.view(-1).index_select(0, idx.view(-1)).view(b, c, h, w)
+        return table.view(-1).index_select(0, idx.view(-1)).view(img.shape)
 
-        # 3. colour and sharpness, in [0, 255] on the samples that drew them
-        pixel_ops = [op for op in PIXEL if op in drew]
-        if pixel_ops:
-            s4, t4 = scale.view(1, c, 1, 1), shift.view(1, c, 1, 1)
-            factor = 1.0 + signed * MAX_ENHANCE
-            fns = {"color": color, "sharpness": sharpness}
-            for k in range(n):
-                for op in pixel_ops:
-                    out = self._on_drawn(out, drew[op][:, k],
-                                      lambda z, f, fn=fns[op]: fn((z - t4) / s4, f) * s4 + t4, factor[:, k])
+    def _colour_sharpness(self, out, drew, signed) -> torch.Tensor:
+        """Colour and sharpness on the samples that drew them, computed in [0, 255]."""
+        pixel = [op for op in PIXEL if op in drew]
+        if not pixel:
+            return out
+        scale, shift = self._affine(out)
+        s4, t4 = scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1)
+        factor = 1.0 + signed * MAX_ENHANCE
+        fns = {"color": color, "sharpness": sharpness}
+        for k in range(signed.shape[1]):
+            for op in pixel:
+                out = self._on_drawn(out, drew[op][:, k],
+                                     lambda z, f, fn=fns[op]: fn((z - t4) / s4, f) * s4 + t4, factor[:, k])
+        return out
 
-        # 4. Cutout: a square of side up to cutout·side, centred anywhere, filled with the mean
-        if self.cutout > 0:
-            side = cut[:, 0] * (self.cutout * min(h, w)) / 2
-            ys = torch.arange(h, device=dev) + 0.5
-            xs = torch.arange(w, device=dev) + 0.5
-            in_y = (ys - cut[:, 1:2] * h).abs() < side[:, None]
-            in_x = (xs - cut[:, 2:3] * w).abs() < side[:, None]
-            out = out.masked_fill_((in_y[:, :, None] & in_x[:, None, :]).unsqueeze(1), 0.0)
-        return self._finish(out, x)
+    def _cutout(self, out, cut) -> torch.Tensor:
+        """A square of side up to cutout·side, centred anywhere, set to the mean (0)."""
+        h, w = out.shape[2:]
+        half = cut[:, 0] * (self.cutout * min(h, w)) / 2
+        ys = torch.arange(h, device=out.device) + 0.5
+        xs = torch.arange(w, device=out.device) + 0.5
+        in_y = (ys - cut[:, 1:2] * h).abs() < half[:, None]
+        in_x = (xs - cut[:, 2:3] * w).abs() < half[:, None]
+        return out.masked_fill_((in_y[:, :, None] & in_x[:, None, :]).unsqueeze(1), 0.0)
 
     def forward(self, x: torch.Tensor, view: str = "weak", gen: torch.Generator | None = None) -> torch.Tensor:
         if view == "weak":
@@ -441,3 +453,86 @@ class Views(nn.Module):
         if view == "eval":
             return self.eval_view(x)
         raise ValueError(f"Views: view={view!r}; expected 'weak', 'strong' or 'eval'")
+
+
+# ---- throughput, for `ssfer bench` and benchmarks/bench_views.py ---------------
+# The reference is the per-image pipeline of the public SSL codebases' loader
+# workers: torchvision.transforms.v2 on PIL images, one process. Images are
+# uniform noise: the ops' cost does not depend on content.
+
+BENCH_PAD = 0.125
+BENCH_RANDAUG_N = 2
+# torchvision's magnitude is a bin of 0..30, applied as is; ours (0..10) bounds a
+# per-sample random strength; 15 is the mean strength of ours at m = 10
+BENCH_TV_MAGNITUDE = 15
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch CPU threads (None: unchanged), then restore."""
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _rate(fn, n_images: int, seconds: float, sync=lambda: None) -> float:
+    fn()  # warm-up (allocations, lazy init, kernel selection)
+    sync()
+    done, start = 0, time.perf_counter()
+    while True:
+        fn()
+        sync()
+        done += n_images
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return done / elapsed
+
+
+def _images(batch: int, size: int, channels: int, device: str | torch.device) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (batch, channels, size, size), dtype=torch.uint8, generator=gen).to(device)
+
+
+def pil_reference(size: int, channels: int, n_images: int = 256, seconds: float = 2.0) -> dict:
+    """img/s of the per-image PIL weak and strong pipelines, collated to a batch."""
+    from PIL import Image
+    from torchvision.transforms import v2
+
+    x = _images(n_images, size, channels, "cpu").permute(0, 2, 3, 1).numpy()
+    pil = [Image.fromarray(a[..., 0] if channels == 1 else a) for a in x]
+    pad = round(BENCH_PAD * size)
+    tail = [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * channels, [0.25] * channels)]
+    weak = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomCrop(size, padding=pad, padding_mode="reflect"), *tail])
+    strong = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomCrop(size, padding=pad, padding_mode="reflect"),
+                         v2.RandAugment(num_ops=BENCH_RANDAUG_N, magnitude=BENCH_TV_MAGNITUDE), *tail,
+                         v2.RandomErasing(p=1.0, scale=(0.02, 0.25), ratio=(1.0, 1.0), value=0)])
+    torch.manual_seed(0)
+    return {"pil_weak_img_s": _rate(lambda: torch.stack([weak(im) for im in pil]), n_images, seconds),
+            "pil_strong_img_s": _rate(lambda: torch.stack([strong(im) for im in pil]), n_images, seconds)}
+
+
+def bench_views(device: str | torch.device = "cpu", size: int = 112, channels: int = 3, batch: int = 256,
+                seconds: float = 2.0, threads: int | None = None, reference: bool = True) -> dict:
+    """img/s of Views.weak / Views.strong on ``device`` (uint8 batch already
+    there), optionally with the PIL reference and the ratios to it.
+    ``threads``: torch CPU threads during the measurement (restored after)."""
+    device = torch.device(device)
+    x = _images(batch, size, channels, device)
+    views = Views([0.5] * channels, [0.25] * channels, crop_pad=BENCH_PAD, randaug_n=BENCH_RANDAUG_N).to(device)
+    gen = torch.Generator(device=device).manual_seed(0)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    with torch_threads(threads):
+        out = {"device": str(device), "size": size, "channels": channels, "batch": batch,
+               "threads": torch.get_num_threads() if device.type == "cpu" else None,
+               "weak_img_s": _rate(lambda: views.weak(x, gen), batch, seconds, sync),
+               "strong_img_s": _rate(lambda: views.strong(x, gen), batch, seconds, sync)}
+        if reference:
+            out.update(pil_reference(size, channels, batch, seconds))
+    if reference:
+        out["weak_ratio"] = out["weak_img_s"] / out["pil_weak_img_s"]
+        out["strong_ratio"] = out["strong_img_s"] / out["pil_strong_img_s"]
+    return out

@@ -3,8 +3,9 @@
 Walks the same scanners as the loaders, but collects every problem instead of
 stopping at the first: rows that do not parse, labels out of range, missing,
 unreadable or truncated images (errors); blank or flat images, byte-identical
-duplicates, duplicates filed under different classes, rows listed twice
-(warnings). Exit status 0 when there are only warnings, 1 with errors.
+duplicates, duplicates filed under different classes or shared between
+splits (leakage), rows listed twice (warnings). Exit status 0 when there are
+only warnings, 1 with errors, 2 when the data set cannot be checked at all.
 """
 from __future__ import annotations
 
@@ -30,8 +31,12 @@ def _classify_failure(msg: str, kind: str) -> str:
 
 
 def check_dataset(name: str, root, *, splits=None, workers: int | None = None,
-                  flat_std: float = FLAT_STD, **opts) -> dict:
+                  flat_std: float = FLAT_STD, images: bool = True, **opts) -> dict:
     """Check every split (or ``splits``) of a data set; returns the JSON report.
+
+    images=False reads the label files and lists the image files only (counts,
+    rows, missing files) without opening a single image: quick, but no
+    unreadable, blank or duplicate image is found then.
 
     {"dataset", "root", "options", "splits": {split: {"total", "per_class",
     "dropped"}}, "summary": {...}, "problems": [{"kind", "path", "detail",
@@ -50,8 +55,8 @@ def check_dataset(name: str, root, *, splits=None, workers: int | None = None,
         except (DataError, OSError) as e:
             problems.error("layout", root, str(e))
             splits = ()
-    by_digest: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)  # digest -> {path: (display, class)}
-    n_blank = n_flat = 0
+    # digest -> {source: (display, class, split)}; a source listed twice counts once
+    by_digest: dict[str, dict[str, tuple[str, str, str]]] = defaultdict(dict)
     for split in splits:
         try:
             m = scan_split(fmt.name, root, split, problems, **opts)
@@ -70,7 +75,7 @@ def check_dataset(name: str, root, *, splits=None, workers: int | None = None,
                     problems.warn("duplicate-row", disp, "listed again in the label file"
                                   + ("" if same else " with another class"))
                 seen.setdefault(src, i)
-        for i, row in enumerate(decode.inspect_manifest(m, workers)):
+        for i, row in enumerate(decode.inspect_manifest(m, workers) if images else ()):
             digest, err, _w, _h, _mode, lo, hi, std = row
             disp, cls = m.display[i], m.class_names[m.labels[i]]
             if err is not None:
@@ -78,32 +83,34 @@ def check_dataset(name: str, root, *, splits=None, workers: int | None = None,
                 continue
             if std < flat_std:
                 blank = lo == hi
-                n_blank += blank
-                n_flat += not blank
                 problems.warn("blank-image" if blank else "flat-image", disp,
                               f"all pixels {lo}" if blank else f"pixel std {std:.2f} < {flat_std} "
                               f"(values {lo}..{hi})")
             key = m.sources[i] if m.kind == "files" else disp
-            by_digest[digest][key] = (disp, cls)
+            by_digest[digest][key] = (disp, cls, m.split)
     groups = [sorted(g.values()) for g in by_digest.values() if len(g) > 1]
     groups.sort()
-    cross = 0
+    cross = cross_split = 0
     for g in groups:
-        classes = sorted({c for _, c in g})
-        others = ", ".join(d for d, _ in g[1:6]) + (f", ... ({len(g) - 6} more)" if len(g) > 6 else "")
+        others = ", ".join(d for d, _, _ in g[1:6]) + (f", ... ({len(g) - 6} more)" if len(g) > 6 else "")
         problems.warn("duplicate", g[0][0], f"byte-identical to {len(g) - 1} other(s): {others}")
-        if len(classes) > 1:
+        if len({c for _, c, _ in g}) > 1:
             cross += 1
             problems.warn("duplicate-cross-class", g[0][0],
-                          "identical images filed as " + ", ".join(f"{d} ({c})" for d, c in g))
+                          "identical images filed as " + ", ".join(f"{d} ({c})" for d, c, _ in g))
+        if len({s for _, _, s in g}) > 1:  # the same face in train and test: leakage
+            cross_split += 1
+            problems.warn("duplicate-cross-split", g[0][0],
+                          "identical images in splits " + ", ".join(f"{d} ({s})" for d, _, s in g))
     kinds: dict[str, int] = defaultdict(int)
     for p in problems.items:
         kinds[p.kind] += 1
     report["summary"] = {
-        "errors": len(problems.errors), "warnings": len(problems.warnings),
-        "blank_images": n_blank, "flat_images": n_flat,
+        "errors": len(problems.errors), "warnings": len(problems.warnings), "images_checked": images,
+        "blank_images": kinds.get("blank-image", 0), "flat_images": kinds.get("flat-image", 0),
         "duplicate_groups": len(groups), "duplicate_files": sum(len(g) for g in groups),
-        "cross_class_duplicate_groups": cross, "by_kind": dict(sorted(kinds.items())),
+        "cross_class_duplicate_groups": cross, "cross_split_duplicate_groups": cross_split,
+        "by_kind": dict(sorted(kinds.items())),
     }
     report["problems"] = [p.as_dict() for p in problems.items]
     report["ok"] = not problems.errors
@@ -119,7 +126,7 @@ def format_report(report: dict, max_problems: int = 20) -> str:
         names = list(splits)
         classes = list(dict.fromkeys(c for s in splits.values() for c in s["per_class"]))
         reasons = list(dict.fromkeys(r for s in splits.values() for r in s["dropped"]))
-        width = max([len(c) for c in classes + reasons] + [8]) + 2
+        width = max([len(c) for c in classes] + [len("dropped: " + r) for r in reasons] + [8]) + 2
         out.append("".join([f"{'class':<{width}}"] + [f"{s:>10}" for s in names]))
         for c in classes:
             out.append(f"{c:<{width}}" + "".join(f"{splits[s]['per_class'].get(c, 0):>10}" for s in names))
@@ -137,7 +144,8 @@ def format_report(report: dict, max_problems: int = 20) -> str:
         out.append(f"  {p['severity']:<8}{kind:<24}{n:>6}   e.g. {p['path']}: {p['detail'][:100]}")
     if sm["duplicate_groups"]:
         out.append(f"  duplicates: {sm['duplicate_files']} files in {sm['duplicate_groups']} groups of "
-                   f"byte-identical images, {sm['cross_class_duplicate_groups']} groups under more than one class")
+                   f"byte-identical images; {sm['cross_class_duplicate_groups']} groups under more than one "
+                   f"class, {sm['cross_split_duplicate_groups']} in more than one split")
     errors = [p for p in report["problems"] if p["severity"] == "error"]
     if errors and max_problems:
         out.append(f"errors (first {min(len(errors), max_problems)}):")
@@ -161,7 +169,9 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     """Register ``check`` on the ``data`` sub-command group."""
     p = subparsers.add_parser(
         "check", help="count a data set's samples and report its problems",
-        description=__doc__.split("\n\n")[0] + ". Known data sets: " + ", ".join(FORMATS) + ".")
+        description="Count a data set's samples per split and class, and report missing, unreadable, "
+                    "blank and duplicate images and malformed label rows. Exit 0 with only warnings, "
+                    "1 with errors.")
     p.add_argument("name", help="data set: " + ", ".join(FORMATS))
     p.add_argument("root", help="folder the data set was unpacked to")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -169,6 +179,8 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
                    help="check only this split (repeatable); default: all")
     p.add_argument("-o", "--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
                    help="loader option, e.g. -o labels=label.csv (ferplus), -o num_classes=8 (affectnet)")
+    p.add_argument("--no-images", dest="images", action="store_false",
+                   help="counts and label rows only: open no image (no blank/duplicate search)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--flat-std", type=float, default=FLAT_STD, help="std below which an image is flat")
     p.add_argument("--max-problems", type=int, default=20, help="errors listed in the text report")
@@ -179,7 +191,7 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
 def run_cli(args: argparse.Namespace) -> int:
     try:
         report = check_dataset(args.name, args.root, splits=args.splits, workers=args.workers,
-                               flat_std=args.flat_std, **dict(args.option))
+                               flat_std=args.flat_std, images=args.images, **dict(args.option))
     except DataError as e:
         print(f"ssfer data check: {e}", file=sys.stderr)
         return 2

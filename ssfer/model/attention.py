@@ -89,7 +89,9 @@ class RegionAttention(nn.Module):
 class RegionDropout(nn.Module):
     """During training, each sample with probability ``p`` loses one random cell
     of a g×g grid over its feature map; the sample's kept activations are scaled
-    up by (map area / kept area) so its expected sum is unchanged.
+    up by (map area / kept area) so its expected sum is unchanged. On a map
+    smaller than the grid (2×2 at 48 px with a ResNet) some cells cover no
+    position, so fewer samples actually lose a part of the map.
     """
 
     def __init__(self, p: float = 0.1, grid: int = 3):

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .attention import ATTENTIONS, FEATURE_DROPOUTS, make_attention, make_feature_dropout
+from .pretrained import load_pretrained
 
 
 class FERNet(nn.Module):
@@ -31,6 +32,7 @@ class FERNet(nn.Module):
         self.head = nn.Linear(self.num_features, num_classes)
         self._output_fmt = str(getattr(body, "output_fmt", "NCHW"))
         self._num_prefix_tokens = int(getattr(body, "num_prefix_tokens", 0))
+        self.load_report = None  # a pretrained.LoadReport once local weights are loaded
 
     def body_map(self, x: torch.Tensor) -> torch.Tensor:
         """The body's last feature map as (B, D, h, w), before attention."""
@@ -92,7 +94,7 @@ def build_model(name: str = "resnet18", num_classes: int = 7, in_chans: int = 1,
         raise ValueError(f"feature_dropout={feature_dropout!r}: expected one of {FEATURE_DROPOUTS}")
     if not 0.0 <= drop_prob <= 1.0:
         raise ValueError(f"drop_prob={drop_prob}: expected a probability in [0, 1]")
-    for bad in ("pretrained", "num_classes", "global_pool", "features_only"):
+    for bad in ("pretrained", "global_pool", "features_only"):
         if bad in timm_kwargs:
             raise ValueError(f"build_model: {bad!r} is fixed by FERNet; local weights go through pretrained_path")
     body = timm.create_model(name, pretrained=False, num_classes=0, global_pool="", in_chans=in_chans,
@@ -106,8 +108,6 @@ def build_model(name: str = "resnet18", num_classes: int = 7, in_chans: int = 1,
         head_dropout=head_dropout,
     )
     if pretrained_path is not None:
-        from .pretrained import load_pretrained
-
         # kept on the model so the run record can say what was loaded
         model.load_report = load_pretrained(model, pretrained_path, min_match=min_match)
     return model

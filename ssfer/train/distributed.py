@@ -52,5 +52,13 @@ def all_gather_cat(x: torch.Tensor, world: int) -> torch.Tensor:
     return out
 
 
+def all_reduce_mean(x: torch.Tensor, world: int) -> torch.Tensor:
+    if world == 1:
+        return x
+    y = x.clone()
+    tdist.all_reduce(y)
+    return y / world
+
+
 def is_main() -> bool:
     return not tdist.is_initialized() or tdist.get_rank() == 0

@@ -229,7 +229,8 @@ class Trainer:
     # ---- logging and checkpoints ----------------------------------------
     def _log(self) -> dict:
         n = self.cfg.train.log_every
-        sums = (self.sums / n).tolist()
+        # the losses on this rank's shard; averaged over ranks they are the global batch's
+        sums = (dist.all_reduce_mean(self.sums, self.world) / n).tolist()
         self.sums.zero_()
         rec = {"step": self.step, "loss": sums[0], "loss_sup": sums[1], "loss_pos": sums[2], "loss_neg": sums[3],
                "lr": self.scheduler.get_last_lr()[0]}

@@ -1,0 +1,55 @@
+"""Evaluate a finished run's teacher on any data set, through the canonical classes.
+
+A model trained on one data set is tested on another by mapping the target's
+labels onto the model's class list (``ssfer.data.to_canonical``): samples of
+classes the model does not know are left out and counted, never hidden.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ssfer.data import load_dataset, to_canonical
+from ssfer.metrics import classification_metrics
+from ssfer.model import build_model
+from ssfer.record import RunRecord
+from ssfer.train.data import to_tensor
+from ssfer.train.loop import resolve_device
+from ssfer.views import Views
+
+
+def load_teacher(rec: RunRecord, device: torch.device) -> torch.nn.Module:
+    cfg = rec.config
+    m = cfg.model
+    model = build_model(m.name, num_classes=len(rec.class_names), in_chans=cfg.data.channels,
+                        attention=m.attention, feature_dropout=m.feature_dropout, drop_prob=m.drop_prob)
+    weights = rec.run_dir / "model.pt"
+    if not weights.exists():
+        raise FileNotFoundError(f"{weights}: the run has no saved model weights")
+    model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def predict_probs(model: torch.nn.Module, images: np.ndarray, channels: int, device: torch.device,
+                  batch: int = 512) -> np.ndarray:
+    views = Views(mean=(0.5,) * channels, std=(0.5,) * channels).to(device)
+    x = to_tensor(images, device, channels_last=False)
+    out = [model(views.eval_view(x[i:i + batch])).float().softmax(1).cpu() for i in range(0, len(x), batch)]
+    return torch.cat(out).numpy()
+
+
+def evaluate_run(run_dir: str | Path, dataset: str, root: str | Path | None, split: str = "test",
+                 options: dict | None = None, device: str = "auto") -> dict:
+    rec = RunRecord.load(run_dir)
+    dev = resolve_device(device)
+    cfg = rec.config
+    data = load_dataset(dataset, root, split, size=cfg.data.size, channels=cfg.data.channels, **(options or {}))
+    mapped = to_canonical(data, rec.class_names)
+    probs = predict_probs(load_teacher(rec, dev), mapped.images, cfg.data.channels, dev)
+    out = classification_metrics(probs, mapped.labels, len(rec.class_names))
+    out.update(run=str(rec.run_dir), trained_on=cfg.data.dataset, evaluated_on=f"{dataset}/{split}",
+               class_names=list(rec.class_names), n=len(mapped), left_out=mapped.dropped)
+    return out
