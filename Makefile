@@ -23,8 +23,11 @@ $(STAMP): pyproject.toml
 book: $(STAMP)
 	$(VENV)/bin/ssfer reproduce --profile $(PROFILE)
 
+# The smoke profile executes every notebook and builds the book first; the tests
+# then check its pages (and a headless Chromium loads them).
 test: $(STAMP)
-	$(PY) -m pytest
+	$(VENV)/bin/ssfer reproduce --profile smoke --build-dir _build/smoke
+	SSFER_BOOK_HTML=_build/smoke/_build/html $(PY) -m pytest
 
 bench: $(STAMP)
 	$(VENV)/bin/ssfer bench

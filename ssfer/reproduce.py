@@ -1,0 +1,465 @@
+"""Re-run every notebook of the book with one profile of parameters, then build it.
+
+``ssfer reproduce [--profile smoke|book|full] [--only NAME ...] [--no-book]
+[--set [NB.]PARAM=VALUE ...]``
+
+1. Reads ``_toc.yml`` for the book's pages and notebooks.
+2. Resolves each notebook's parameters: the profile's ``defaults`` (for the
+   notebooks that declare them), the profile's entry for the notebook, then
+   ``--set``; every value is checked against the notebook's parameters cell
+   before any kernel starts (papermill itself only warns).
+3. Stages the book into ``<build_dir>/src/``: ``_config.yml`` (with execution
+   off — papermill already ran the notebooks), ``_toc.yml``, ``book/``, the
+   executed notebooks and the labs' student versions. The committed sources
+   are never written.
+4. Runs each notebook with papermill (cwd = repository root, env
+   ``SSFER_PROFILE``), unless the staged copy already carries the same key:
+   sha256 of the notebook source, profile, parameters and every file under
+   ``ssfer/``. That key is what makes a warm rebuild take seconds.
+5. Runs ``jupyter-book build``; the HTML lands in ``_build/html``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import nbformat
+import yaml
+
+from ssfer import labs
+from ssfer.params import ParameterError, check_parameters, declared_parameters
+
+KEY_VERSION = "ssfer-reproduce-1"
+SOLUTION_SUFFIX = "_solution"
+
+
+class ReproduceError(RuntimeError):
+    """The book's sources, a profile or an override is inconsistent."""
+
+
+@dataclass
+class Job:
+    """One toc entry backed by a notebook."""
+    docname: str                  # toc path without suffix: notebooks/00_quickstart
+    source: Path                  # committed notebook it comes from
+    kind: str                     # "notebook" | "lab_solution" | "lab_student"
+    params: dict[str, Any] = field(default_factory=dict)
+    status: str = "pending"
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def name(self) -> str:
+        return Path(self.docname).name
+
+    @property
+    def profile_key(self) -> str:
+        return self.source.stem
+
+    @property
+    def executes(self) -> bool:
+        return self.kind != "lab_student"
+
+
+# ------------------------------------------------------------------ the toc
+def toc_docnames(toc_path: Path, root: Path) -> list[str]:
+    """Every page of a jupyter-book 1.x ``_toc.yml`` (root, files, globs), in order."""
+    try:
+        toc = yaml.safe_load(toc_path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ReproduceError(f"{toc_path}: cannot read the table of contents: {e}") from e
+    found: list[str] = []
+
+    def strip(entry: str) -> str:
+        p = Path(entry)
+        return str(p.with_suffix("")) if p.suffix in (".ipynb", ".md") else entry
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "root" in node and isinstance(node["root"], str):
+                found.append(strip(node["root"]))
+            if "file" in node:
+                found.append(strip(node["file"]))
+            if "glob" in node:
+                hits = sorted({strip(str(p.relative_to(root))) for ext in ("ipynb", "md")
+                               for p in root.glob(f"{node['glob']}.{ext}")})
+                found.extend(hits)
+            for k, v in node.items():
+                if k not in ("root", "file", "glob"):
+                    walk(v)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    return list(dict.fromkeys(found))
+
+
+def classify(docnames: list[str], root: Path) -> tuple[list[Job], list[Path]]:
+    """Notebook jobs and static pages (files to copy) of the toc."""
+    jobs, pages = [], []
+    for doc in docnames:
+        nb, md = root / f"{doc}.ipynb", root / f"{doc}.md"
+        is_lab_dir = Path(doc).parent.name == "labs"
+        if nb.exists():
+            jobs.append(Job(doc, nb, "lab_student" if is_lab_dir and labs.is_lab(nb) else "notebook"))
+        elif md.exists():
+            pages.append(md)
+        elif is_lab_dir and doc.endswith(SOLUTION_SUFFIX) and \
+                (src := root / f"{doc[:-len(SOLUTION_SUFFIX)]}.ipynb").exists():
+            jobs.append(Job(doc, src, "lab_solution"))
+        else:
+            raise ReproduceError(f"_toc.yml lists {doc!r}, but neither {doc}.ipynb nor {doc}.md exists")
+    return jobs, pages
+
+
+# ------------------------------------------------------------------ parameters
+def load_profile(profile: str, root: Path) -> dict[str, dict[str, Any]]:
+    path = Path(profile) if profile.endswith((".yaml", ".yml")) else root / "profiles" / f"{profile}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
+        raise ReproduceError(f"no profile {profile!r} ({path} does not exist; known: {', '.join(known)})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ReproduceError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
+        raise ReproduceError(f"{path}: expected {{notebook: {{parameter: value}}}}")
+    return {str(k): dict(v or {}) for k, v in data.items()}
+
+
+def parse_overrides(items: list[str] | dict[str, Any] | None) -> dict[str, Any]:
+    """``["01_backbone.steps=10", "device=cpu"]`` -> ``{"01_backbone.steps": 10, "device": "cpu"}``."""
+    if not items:
+        return {}
+    if isinstance(items, dict):
+        return dict(items)
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ReproduceError(f"--set {item!r}: expected NOTEBOOK.PARAM=VALUE or PARAM=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise ReproduceError(f"--set {item!r}: value is not valid YAML: {e}") from e
+    return out
+
+
+def resolve_parameters(jobs: list[Job], profile: dict[str, dict[str, Any]], profile_name: str,
+                       overrides: dict[str, Any], other_notebooks: set[str] = frozenset()) -> None:
+    """Fill ``job.params``; raise listing every bad name or value at once.
+
+    ``other_notebooks``: stems of notebooks outside the toc; a profile may hold
+    entries for them (a chapter not yet listed), any other unknown entry is a typo.
+    """
+    runnable = [j for j in jobs if j.executes]
+    declared = {j.profile_key: declared_parameters(j.source) for j in runnable}
+    errors = []
+    known = set(declared)
+    for key in profile:
+        if key != "defaults" and key not in known | set(other_notebooks):
+            errors.append(f"profile {profile_name!r} has an entry for {key!r}, which is not a notebook "
+                          f"of the book (notebooks: {', '.join(sorted(known))})")
+    generic = dict(profile.get("defaults", {}))
+    per_nb: dict[str, dict[str, Any]] = {k: dict(v) for k, v in profile.items() if k != "defaults"}
+    for key, value in overrides.items():
+        nb, dot, param = key.rpartition(".")
+        if not dot:
+            generic[param] = value
+        elif nb not in known:
+            errors.append(f"--set {key}: no notebook {nb!r} (notebooks: {', '.join(sorted(known))})")
+        else:
+            per_nb.setdefault(nb, {})[param] = value
+    for name in generic:
+        if not any(name in d for d in declared.values()):
+            errors.append(f"parameter {name!r} (profile defaults or --set) is declared by no notebook")
+    for job in runnable:
+        decl = declared[job.profile_key]
+        values = {k: v for k, v in generic.items() if k in decl}
+        values.update(per_nb.get(job.profile_key, {}))
+        try:
+            job.params = check_parameters(decl, values, where=str(job.source))
+        except ParameterError as e:
+            errors.append(str(e))
+    if errors:
+        raise ParameterError("\n".join(errors))
+
+
+# ------------------------------------------------------------------ caching
+def library_digest(root: Path) -> str:
+    """sha256 over every file of the ``ssfer`` package (paths and contents)."""
+    h = hashlib.sha256()
+    pkg = root / "ssfer"
+    for p in sorted(pkg.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc":
+            h.update(str(p.relative_to(pkg)).encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def job_key(job: Job, profile_name: str, lib: str, kernel: str | None) -> str:
+    h = hashlib.sha256(KEY_VERSION.encode())
+    h.update(job.source.read_bytes())
+    blob = {"kind": job.kind, "profile": profile_name, "kernel": kernel, "params": job.params}
+    h.update(json.dumps(blob, sort_keys=True, default=str).encode())
+    h.update(lib.encode())
+    return h.hexdigest()
+
+
+def stored_key(path: Path) -> str | None:
+    try:
+        return nbformat.read(path, as_version=4).metadata.get("ssfer", {}).get("reproduce", {}).get("key")
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+# ------------------------------------------------------------------ staging
+def _write_if_changed(path: Path, data: bytes) -> None:
+    # unchanged files keep their mtime, so Sphinx does not re-render them
+    if path.exists() and path.read_bytes() == data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _copy_if_changed(src: Path, dst: Path) -> None:
+    if src.is_dir():
+        for p in src.rglob("*"):
+            if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts:
+                _copy_if_changed(p, dst / p.relative_to(src))
+    elif not dst.exists() or dst.read_bytes() != src.read_bytes():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+
+
+def _nb_bytes(nb: nbformat.NotebookNode) -> bytes:
+    return (nbformat.writes(nb) + "\n").encode()
+
+
+def stage_sources(root: Path, src: Path, pages: list[Path]) -> None:
+    """Everything but the notebooks: config (execution off), toc, pages, assets."""
+    cfg_path = root / "_config.yml"
+    try:
+        cfg = yaml.safe_load(cfg_path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ReproduceError(f"{cfg_path}: cannot read the book configuration: {e}") from e
+    cfg.setdefault("execute", {})["execute_notebooks"] = "off"  # papermill already ran them
+    _write_if_changed(src / "_config.yml", yaml.safe_dump(cfg, sort_keys=False).encode())
+    _copy_if_changed(root / "_toc.yml", src / "_toc.yml")
+    if (root / "book").is_dir():
+        _copy_if_changed(root / "book", src / "book")
+    referenced = [cfg.get("logo"), (cfg.get("html") or {}).get("favicon"), *(cfg.get("bibtex_bibfiles") or [])]
+    for rel in [*(p.relative_to(root) for p in pages), *(r for r in referenced if isinstance(r, str))]:
+        if (root / rel).is_file():
+            _copy_if_changed(root / rel, src / rel)
+    # images and other assets the notebooks refer to by relative path
+    nbdir = root / "notebooks"
+    if nbdir.is_dir():
+        for p in nbdir.rglob("*"):
+            if p.is_file() and p.suffix != ".ipynb" and ".ipynb_checkpoints" not in p.parts:
+                _copy_if_changed(p, src / p.relative_to(root))
+
+
+def stage_labs(root: Path, src: Path) -> None:
+    """Student versions of every lab next to where the book expects them."""
+    lab_dir = root / "notebooks" / "labs"
+    for path in sorted(lab_dir.glob("*.ipynb")) if lab_dir.is_dir() else []:
+        _write_if_changed(src / path.relative_to(root), _nb_bytes(labs.make_student(path)))
+
+
+# ------------------------------------------------------------------ running
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def execute(job: Job, out: Path, root: Path, build_dir: Path, profile_name: str, key: str,
+            kernel: str | None) -> None:
+    """Run one notebook with papermill into ``out``; on failure keep the partial run."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    if job.kind == "lab_solution":
+        input_path = build_dir / "labs" / "solution" / job.source.name
+        _write_if_changed(input_path, _nb_bytes(labs.make_solution(job.source)))
+    else:
+        input_path = job.source
+    partial = build_dir / "running" / f"{job.name}.ipynb"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    pythonpath = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+    # a notebook saved without kernel metadata would make papermill give up
+    kernel = kernel or nbformat.read(input_path, as_version=4).metadata.get("kernelspec", {}).get("name") \
+        or "python3"
+    try:
+        with _env(SSFER_PROFILE=profile_name, PYTHONPATH=pythonpath):
+            pm.execute_notebook(str(input_path), str(partial), parameters=job.params, cwd=str(root),
+                                kernel_name=kernel, progress_bar=False, log_output=False)
+    except PapermillExecutionError as e:
+        failed = build_dir / "failed" / f"{job.name}.ipynb"
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(partial), failed)
+        head = "\n    ".join(e.source.strip().splitlines()[:6])
+        # papermill's index counts its injected cell; report the committed notebook's
+        ran = nbformat.read(failed, as_version=4).cells[:e.cell_index]
+        index = e.cell_index - sum("injected-parameters" in c.metadata.get("tags", []) for c in ran)
+        job.error = (f"{job.name}: cell {index} raised {e.ename}: {e.evalue}\n"
+                     f"    {head}\n  partial run kept in {failed}")
+        raise
+    nb = nbformat.read(partial, as_version=4)
+    nb.metadata.setdefault("ssfer", {})["reproduce"] = {
+        "key": key, "profile": profile_name, "parameters": job.params, "source": str(job.source.relative_to(root)),
+    }
+    _write_if_changed(out, _nb_bytes(nb))
+    partial.unlink()
+    (build_dir / "failed" / f"{job.name}.ipynb").unlink(missing_ok=True)
+
+
+def html_dir(build_dir: Path) -> Path:
+    """Where jupyter-book 1.x writes the HTML: ``<path-output>/_build/html``."""
+    return (build_dir.parent if build_dir.name == "_build" else build_dir) / "_build" / "html"
+
+
+def build_html(src: Path, build_dir: Path, strict: bool = False) -> int:
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe) if exe.exists() else shutil.which("jupyter-book") or "jupyter-book", "build", str(src),
+           "--path-output", str(html_dir(build_dir).parent.parent), "-q"]
+    if strict:
+        cmd += ["-W", "--keep-going"]
+    print("$ " + " ".join(cmd), flush=True)
+    rc = subprocess.run(cmd).returncode
+    index = html_dir(build_dir) / "index.html"
+    if rc == 0 and not index.exists():
+        print(f"error: jupyter-book finished but wrote no {index}", file=sys.stderr)
+        return 1
+    return rc
+
+
+def _summary(jobs: list[Job]) -> str:
+    width = max([len(j.name) for j in jobs] + [8])
+    lines = [f"{'notebook':<{width}}  {'status':<8}  {'seconds':>8}", "-" * (width + 20)]
+    lines += [f"{j.name:<{width}}  {j.status:<8}  {j.seconds:>8.1f}" for j in jobs]
+    lines.append(f"{'total':<{width}}  {'':<8}  {sum(j.seconds for j in jobs):>8.1f}")
+    return "\n".join(lines)
+
+
+def reproduce(profile: str = "book", only: list[str] | None = None, build_dir: str | Path = "_build",
+              build_book: bool = True, overrides: list[str] | dict[str, Any] | None = None,
+              kernel: str | None = None, root: str | Path | None = None, strict: bool = False) -> int:
+    """Execute the book's notebooks with a profile and build the book; 0 on success."""
+    root = Path(root or Path.cwd()).resolve()
+    build_dir = (root / build_dir).resolve()
+    src = build_dir / "src"
+    try:
+        docnames = toc_docnames(root / "_toc.yml", root)
+        jobs, pages = classify(docnames, root)
+        others = {p.stem for p in (root / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts}
+        resolve_parameters(jobs, load_profile(profile, root), profile, parse_overrides(overrides), others)
+        selected = set(only or [])
+        unknown = selected - {n for j in jobs for n in (j.name, j.profile_key, j.docname)}
+        if unknown:
+            raise ReproduceError(f"--only {', '.join(sorted(unknown))}: not a notebook of the book "
+                                 f"(notebooks: {', '.join(j.name for j in jobs)})")
+        stage_sources(root, src, pages)
+        stage_labs(root, src)
+    except (ReproduceError, ParameterError, labs.LabError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    lib = library_digest(root)
+    failed = False
+    for job in jobs:
+        out = src / f"{job.docname}.ipynb"
+        if not job.executes:
+            job.status = "staged"
+            continue
+        if selected and not selected & {job.name, job.profile_key, job.docname}:
+            if stored_key(out) is None:  # never executed: show the current unexecuted source
+                _write_if_changed(out, _nb_bytes(labs.make_solution(job.source)) if job.kind == "lab_solution"
+                                  else job.source.read_bytes())
+            job.status = "skipped"
+            continue
+        key = job_key(job, profile, lib, kernel)
+        if stored_key(out) == key:
+            job.status = "cached"
+            print(f"[cached] {job.name}", flush=True)
+            continue
+        print(f"[run]    {job.name} {job.params or ''}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            execute(job, out, root, build_dir, profile, key, kernel)
+            job.status = "ran"
+        except Exception as e:  # noqa: BLE001 - report every notebook's failure, then stop
+            job.status, failed = "FAILED", True
+            job.error = job.error or f"{job.name}: {type(e).__name__}: {e}"
+            print(f"error: {job.error}", file=sys.stderr, flush=True)
+        job.seconds = time.perf_counter() - t0
+        print(f"         {job.name}: {job.status} in {job.seconds:.1f} s", flush=True)
+
+    print(_summary(jobs), flush=True)
+    if failed:
+        print("failed notebooks:\n" + "\n".join(j.error for j in jobs if j.status == "FAILED"), file=sys.stderr)
+        return 1
+    if build_book:
+        t0 = time.perf_counter()
+        rc = build_html(src, build_dir, strict)
+        print(f"jupyter-book build: {'ok' if rc == 0 else f'exit {rc}'} in {time.perf_counter() - t0:.1f} s; "
+              f"open {html_dir(build_dir) / 'index.html'}", flush=True)
+        return rc
+    return 0
+
+
+
+# ------------------------------------------------------------------ command line
+def add_cli(subparsers) -> argparse.ArgumentParser:
+    """Register ``ssfer reproduce`` on an argparse subparsers object."""
+    p = subparsers.add_parser("reproduce", help="re-run the book's notebooks with a profile and build it",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", default="book",
+                   help="smoke (CI, seconds), book (cell defaults), full (paper scale, GPU) or a .yaml path")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks (stem or toc path)")
+    p.add_argument("--no-book", action="store_true", help="execute notebooks but skip jupyter-book build")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="[NB.]PARAM=VALUE",
+                   help="override a parameter (VALUE read as YAML); without NB. it applies to every "
+                        "notebook that declares PARAM")
+    p.add_argument("--build-dir", default="_build")
+    p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's)")
+    p.add_argument("--strict", action="store_true", help="turn jupyter-book warnings into errors")
+    p.set_defaults(func=_run_cli)
+    return p
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    return reproduce(profile=args.profile, only=args.only, build_dir=args.build_dir,
+                     build_book=not args.no_book, overrides=args.overrides, kernel=args.kernel,
+                     strict=args.strict)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ssfer.reproduce")
+    sub = ap.add_subparsers(dest="command", required=True)
+    add_cli(sub)
+    args = ap.parse_args(["reproduce", *(argv if argv is not None else sys.argv[1:])])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""The built book, as a reader's browser sees it.
+
+Serves the HTML (``$SSFER_BOOK_HTML``, else ``_build/html``) on localhost,
+loads the index and one chapter in headless Chromium, and checks that every
+internal link, image, stylesheet and script the pages refer to is served, and
+that every ``#fragment`` names an element of its target page. Screenshots go
+to ``_build/screenshots/``. The book is built by ``make book`` (or
+``ssfer reproduce``) before this runs; without it, or without
+``/usr/bin/chromium``, the book tests skip and say why. The checker itself is
+tested on a small hand-written site either way.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import io
+import os
+import shutil
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from collections import deque
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync",
+                  "--hide-scrollbars", "--window-size=1280,1600"]
+REFS = {"a": "href", "link": "href", "img": "src", "script": "src", "source": "src", "iframe": "src"}
+
+
+def book_html() -> Path:
+    return Path(os.environ.get("SSFER_BOOK_HTML") or REPO / "_build" / "html")
+
+
+def chromium_path() -> str | None:
+    return next((p for p in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"))
+                 if p and Path(p).exists()), None)
+
+
+# ------------------------------------------------------------------ helpers
+class Page(HTMLParser):
+    """References (tag, url) and element ids of one HTML document."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.refs: list[tuple[str, str]] = []
+        self.ids: set[str] = set()
+        self.redirect: str | None = None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("id", "name"):
+            if a.get(key):
+                self.ids.add(a[key])
+        if tag in REFS and a.get(REFS[tag]):
+            self.refs.append((tag, a[REFS[tag]]))
+        if tag == "meta" and (a.get("http-equiv") or "").lower() == "refresh":
+            url = (a.get("content") or "").partition("url=")[2].strip()
+            if url:
+                self.redirect = url
+                self.refs.append(("meta", url))
+
+
+@functools.lru_cache(maxsize=None)
+def fetch(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, b""
+
+
+def problems(page_url: str, dom: str) -> list[str]:
+    """Every broken internal reference of a page, as readable lines."""
+    origin = urlsplit(page_url)[:2]
+    page = Page(dom)
+    found = []
+    for tag, ref in page.refs:
+        if ref.startswith(("data:", "mailto:", "javascript:", "tel:")):
+            if tag == "img" and ref.startswith("data:") and not _data_image_ok(ref):
+                found.append(f"{page_url}: <img> with an empty or undecodable data URI")
+            continue
+        url, frag = urldefrag(urljoin(page_url, ref))
+        if urlsplit(url)[:2] != origin:
+            continue  # external: not ours to check, and the test runs offline
+        status, body = fetch(url)
+        if status != 200:
+            found.append(f"{page_url}: <{tag}> {ref!r} -> HTTP {status}")
+            continue
+        if tag == "img" and not _image_ok(url, body):
+            found.append(f"{page_url}: <img> {ref!r} is not a readable image")
+        if frag and tag == "a" and url.endswith(".html"):
+            ids = page.ids if url == urldefrag(page_url)[0] else Page(body.decode("utf-8", "replace")).ids
+            if frag not in ids:
+                found.append(f"{page_url}: <a> {ref!r} -> no element with id {frag!r}")
+    return found
+
+
+def _image_ok(url: str, body: bytes) -> bool:
+    if not body:
+        return False
+    if url.lower().endswith(".svg"):
+        return b"<svg" in body[:2000]
+    from PIL import Image
+    try:
+        Image.open(io.BytesIO(body)).verify()
+        return True
+    except Exception:  # noqa: BLE001 - any decoding failure means a broken image
+        return False
+
+
+def _data_image_ok(uri: str) -> bool:
+    head, _, data = uri.partition(",")
+    if ";base64" not in head:
+        return bool(data)
+    try:
+        return _image_ok("x.svg" if "svg" in head else "x.png", base64.b64decode(data))
+    except ValueError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def serve():
+    """Start a static server for a folder; returns its base URL."""
+    servers = []
+
+    def start(folder: Path) -> str:
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        fetch.cache_clear()
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output readable
+        pass
+
+
+def browse(url: str, profile_dir: Path, screenshot: Path | None = None) -> str:
+    """The DOM after Chromium loaded ``url`` and ran its scripts (and a screenshot, same launch)."""
+    cmd = [chromium_path(), *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", "--virtual-time-budget=3000"]
+    if screenshot is not None:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        screenshot.unlink(missing_ok=True)
+        cmd.append(f"--screenshot={screenshot}")
+    dom = subprocess.run([*cmd, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0 and "<html" in dom.stdout, f"chromium could not load {url}: {dom.stderr[-2000:]}"
+    if screenshot is not None:
+        assert screenshot.exists() and screenshot.stat().st_size > 0, f"no screenshot of {url}"
+    return dom.stdout
+
+
+needs_chromium = pytest.mark.skipif(chromium_path() is None,
+                                    reason="no Chromium at /usr/bin/chromium (apt-get install chromium)")
+needs_book = pytest.mark.skipif(not (book_html() / "index.html").exists(),
+                                reason=f"the book is not built: no {book_html() / 'index.html'} "
+                                       "(run `make book` first, or set SSFER_BOOK_HTML)")
+
+
+# ------------------------------------------------------------------ the checker itself
+@pytest.fixture
+def site(tmp_path):
+    from PIL import Image
+    (tmp_path / "img").mkdir()
+    Image.new("RGB", (4, 4), "red").save(tmp_path / "img" / "ok.png")
+    (tmp_path / "img" / "bad.png").write_bytes(b"not a png")
+    (tmp_path / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=page.html" />')
+    (tmp_path / "page.html").write_text(
+        '<html><body><h1 id="top">t</h1>'
+        '<a href="#top">ok</a> <a href="other.html#sec">ok</a> <a href="https://example.org/x">ext</a>'
+        '<a href="missing.html">broken</a> <a href="other.html#nope">bad fragment</a>'
+        '<img src="img/ok.png"> <img src="img/gone.png"> <img src="img/bad.png">'
+        '<script>document.body.insertAdjacentHTML("beforeend", \'<img src="img/js.png">\')</script>'
+        '</body></html>')
+    (tmp_path / "other.html").write_text('<html><body><h2 id="sec">s</h2></body></html>')
+    return tmp_path
+
+
+def test_checker_finds_broken_links_images_and_fragments(site, serve):
+    base = serve(site)
+    assert problems(base + "index.html", fetch(base + "index.html")[1].decode()) == []
+    found = problems(base + "page.html", fetch(base + "page.html")[1].decode())
+    assert found == [
+        f"{base}page.html: <a> 'missing.html' -> HTTP 404",
+        f"{base}page.html: <a> 'other.html#nope' -> no element with id 'nope'",
+        f"{base}page.html: <img> 'img/gone.png' -> HTTP 404",
+        f"{base}page.html: <img> 'img/bad.png' is not a readable image",
+    ]
+
+
+@needs_chromium
+def test_checker_sees_what_scripts_add_in_chromium(site, serve, tmp_path):
+    base = serve(site)
+    dom = browse(base + "page.html", tmp_path / "chromium", screenshot=tmp_path / "page.png")
+    assert f"{base}page.html: <img> 'img/js.png' -> HTTP 404" in problems(base + "page.html", dom)
+    assert (tmp_path / "page.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ------------------------------------------------------------------ the book
+def _internal_pages(base: str, start: str) -> list[str]:
+    """Every HTML page of the site reachable from ``start`` (static crawl)."""
+    seen, queue = [], deque([start])
+    while queue:
+        url = queue.popleft()
+        if url in seen:
+            continue
+        seen.append(url)
+        status, body = fetch(url)
+        if status != 200:
+            continue
+        for tag, ref in Page(body.decode("utf-8", "replace")).refs:
+            target = urldefrag(urljoin(url, ref))[0]
+            if tag in ("a", "meta") and target.startswith(base) and target.endswith(".html") \
+                    and "/_sources/" not in target and target not in seen:
+                queue.append(target)
+    return seen
+
+
+@needs_book
+@needs_chromium
+def test_index_and_a_chapter_render_without_missing_images_or_broken_links(serve, tmp_path):
+    html = book_html()
+    base = serve(html)
+    shots = html.parent / "screenshots"
+    # index.html is a redirect to the root page; check it as served, then open its target
+    index = fetch(base + "index.html")[1].decode("utf-8", "replace")
+    assert problems(base + "index.html", index) == []
+    landing = Page(index).redirect
+    start = urljoin(base + "index.html", landing) if landing else base + "index.html"
+    start_dom = browse(start, tmp_path / "chromium", shots / "index.png")
+    assert problems(start, start_dom) == []
+    chapters = [urljoin(start, ref) for tag, ref in Page(start_dom).refs
+                if tag == "a" and "notebooks/" in ref and ref.split("#")[0].endswith(".html")]
+    assert chapters, f"no chapter (notebooks/*.html) linked from {start}"
+    chapter = urldefrag(chapters[0])[0]
+    dom = browse(chapter, tmp_path / "chromium", shots / (Path(urlsplit(chapter).path).stem + ".png"))
+    assert problems(chapter, dom) == []
+    assert "<article" in dom, f"{chapter} has no article body"
+
+
+@needs_book
+def test_every_page_of_the_book_has_working_links_and_images(serve):
+    base = serve(book_html())
+    pages = _internal_pages(base, base + "index.html")
+    assert len(pages) > 2, f"only {pages} reachable from the index"
+    found = [p for url in pages for p in problems(url, fetch(url)[1].decode("utf-8", "replace"))]
+    assert found == [], "\n".join(found)

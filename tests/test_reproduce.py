@@ -1,0 +1,201 @@
+"""ssfer.reproduce on a tiny throwaway book (two notebooks and a lab)."""
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ssfer import reproduce as rp
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _nb(*cells) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for kind, src, *tags in cells:
+        cell = (nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell)(src)
+        if tags:
+            cell.metadata["tags"] = list(tags)
+        nb.cells.append(cell)
+    return nb
+
+
+CHECK = ("code", "import os, ssfer.params\nP = ssfer.params.check(globals())")
+
+
+def make_book(root: Path) -> Path:
+    """A book with the layout of the real one, small enough to build in seconds."""
+    (root / "book").mkdir(parents=True)
+    (root / "notebooks" / "labs").mkdir(parents=True)
+    (root / "profiles").mkdir()
+    # the notebooks import ssfer from the book's root, as the real ones do
+    shutil.copytree(REPO / "ssfer", root / "ssfer", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "_config.yml").write_text(textwrap.dedent("""\
+        title: Tiny book
+        author: tests
+        only_build_toc_files: true
+        execute:
+          execute_notebooks: force
+          timeout: 60
+        """))
+    (root / "_toc.yml").write_text(textwrap.dedent("""\
+        format: jb-book
+        root: book/intro
+        parts:
+          - caption: Chapters
+            chapters:
+              - file: notebooks/a
+              - file: notebooks/b.ipynb
+          - caption: Labs
+            chapters:
+              - file: notebooks/labs/lab
+              - file: notebooks/labs/lab_solution
+        """))
+    (root / "book" / "intro.md").write_text("# Tiny book\n\nSee [chapter A](../notebooks/a.ipynb).\n")
+    nbformat.write(_nb(("markdown", "# Chapter A"),
+                       ("code", "n: int = 2  # count\nlabel: str = 'x'  # a name", "parameters"), CHECK,
+                       ("code", "print('n2', P.n * 2, P.label, os.environ['SSFER_PROFILE'])")),
+                   root / "notebooks" / "a.ipynb")
+    nbformat.write(_nb(("markdown", "# Chapter B"),
+                       ("code", "fail: bool = False  # raise on purpose", "parameters"), CHECK,
+                       ("code", "if P.fail:\n    raise RuntimeError('boom')\nprint('fine')")),
+                   root / "notebooks" / "b.ipynb")
+    nbformat.write(_nb(("markdown", "# Lab"),
+                       ("code", "k: int = 3  # exponent", "parameters"), CHECK,
+                       ("code", "def power(x):\n    # BEGIN SOLUTION\n    return x ** P.k\n    # END SOLUTION"),
+                       ("code", "print('lab', power(2))")),
+                   root / "notebooks" / "labs" / "lab.ipynb")
+    (root / "profiles" / "smoke.yaml").write_text("defaults:\n  n: 3\nb: {}\n")
+    (root / "profiles" / "book.yaml").write_text("{}\n")
+    return root
+
+
+def outputs(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    root = make_book(tmp_path_factory.mktemp("tiny"))
+    sources = {p: p.read_bytes() for p in (root / "notebooks").rglob("*.ipynb")}
+    return root, sources
+
+
+@pytest.fixture(scope="module")
+def built(book):
+    """The tiny book executed with the smoke profile and built once per session."""
+    root, _ = book
+    rc = rp.reproduce(profile="smoke", root=root, build_dir="_build")
+    return root, rc
+
+
+def test_unknown_or_ill_typed_parameter_is_rejected_before_anything_runs(book, capsys):
+    root, _ = book
+    assert rp.reproduce(profile="smoke", root=root, build_dir="early", overrides=["a.nn=5"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown parameter(s) nn" in err and "a.ipynb" in err
+    assert rp.reproduce(profile="smoke", root=root, build_dir="early", overrides=["a.n=five"]) == 2
+    assert "parameter 'n' expects int, got 'five' (str)" in capsys.readouterr().err
+    assert rp.reproduce(profile="smoke", root=root, build_dir="early", overrides=["c.n=1"]) == 2
+    assert "no notebook 'c'" in capsys.readouterr().err
+    assert not (root / "early").exists()  # nothing staged, nothing executed
+
+
+def test_build_executes_into_the_build_folder_and_not_over_sources(built, book):
+    root, rc = built
+    _, sources = book
+    assert rc == 0
+    src = root / "_build" / "src"
+    # smoke profile: defaults.n = 3 reaches `a` (which declares n) only
+    assert "n2 6 x smoke" in outputs(src / "notebooks" / "a.ipynb")
+    assert "fine" in outputs(src / "notebooks" / "b.ipynb")
+    meta = nbformat.read(src / "notebooks" / "a.ipynb", as_version=4).metadata["ssfer"]["reproduce"]
+    assert meta["parameters"] == {"n": 3} and meta["profile"] == "smoke" and len(meta["key"]) == 64
+    assert "execute_notebooks: 'off'" in (src / "_config.yml").read_text()
+    # committed sources untouched
+    assert {p: p.read_bytes() for p in sources} == sources
+    assert (root / "_build" / "html" / "index.html").exists()
+    assert (root / "_build" / "html" / "notebooks" / "a.html").exists()
+
+
+def test_labs_are_staged_as_student_and_executed_as_solution(built):
+    root, rc = built
+    assert rc == 0
+    src = root / "_build" / "src" / "notebooks" / "labs"
+    student = (src / "lab.ipynb").read_text()
+    assert "raise NotImplementedError" in student and "x ** P.k" not in student
+    assert outputs(src / "lab.ipynb") == ""  # staged, not run
+    assert "lab 8" in outputs(src / "lab_solution.ipynb")
+    assert "BEGIN SOLUTION" not in (src / "lab_solution.ipynb").read_text()
+    assert (root / "_build" / "html" / "notebooks" / "labs" / "lab_solution.html").exists()
+
+
+def test_second_run_is_cached_and_library_change_reruns(built, capsys):
+    root, rc = built
+    assert rc == 0
+    a = root / "_build" / "src" / "notebooks" / "a.ipynb"
+    before = a.stat().st_mtime_ns
+    capsys.readouterr()
+    assert rp.reproduce(profile="smoke", root=root, build_book=False) == 0
+    out = capsys.readouterr().out
+    assert "[cached] a" in out and "[cached] b" in out and "[cached] lab_solution" in out
+    assert "[run]" not in out and a.stat().st_mtime_ns == before
+    # a changed parameter reruns only that notebook
+    assert rp.reproduce(profile="smoke", root=root, build_book=False, overrides=["a.label=y"]) == 0
+    out = capsys.readouterr().out
+    assert "[run]    a" in out and "[cached] b" in out
+    assert "n2 6 y smoke" in outputs(a)
+    # so does any change to the library the notebooks import
+    (root / "ssfer" / "_touched.py").write_text("# changed\n")
+    try:
+        assert rp.reproduce(profile="smoke", root=root, build_book=False, only=["b"]) == 0
+        out = capsys.readouterr().out
+        assert "[run]    b" in out and "[run]    a" not in out
+    finally:
+        (root / "ssfer" / "_touched.py").unlink()
+
+
+def test_failing_notebook_exits_nonzero_naming_it_and_its_error(built, capsys):
+    root, _ = built
+    rc = rp.reproduce(profile="smoke", root=root, only=["b"], overrides=["b.fail=true"])
+    assert rc == 1
+    cap = capsys.readouterr()
+    assert "b: cell 3 raised RuntimeError: boom" in cap.err
+    assert "FAILED" in cap.out and "jupyter-book build" not in cap.out
+    assert "boom" in (root / "_build" / "failed" / "b.ipynb").read_text()
+    # the last good run stays in the book folder
+    assert "fine" in outputs(root / "_build" / "src" / "notebooks" / "b.ipynb")
+
+
+def test_toc_docnames_root_files_globs_and_missing_pages(tmp_path):
+    (tmp_path / "nb").mkdir()
+    for name in ("x.ipynb", "y.md", "z.txt"):
+        (tmp_path / "nb" / name).write_text("{}")
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n- file: nb/x.ipynb\n  sections:\n  - glob: nb/*\n"
+        "- url: https://example.org\n")
+    assert rp.toc_docnames(tmp_path / "_toc.yml", tmp_path) == ["intro", "nb/x", "nb/y"]
+    with pytest.raises(rp.ReproduceError, match="lists 'intro', but neither intro.ipynb nor intro.md"):
+        rp.classify(["intro"], tmp_path)
+
+
+def test_profile_errors_name_the_problem(book):
+    root, _ = book
+    jobs, _ = rp.classify(rp.toc_docnames(root / "_toc.yml", root), root)
+    with pytest.raises(rp.ParameterError, match="profile 'p' has an entry for 'zz'"):
+        rp.resolve_parameters(jobs, {"zz": {}}, "p", {})
+    # a notebook that exists but is not (yet) in the toc may have an entry
+    rp.resolve_parameters(jobs, {"c_draft": {"x": 1}}, "p", {}, other_notebooks={"c_draft"})
+    with pytest.raises(rp.ParameterError, match="'device' .* is declared by no notebook"):
+        rp.resolve_parameters(jobs, {"defaults": {"device": "cpu"}}, "p", {})
+    rp.resolve_parameters(jobs, {"defaults": {"n": 4}}, "p", {"k": 2, "b.fail": False})
+    assert {j.name: j.params for j in jobs if j.executes} == {
+        "a": {"n": 4}, "b": {"fail": False}, "lab_solution": {"k": 2}}
+    assert rp.parse_overrides(["a.ids=[1, 2]", "root="]) == {"a.ids": [1, 2], "root": ""}
+    with pytest.raises(rp.ReproduceError, match="expected NOTEBOOK.PARAM=VALUE"):
+        rp.parse_overrides(["a.n"])
