@@ -272,6 +272,7 @@ def validate(cfg: Config) -> None:
     for k, v in a.threshold_args.items():
         if k.startswith("tau") and isinstance(v, (int, float)):
             _check(0 <= v <= 1, f"algo.threshold_args.{k}", f"a threshold must be in [0, 1], got {v}")
+    _check_algorithm_parts(a)
     _check(a.lambda_u >= 0, "algo.lambda_u", f"must be >= 0, got {a.lambda_u}")
     _check(a.lambda_n >= 0, "algo.lambda_n", f"must be >= 0, got {a.lambda_n}")
     _check(t.steps > 0, "train.steps", f"must be positive, got {t.steps}")
@@ -288,3 +289,24 @@ def validate(cfg: Config) -> None:
     _check(t.log_every > 0, "train.log_every", "must be positive")
     _check(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
            "train.device", f"must be auto, cpu or cuda[:N], got {t.device!r}")
+
+
+def _check_algorithm_parts(a: AlgoConfig) -> None:
+    """Build the threshold rule and selector once on a toy size, so an unknown or
+    bad option is reported here, naming its key, before any data is loaded."""
+    from ssfer.algo.compose import recipe_for
+    from ssfer.algo.negatives import build_negatives
+    from ssfer.algo.thresholds import build_threshold
+
+    r = recipe_for(a)
+    if r.threshold == "none":
+        _check(not a.threshold_args, "algo.threshold_args", f"algorithm {a.name!r} uses no threshold rule")
+    else:
+        try:
+            build_threshold(r.threshold, 7, 1, **a.threshold_args)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"algo.threshold_args: {e}") from e
+    try:
+        build_negatives(r.negatives, **a.negatives_args)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"algo.negatives_args: {e}") from e

@@ -21,6 +21,10 @@ def test_defaults_validate_and_hash_is_stable():
     ({"data.channels": 2}, "data.channels"),
     ({"train.steps": True}, "train.steps"),
     ({"model.attention": "global"}, "model.attention"),
+    ({"algo.name": "dta", "algo.threshold_args": {"sauce": "labeled"}}, "algo.threshold_args"),
+    ({"algo.name": "dta", "algo.threshold_args": {"source": "vibes"}}, "algo.threshold_args"),
+    ({"algo.name": "supervised", "algo.threshold_args": {"tau": 0.5}}, "algo.threshold_args"),
+    ({"algo.name": "dta_snl", "algo.negatives_args": {"T": -1.0}}, "algo.negatives_args"),
     ({"data.dataset": "rafdb"}, "data.root"),
 ])
 def test_bad_values_are_rejected_naming_the_key(overrides, key):
