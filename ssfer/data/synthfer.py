@@ -189,17 +189,17 @@ def _sample_scene(rng: np.random.Generator, labels: np.ndarray, d: float) -> dic
     p["face_h"] = 1.0 + 0.06 * di * _gauss(rng, n).clip(-2, 2)
     p["eye_x"] = 0.25 + 0.02 * di * _gauss(rng, n).clip(-2, 2)
     p["eye_y"] = -0.12 + 0.02 * di * _gauss(rng, n).clip(-2, 2)
-    p["eye_size"] = 1.0 + 0.08 * di * _gauss(rng, n).clip(-2, 2)
+    p["eye_size"] = 1.1 + 0.08 * di * _gauss(rng, n).clip(-2, 2)
     p["gaze"] = 0.025 * dc * _gauss(rng, n).clip(-1.5, 1.5)
     p["nose_y"] = 0.2 + 0.02 * di * _gauss(rng, n).clip(-2, 2)
     p["mouth_y"] = 0.46 + 0.025 * di * _gauss(rng, n).clip(-2, 2)
-    p["brow_w"] = 0.028 + 0.006 * di * _gauss(rng, n).clip(-2, 2)
+    p["brow_w"] = 0.038 + 0.006 * di * _gauss(rng, n).clip(-2, 2)
     p["hairline"] = -0.5 + 0.05 * di * _gauss(rng, n).clip(-2, 2)
     p["hair_curve"] = 0.8 + 0.15 * di * _gauss(rng, n).clip(-2, 2)
     p["hair_on"] = (rng.random(n) >= 0.1 * dc).astype(np.float64)
     mid = lambda centre, spread: centre + spread * dc * (2.0 * rng.random(n) - 1.0)  # noqa: E731
     p["skin"] = mid(0.68, 0.2)
-    p["bg"] = mid(0.45, 0.4)
+    p["bg"] = mid(0.45, 0.3)
     p["hair"] = mid(0.22, 0.18)
     p["ink"] = mid(0.12, 0.08)      # brows, lines, pupils
     p["sclera"] = mid(0.93, 0.06)
@@ -211,19 +211,19 @@ def _sample_scene(rng: np.random.Generator, labels: np.ndarray, d: float) -> dic
         p[ch] = 1.0 + 0.15 * (2.0 * rng.random(n) - 1.0)
 
     # Pose: rotation (the polynomial cos/sin is exact to |theta| <= 0.4), shift, scale.
-    theta = np.clip(0.2 * di * (2.0 * rng.random(n) - 1.0), -0.4, 0.4)
+    theta = np.clip(0.15 * di * (2.0 * rng.random(n) - 1.0), -0.4, 0.4)
     p["cos"], p["sin"] = _cos_sin(theta)
-    p["tx"] = 0.07 * di * (2.0 * rng.random(n) - 1.0)
-    p["ty"] = 0.07 * di * (2.0 * rng.random(n) - 1.0)
+    p["tx"] = 0.05 * di * (2.0 * rng.random(n) - 1.0)
+    p["ty"] = 0.05 * di * (2.0 * rng.random(n) - 1.0)
     p["scale"] = 1.0 + 0.08 * di * (2.0 * rng.random(n) - 1.0)
 
     # Lighting: gain and a linear gradient across the image.
-    p["gain"] = np.clip(1.0 + 0.15 * d * (2.0 * rng.random(n) - 1.0), 0.3, 2.0)
-    p["light_x"] = 0.3 * d * (2.0 * rng.random(n) - 1.0)
-    p["light_y"] = 0.3 * d * (2.0 * rng.random(n) - 1.0)
+    p["gain"] = np.clip(1.0 + 0.1 * d * (2.0 * rng.random(n) - 1.0), 0.3, 2.0)
+    p["light_x"] = 0.15 * d * (2.0 * rng.random(n) - 1.0)
+    p["light_y"] = 0.15 * d * (2.0 * rng.random(n) - 1.0)
 
     # Occluder: a rectangle (mask, paper, microphone) or a hand-like blob.
-    occ = rng.random(n) < 0.25 * dc
+    occ = rng.random(n) < 0.15 * dc
     hand = rng.random(n) < 0.5
     p["rect_on"] = (occ & ~hand).astype(np.float64)
     p["hand_on"] = (occ & hand).astype(np.float64)
@@ -235,8 +235,8 @@ def _sample_scene(rng: np.random.Generator, labels: np.ndarray, d: float) -> dic
     p["hand_col"] = p["skin"] * u(0.9, 1.1)
 
     # Sensor: blur amount (blend towards a 3x3 binomial blur) and noise level.
-    p["blur"] = dc * rng.random(n)
-    p["noise"] = d * u(0.01, 0.05)
+    p["blur"] = 0.6 * dc * rng.random(n)
+    p["noise"] = d * u(0.005, 0.025)
     return p
 
 
@@ -452,7 +452,7 @@ def _render(p: dict[str, np.ndarray], size: int, channels: int, rng: np.random.G
         cv.paint(win, cv.cover(dn), P["ink"])
         t = np.abs(uu) - 0.085
         for k in range(2):
-            dw = _stroke(t, vv, ey + 0.09 + 0.05 * k, 0.7, 0.0, -0.035, 0.035, 0.012)
+            dw = _stroke(t, vv, ey + 0.09 + 0.05 * k, 0.7, 0.0, -0.035, 0.035, 0.016)
             a = cv.cover(dw)
             a *= 0.85 * P["nose_wrinkle"]
             cv.paint(win, a, P["ink"])
@@ -465,7 +465,7 @@ def _render(p: dict[str, np.ndarray], size: int, channels: int, rng: np.random.G
         tv = vv - ny
         span = my - ny
         gB = (w + 0.04 - 0.12) / span
-        df = _stroke(tv, np.abs(uu), 0.12, gB, 0.0, 0.0, span + 0.02, 0.012)
+        df = _stroke(tv, np.abs(uu), 0.12, gB, 0.0, 0.0, span + 0.02, 0.016)
         a = cv.cover(df)
         a *= 0.7 * P["cheek"]
         cv.paint(win, a, P["ink"])
@@ -490,7 +490,7 @@ def _render(p: dict[str, np.ndarray], size: int, channels: int, rng: np.random.G
         tooth = cv.cover(np.maximum(inside, vv - teeth_edge))
         cv.paint(win, tooth, P["sclera"])
         for k in (up_k, lo_k):
-            dl = _stroke(uu, vv, my + k, tilt, -k / (w * w), -w, w, 0.02)
+            dl = _stroke(uu, vv, my + k, tilt, -k / (w * w), -w, w, 0.027)
             cv.paint(win, cv.cover(dl), P["ink"] + 0.25 * P["skin"])
 
     # Occluders.
