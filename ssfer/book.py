@@ -19,6 +19,7 @@ def book_config(*, n_train: int, n_test: int, image_size: int, labels_per_class:
         "data.n_train": n_train, "data.n_test": n_test, "data.size": image_size,
         "model.name": model, "split.n_per_class": labels_per_class, "split.seed": seed,
         "train.steps": steps, "train.batch_size": batch_size, "train.seed": seed, "train.device": device,
+        "train.progress": False,  # a page shows results, not progress bars
         "train.eval_every": max(1, steps // 10), "train.log_every": max(1, steps // 40),
         # short CPU-scale runs: AdamW got a small ResNet much further than SGD in a
         # few hundred steps on SynthFER (74% vs 62% with all labels after 600 steps)

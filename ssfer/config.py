@@ -25,6 +25,10 @@ THRESHOLD_KINDS = ("none", "fixed", "flexmatch", "freematch", "adacm", "dta")
 NEGATIVE_KINDS = ("none", "nlnl", "ups", "ccl", "snl")
 
 
+# settings that change how a run is shown, never what it computes
+_NOT_HASHED = ("progress",)
+
+
 class ConfigError(ValueError):
     """A configuration value is unknown, ill-typed or out of range."""
 
@@ -156,7 +160,10 @@ class Config:
 
     def hash(self) -> str:
         """Stable hash of the full config (the run cache key's main part)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        d = self.to_dict()
+        for key in _NOT_HASHED:
+            d["train"].pop(key)
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
 

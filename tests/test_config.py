@@ -8,6 +8,8 @@ def test_defaults_validate_and_hash_is_stable():
     a, b = Config.default(), Config.from_dict({})
     assert a == b and a.hash() == b.hash()
     assert a.with_overrides({"train.steps": 7}).hash() != a.hash()
+    # showing a progress bar changes nothing a run computes: same cache entry
+    assert a.with_overrides({"train.progress": False}).hash() == a.hash()
 
 
 @pytest.mark.parametrize("overrides, key", [

@@ -118,3 +118,11 @@ def test_snl_diagnostics_count_complementary_labels(tiny_overrides):
     h = rec.history[-1]
     assert h["neg_rate"] > 0 and h["neg_size"] == math.floor(0.7 * 7)
     assert 0 <= h["neg_precision"] <= 1
+
+
+def test_evaluation_follows_eval_every_even_off_the_log_cadence(tiny_overrides):
+    cfg = cfg_of(tiny_overrides, **{"algo.name": "supervised", "train.log_every": 2, "train.eval_every": 3})
+    rec = Trainer(cfg).fit()
+    evals = [h["step"] for h in rec.history if "test_accuracy" in h]
+    assert evals == [3, 6] and [h["step"] for h in rec.history] == [2, 3, 4, 6]
+    assert all("loss" in h for h in rec.history)

@@ -42,7 +42,8 @@ def load_split_data(cfg: Config, split: str) -> FERData:
 
 
 def to_tensor(images: np.ndarray, device: torch.device, channels_last: bool) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2)
+    # a cached data set arrives as a read-only memmap: copy it once into memory
+    x = torch.from_numpy(np.require(images, requirements=["C", "W"])).to(device).permute(0, 3, 1, 2)
     # NHWC storage seen as NCHW is exactly channels_last; make it contiguous NCHW otherwise
     return x if channels_last else x.contiguous()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from timm.utils import ModelEmaV3
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bar: no widget warnings in executed notebooks
 
 from ssfer.algo.compose import recipe_for
 from ssfer.algo.losses import negative_loss, positive_loss, supervised_loss
@@ -228,7 +228,7 @@ class Trainer:
 
     # ---- logging and checkpoints ----------------------------------------
     def _log(self) -> dict:
-        n = self.cfg.train.log_every
+        n = self.step - (self.history[-1]["step"] if self.history else 0)
         # the losses on this rank's shard; averaged over ranks they are the global batch's
         sums = (dist.all_reduce_mean(self.sums, self.world) / n).tolist()
         self.sums.zero_()
@@ -311,9 +311,11 @@ class Trainer:
                 return None
             self.train_step()
             bar.update(1)
-            if self.step % t.log_every == 0 or self.step == t.steps:
+            ev = (t.eval_every and self.step % t.eval_every == 0) or self.step == t.steps
+            # an evaluation step is also a logging step, so every history row has every key
+            if ev or self.step % t.log_every == 0:
                 rec = self._log()
-                if (t.eval_every and self.step % t.eval_every == 0) or self.step == t.steps:
+                if ev:
                     rec["test_accuracy"] = self.evaluate("test")["accuracy"]
                     if self.data.val is not None:
                         rec["val_accuracy"] = self.evaluate("val")["accuracy"]
