@@ -8,7 +8,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 HTML = Path(os.environ.get("SSFER_BOOK_HTML") or REPO / "_build" / "html")
-SRC = HTML.parents[1] / "src" if HTML.parent.name == "_build" else HTML.parent / "src"
+# reproduce stages sources in <build_dir>/src; the HTML lands in <build_dir>/_build/html,
+# or in _build/html when build_dir is _build itself
+SRC = next((p for p in (HTML.parents[1] / "src", HTML.parent / "src") if p.exists()), HTML.parent / "src")
 
 needs_book = pytest.mark.skipif(not (HTML / "index.html").exists(),
                                 reason=f"no built book at {HTML} (make test builds one; or set SSFER_BOOK_HTML)")
