@@ -28,11 +28,11 @@ class LabelDiagnostics(nn.Module):
     @torch.no_grad()
     def update(self, pseudo: torch.Tensor, mask: torch.Tensor, true: torch.Tensor,
                neg_mask: torch.Tensor | None) -> None:
-        c = self.num_classes
-        self.seen += torch.bincount(true, minlength=c).to(self.seen.dtype)
+        # index_add_, not bincount: CUDA's bincount reads its input's max back to the host
+        self.seen.index_add_(0, true, torch.ones_like(true, dtype=self.seen.dtype))
         m = mask.to(self.accepted.dtype)
-        self.accepted += torch.bincount(pseudo, weights=m, minlength=c)
-        self.correct += torch.bincount(pseudo, weights=m * (pseudo == true).to(m.dtype), minlength=c)
+        self.accepted.index_add_(0, pseudo, m)
+        self.correct.index_add_(0, pseudo, m * (pseudo == true).to(m.dtype))
         if neg_mask is not None:
             nm = neg_mask.to(self.neg_labels.dtype)
             self.neg_samples += (nm.sum(1) > 0).to(nm.dtype).sum()

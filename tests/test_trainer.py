@@ -126,3 +126,12 @@ def test_evaluation_follows_eval_every_even_off_the_log_cadence(tiny_overrides):
     evals = [h["step"] for h in rec.history if "test_accuracy" in h]
     assert evals == [3, 6] and [h["step"] for h in rec.history] == [2, 3, 4, 6]
     assert all("loss" in h for h in rec.history)
+
+
+def test_diagnostics_update_needs_no_host_sync():
+    # meta tensors hold no data: any read-back to the host (bincount's max, .item()) fails
+    from ssfer.diagnostics import LabelDiagnostics
+
+    d = LabelDiagnostics(7).to("meta")
+    y = torch.zeros(5, dtype=torch.long, device="meta")
+    d.update(y, torch.ones(5, device="meta"), y, torch.ones(5, 7, device="meta"))
