@@ -6,6 +6,7 @@ device tensors and reach the host only every ``train.log_every`` steps.
 """
 from __future__ import annotations
 
+import io
 import math
 import time
 from pathlib import Path
@@ -36,6 +37,12 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"train.device={name!r} but CUDA is not available on this machine")
     return torch.device(name)
+
+
+def _save_atomic(obj, path: Path) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _seed_for(*parts: int) -> int:
@@ -275,11 +282,7 @@ class Trainer:
     def save_checkpoint(self) -> None:
         if self.run_dir is None or self.rank != 0:
             return
-        import io
-
-        buf = io.BytesIO()
-        torch.save(self.state_dict(), buf)
-        atomic_write_bytes(self.run_dir / CHECKPOINT, buf.getvalue())
+        _save_atomic(self.state_dict(), self.run_dir / CHECKPOINT)
 
     def try_resume(self) -> bool:
         if self.run_dir is None or not (self.run_dir / CHECKPOINT).exists():
@@ -302,6 +305,7 @@ class Trainer:
             atomic_write_text(self.run_dir / "config.yaml", self.cfg.to_yaml())
             self.data.split.save(self.run_dir / "split")
         start = self.step
+        last_test: dict = {}
         t0 = time.perf_counter()
         bar = tqdm(total=t.steps, initial=self.step, disable=not t.progress or self.rank != 0,
                    desc=self.cfg.algo.name, leave=False)
@@ -316,7 +320,8 @@ class Trainer:
             if ev or self.step % t.log_every == 0:
                 rec = self._log()
                 if ev:
-                    rec["test_accuracy"] = self.evaluate("test")["accuracy"]
+                    last_test = self.evaluate("test")  # the final step's is the summary's: not computed twice
+                    rec["test_accuracy"] = last_test["accuracy"]
                     if self.data.val is not None:
                         rec["val_accuracy"] = self.evaluate("val")["accuracy"]
                 self.history.append(rec)
@@ -324,7 +329,9 @@ class Trainer:
             if t.ckpt_every and self.step % t.ckpt_every == 0 and self.step < t.steps:
                 self.save_checkpoint()
         bar.close()
-        summary = self.evaluate("test")
+        # the last step is always an evaluation step, so last_test is the final model's
+        # unless this call trained nothing (resumed from a checkpoint at the end)
+        summary = dict(last_test) or self.evaluate("test")
         summary.update(class_names=list(self.data.class_names), steps=self.step, resumed=resumed,
                        train_seconds=time.perf_counter() - t0, device=str(self.device),
                        n_labeled=len(self.data.labeled), n_unlabeled=len(self.data.unlabeled),
@@ -334,11 +341,7 @@ class Trainer:
             summary["val"] = {k: v for k, v in self.evaluate("val").items() if k != "confusion"}
         record = RunRecord(self.cfg, self.history, summary, environment=environment())
         if self.run_dir is not None and self.rank == 0:
-            import io
-
-            buf = io.BytesIO()
-            torch.save(self.ema.module.state_dict(), buf)
-            atomic_write_bytes(self.run_dir / "model.pt", buf.getvalue())
+            _save_atomic(self.ema.module.state_dict(), self.run_dir / "model.pt")
             record.save(self.run_dir)
             (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
         return record
