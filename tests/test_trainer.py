@@ -135,3 +135,24 @@ def test_diagnostics_update_needs_no_host_sync():
     d = LabelDiagnostics(7).to("meta")
     y = torch.zeros(5, dtype=torch.long, device="meta")
     d.update(y, torch.ones(5, device="meta"), y, torch.ones(5, 7, device="meta"))
+
+
+def test_a_run_another_process_is_training_is_waited_for_and_loaded(tiny_overrides, tmp_path):
+    """Two notebooks executed side by side that need one run train it once."""
+    import threading
+
+    from ssfer.train import run_lock
+
+    cfg = cfg_of(tiny_overrides, **{"algo.name": "supervised"})
+    rd = run_dir_for(cfg, tmp_path)
+    got = []
+    with run_lock(rd):  # stands for the other notebook, which is training this run
+        waiter = threading.Thread(target=lambda: got.append(run(cfg, cache_dir=tmp_path)))
+        waiter.start()
+        waiter.join(timeout=3)
+        assert waiter.is_alive() and not got  # blocked on the lock, not training its own copy
+        first = Trainer(cfg, rd).fit()
+        written = (rd / "summary.json").stat().st_mtime_ns
+    waiter.join(timeout=60)
+    assert got and got[0].summary == first.summary
+    assert (rd / "summary.json").stat().st_mtime_ns == written  # loaded, not trained again

@@ -1,7 +1,11 @@
 """Training: ``run(cfg)`` trains (or loads the cached result of) one configuration."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 from pathlib import Path
+from typing import Iterator
 
 from ssfer.config import Config
 from ssfer.record import RunRecord, cache_root, run_key
@@ -10,6 +14,21 @@ from ssfer.record import RunRecord, cache_root, run_key
 def run_dir_for(cfg: Config, cache_dir: str | Path | None = None) -> Path:
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     return root / "runs" / run_key(cfg)
+
+
+@contextlib.contextmanager
+def run_lock(rd: Path) -> Iterator[None]:
+    """Hold ``<run dir>.lock`` exclusively: two notebooks executed side by side
+    that need the same run train it once, the second waits and then loads it.
+    The kernel drops the lock when its holder dies, so a killed run never
+    blocks the next one (which then resumes from its checkpoint)."""
+    rd.parent.mkdir(parents=True, exist_ok=True)
+    with open(rd.with_name(rd.name + ".lock"), "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def run(cfg: Config | dict, cache_dir: str | Path | None = None, force: bool = False) -> RunRecord:
@@ -22,7 +41,13 @@ def run(cfg: Config | dict, cache_dir: str | Path | None = None, force: bool = F
     rd = run_dir_for(cfg, cache_dir)
     if not force and (rd / "summary.json").exists():
         return RunRecord.load(rd)
-    return Trainer(cfg, rd).fit()
+    # torchrun's ranks train one run together: a lock taken by rank 0 alone would
+    # keep the others from joining it
+    lock = run_lock(rd) if int(os.environ.get("WORLD_SIZE", "1")) == 1 else contextlib.nullcontext()
+    with lock:
+        if not force and (rd / "summary.json").exists():  # finished by whoever held the lock
+            return RunRecord.load(rd)
+        return Trainer(cfg, rd).fit()
 
 
-__all__ = ["run", "run_dir_for", "RunRecord"]
+__all__ = ["run", "run_dir_for", "run_lock", "RunRecord"]
