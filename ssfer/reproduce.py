@@ -15,7 +15,9 @@
 4. Runs each notebook with papermill (cwd = repository root, env
    ``SSFER_PROFILE``), unless the staged copy already carries the same key:
    sha256 of the notebook source, profile, parameters and every file under
-   ``ssfer/``. That key is what makes a warm rebuild take seconds.
+   ``ssfer/``. That key is what makes a warm rebuild take seconds. Several
+   notebooks run side by side (``--jobs``); a training run two of them need is
+   trained once (``ssfer.train.run`` locks it) and read by the other.
 5. Runs ``jupyter-book build``; the HTML lands in ``_build/html``.
 """
 from __future__ import annotations
@@ -24,11 +26,13 @@ import argparse
 import contextlib
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -333,6 +337,62 @@ def execute(job: Job, out: Path, root: Path, build_dir: Path, profile_name: str,
     (build_dir / "failed" / f"{job.name}.ipynb").unlink(missing_ok=True)
 
 
+def resolve_jobs(n_jobs: int | None) -> int:
+    """Notebooks executed side by side; ``None`` or 0: one per CPU core up to 4
+    on a CPU-only machine (the book's small runs use a core each far better than
+    they share two), one where CUDA is available (the runs share the GPU)."""
+    if n_jobs:
+        return n_jobs
+    import torch
+
+    return 1 if torch.cuda.is_available() else max(1, min(4, _cpus()))
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _threads_per_kernel(workers: int) -> int | None:
+    """Intra-op threads for each kernel when several run at once (None: torch's
+    default). An OMP_NUM_THREADS set by the user wins."""
+    if workers == 1 or "OMP_NUM_THREADS" in os.environ:
+        return None
+    return max(1, _cpus() // workers)
+
+
+def _execute_task(task: tuple) -> tuple[str, float, str]:
+    """Run one notebook; (status, seconds, error), never raising (it may run in a worker process)."""
+    job, out, root, build_dir, profile, key, kernel, threads = task
+    t0 = time.perf_counter()
+    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {}
+    try:
+        with _env(**env):
+            execute(job, out, root, build_dir, profile, key, kernel)
+        return "ran", time.perf_counter() - t0, ""
+    except Exception as e:  # noqa: BLE001 - report every notebook's failure, then stop
+        return "FAILED", time.perf_counter() - t0, job.error or f"{job.name}: {type(e).__name__}: {e}"
+
+
+def _run_tasks(tasks: list[tuple], workers: int) -> Iterator[tuple[Job, tuple[str, float, str]]]:
+    """Each task's job and result, in the order they finish."""
+    if workers == 1:
+        for task in tasks:
+            yield task[0], _execute_task(task)
+        return
+    # spawned, not forked: a fork of a process holding threads can hang
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_execute_task, task): task[0] for task in tasks}
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                yield job, fut.result()
+            except Exception as e:  # noqa: BLE001 - a worker process died (killed, out of memory)
+                yield job, ("FAILED", 0.0, f"{job.name}: its worker process died: {type(e).__name__}: {e}")
+
+
 def html_dir(build_dir: Path) -> Path:
     """Where jupyter-book 1.x writes the HTML: ``<path-output>/_build/html``."""
     return (build_dir.parent if build_dir.name == "_build" else build_dir) / "_build" / "html"
@@ -363,12 +423,15 @@ def _summary(jobs: list[Job]) -> str:
 
 def reproduce(profile: str = "book", only: list[str] | None = None, build_dir: str | Path = "_build",
               build_book: bool = True, overrides: list[str] | dict[str, Any] | None = None,
-              kernel: str | None = None, root: str | Path | None = None, strict: bool = False) -> int:
+              kernel: str | None = None, root: str | Path | None = None, strict: bool = False,
+              n_jobs: int | None = None) -> int:
     """Execute the book's notebooks with a profile and build the book; 0 on success."""
     root = Path(root or Path.cwd()).resolve()
     build_dir = (root / build_dir).resolve()
     src = build_dir / "src"
     try:
+        if n_jobs is not None and n_jobs < 0:
+            raise ReproduceError(f"--jobs {n_jobs}: expected 0 (auto) or a positive number")
         docnames = toc_docnames(root / "_toc.yml", root)
         jobs, pages = classify(docnames, root)
         others = {p.stem for p in (root / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts}
@@ -385,7 +448,7 @@ def reproduce(profile: str = "book", only: list[str] | None = None, build_dir: s
         return 2
 
     lib = library_digest(root)
-    failed = False
+    pending: list[tuple[Job, Path, str]] = []
     for job in jobs:
         out = src / f"{job.docname}.ipynb"
         if not job.executes:
@@ -402,16 +465,22 @@ def reproduce(profile: str = "book", only: list[str] | None = None, build_dir: s
             job.status = "cached"
             print(f"[cached] {job.name}", flush=True)
             continue
+        pending.append((job, out, key))
+
+    workers = min(resolve_jobs(n_jobs), len(pending)) if len(pending) > 1 else 1
+    threads = _threads_per_kernel(workers)
+    if workers > 1:
+        print(f"running {len(pending)} notebooks, {workers} at a time"
+              + (f", {threads} thread(s) each" if threads else ""), flush=True)
+    for job, _, _ in pending:
         print(f"[run]    {job.name} {job.params or ''}", flush=True)
-        t0 = time.perf_counter()
-        try:
-            execute(job, out, root, build_dir, profile, key, kernel)
-            job.status = "ran"
-        except Exception as e:  # noqa: BLE001 - report every notebook's failure, then stop
-            job.status, failed = "FAILED", True
-            job.error = job.error or f"{job.name}: {type(e).__name__}: {e}"
+    failed = False
+    tasks = [(job, out, root, build_dir, profile, key, kernel, threads) for job, out, key in pending]
+    for job, (status, seconds, error) in _run_tasks(tasks, workers):
+        job.status, job.seconds, job.error = status, seconds, error
+        if status == "FAILED":
+            failed = True
             print(f"error: {job.error}", file=sys.stderr, flush=True)
-        job.seconds = time.perf_counter() - t0
         print(f"         {job.name}: {job.status} in {job.seconds:.1f} s", flush=True)
 
     print(_summary(jobs), flush=True)
@@ -441,6 +510,9 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
                    help="override a parameter (VALUE read as YAML); without NB. it applies to every "
                         "notebook that declares PARAM")
     p.add_argument("--build-dir", default="_build")
+    p.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
+                   help="notebooks executed side by side (default 0: auto, one per core up to 4 "
+                        "on a CPU, 1 with a GPU)")
     p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's)")
     p.add_argument("--strict", action="store_true", help="turn jupyter-book warnings into errors")
     p.set_defaults(func=_run_cli)
@@ -450,7 +522,7 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
 def _run_cli(args: argparse.Namespace) -> int:
     return reproduce(profile=args.profile, only=args.only, build_dir=args.build_dir,
                      build_book=not args.no_book, overrides=args.overrides, kernel=args.kernel,
-                     strict=args.strict)
+                     strict=args.strict, n_jobs=args.jobs)
 
 
 def main(argv: list[str] | None = None) -> int:

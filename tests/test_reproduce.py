@@ -160,6 +160,20 @@ def test_second_run_is_cached_and_library_change_reruns(built, capsys):
         (root / "ssfer" / "_touched.py").unlink()
 
 
+def test_notebooks_run_side_by_side_with_a_thread_each(book, capsys, monkeypatch):
+    root, _ = book
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(rp, "_cpus", lambda: 2)
+    assert rp.reproduce(profile="smoke", root=root, build_dir="side", build_book=False, n_jobs=2) == 0
+    out = capsys.readouterr().out
+    assert "running 3 notebooks, 2 at a time, 1 thread(s) each" in out
+    src = root / "side" / "src" / "notebooks"
+    assert "n2 6 x smoke" in outputs(src / "a.ipynb") and "fine" in outputs(src / "b.ipynb")
+    assert "lab 8" in outputs(src / "labs" / "lab_solution.ipynb")
+    assert rp.reproduce(profile="smoke", root=root, build_dir="side", n_jobs=-1) == 2
+    assert "--jobs -1" in capsys.readouterr().err
+
+
 def test_failing_notebook_exits_nonzero_naming_it_and_its_error(built, capsys):
     root, _ = built
     rc = rp.reproduce(profile="smoke", root=root, only=["b"], overrides=["b.fail=true"])
