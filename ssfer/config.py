@@ -95,7 +95,7 @@ class TrainConfig:
     ckpt_every: int = 0                # 0: no intermediate checkpoints
     device: str = "auto"               # auto | cpu | cuda | cuda:N
     amp: bool = True                   # bf16 autocast on CUDA
-    channels_last: bool = True         # on CUDA
+    channels_last: bool = True         # NHWC memory: faster convolutions on CUDA and on the CPU
     compile: bool = False              # torch.compile the student
     threads: int = 0                   # CPU threads for torch (0: leave as is)
     seed: int = 0
