@@ -187,10 +187,11 @@ def test_adacm_rejects_epoch_going_back():
 # ---------------------------------------------------------------- DTA
 
 def test_dta_ramp_values():
-    assert dta_ramp(0.0) == pytest.approx(0.5)
+    assert dta_ramp(0.0) == pytest.approx(0.8)  # the default start
     assert dta_ramp(1.0) == pytest.approx(1.0)
-    assert dta_ramp(0.5) == pytest.approx(0.959232, abs=1e-6)  # hand: σ(2.5), σ(-2.5), σ(7.5)
-    assert dta_ramp(0.5, "linear") == pytest.approx(0.75)
+    assert dta_ramp(0.5, start=0.5) == pytest.approx(0.959232, abs=1e-6)  # hand: σ(2.5), σ(-2.5), σ(7.5)
+    assert dta_ramp(0.5) == pytest.approx(0.8 + 0.2 * (0.959232 - 0.5) / 0.5, abs=1e-6)
+    assert dta_ramp(0.5, "linear", start=0.5) == pytest.approx(0.75)
     assert dta_ramp(0.5, "none") == 1.0
     assert dta_ramp(1.7) == dta_ramp(1.0) and dta_ramp(-1.0) == dta_ramp(0.0)
     values = [dta_ramp(i / 20) for i in range(21)]
@@ -198,7 +199,7 @@ def test_dta_ramp_values():
 
 
 def test_dta_labeled_source_by_hand():
-    th = DTAThreshold(3, source="labeled", momentum=0.5)
+    th = DTAThreshold(3, source="labeled", momentum=0.5, warmup=False, ramp_start=0.5)
     assert th.per_class().tolist() == pytest.approx([0.5] * 3)  # clip(0.5 * 1/3) = floor
     # class 0 correct 0.9, 0.7 (mean 0.8); class 1: one wrong, one correct 0.8; no class 2
     th.update(stats(probs_l=[[0.9, 0.05, 0.05], [0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1]],
@@ -215,14 +216,14 @@ def test_dta_labeled_source_by_hand():
     assert th.mask(probs).tolist() == [1.0, 0.0, 0.0, 1.0]
     # the same κ at progress 0.5 (λ = 0.9592) and 0 (λ = 0.5, all under the floor)
     th.update(stats(probs_l=[[0.5, 0.2, 0.3]], labels_l=[1], progress=0.5))  # no correct sample
-    lam = dta_ramp(0.5)
+    lam = dta_ramp(0.5, start=0.5)
     assert th.per_class().tolist() == pytest.approx([max(0.5, lam * k) for k in kappa], abs=1e-6)
     th.update(stats(probs_l=[[0.5, 0.2, 0.3]], labels_l=[1], progress=0.0))
     assert th.per_class().tolist() == pytest.approx([0.5] * 3, abs=1e-6)
 
 
 def test_dta_unlabeled_source_and_ceiling():
-    th = DTAThreshold(3, source="unlabeled", momentum=0.5, tau_max=0.52, ramp="none")
+    th = DTAThreshold(3, source="unlabeled", momentum=0.5, tau_max=0.52, ramp="none", warmup=False)
     th.update(stats(probs_u=[[0.9, 0.05, 0.05], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1]], idx_u=[0, 1, 2]))
     assert th.kappa.tolist() == pytest.approx([0.5 / 3 + 0.375, 0.5 / 3 + 0.35, 1 / 3], abs=1e-6)
     th.update(stats(probs_u=[[0.1, 0.1, 0.8], [0.3, 0.5, 0.2]], idx_u=[3, 4]))
@@ -237,7 +238,23 @@ def test_dta_labeled_source_ignores_unlabeled_and_vice_versa():
     lab.update(s)
     unl.update(s)
     assert lab.kappa.tolist() == pytest.approx([1 / 3] * 3)
-    assert unl.kappa.tolist() == pytest.approx([0.99 / 3 + 0.01 * 0.9, 1 / 3, 1 / 3])
+    assert unl.kappa.tolist() == pytest.approx([0.9, 1 / 3, 1 / 3])  # warm-up: the first mean is κ
+
+
+def test_dta_warmup_averages_each_class_until_the_momentum_takes_over():
+    th = DTAThreshold(2, source="unlabeled", momentum=0.6, ramp="none", tau_min=0.0)
+    seq = [([[0.8, 0.2]], 0.8), ([[0.6, 0.4]], 0.6), ([[0.4, 0.6]], None), ([[1.0, 0.0]], 1.0)]
+    kappa0, n = 0.5, 0
+    for probs, conf in seq:
+        th.update(stats(probs_u=probs, idx_u=[0]))
+        if conf is not None:
+            m = min(0.6, n / (n + 1))  # 0, 0.5, then 0.6 once 0.6 < n/(n+1)
+            kappa0 = m * kappa0 + (1 - m) * conf
+            n += 1
+        assert th.kappa[0].item() == pytest.approx(kappa0, abs=1e-6)
+    assert th.seen.tolist() == [3.0, 1.0]
+    assert th.kappa[1].item() == pytest.approx(0.6, abs=1e-6)  # its one batch, not pulled to 1/C
+    assert kappa0 == pytest.approx(0.6 * 0.7 + 0.4 * 1.0)
 
 
 # ---------------------------------------------------------------- state, device, registry

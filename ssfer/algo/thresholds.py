@@ -320,7 +320,7 @@ _DTA_SOURCES = ("labeled", "unlabeled")
 _DTA_RAMPS = ("sigmoid", "linear", "none")
 
 
-def dta_ramp(progress: float, kind: str = "sigmoid", start: float = 0.5,
+def dta_ramp(progress: float, kind: str = "sigmoid", start: float = 0.8,
              steepness: float = 10.0, midpoint: float = 0.25) -> float:
     """Stage factor λ(progress) of DTA, rising from ``start`` at 0 to exactly 1 at 1.
 
@@ -358,7 +358,12 @@ class DTAThreshold(Threshold):
       (FreeMatch's local estimate).
       A class with no such sample in the batch keeps its κ. κ starts at
       ``kappa_init`` (default 1/C, FreeMatch's start), so τ begins at tau_min.
-    λ: :func:`dta_ramp` of progress (default logistic, 0.5 → 1, steepest at a
+      With ``warmup`` (default) κ_c is the plain average of class c's first
+      batches until that average has more history than the momentum's memory
+      (m_eff = min(m, n_c/(n_c+1)) after n_c batches of c): otherwise κ would
+      spend the first ~1/(1−m) steps being pulled up from 1/C, and in a short
+      run every threshold would sit on tau_min for most of training.
+    λ: :func:`dta_ramp` of progress (default logistic, 0.8 → 1, steepest at a
       quarter of training), so early thresholds stay below the model's own
       confidence and reach it as training settles.
 
@@ -366,14 +371,20 @@ class DTAThreshold(Threshold):
     in the book): momentum 0.99 (a ~100-step memory, short enough to follow a
     minority class whose confidence is rising, long enough to smooth the few
     samples of it per batch), tau_min 0.5, tau_max 0.95 (FixMatch's value, so DTA
-    is never stricter than FixMatch), ramp "sigmoid" with ramp_start 0.5,
-    ramp_steepness 10, ramp_midpoint 0.25.
+    is never stricter than FixMatch), ramp "sigmoid" with ramp_start 0.8,
+    ramp_steepness 10, ramp_midpoint 0.25, warmup on. Measured on SynthFER
+    (24 px, 10 labels per class, 300 steps): with ramp_start 0.5 and no warm-up
+    every class sat on the 0.5 floor until past mid-training; with these
+    defaults the frequent classes (happiness, surprise) rise above the floor by
+    a third of the run while fear and disgust stay on it, and lowering tau_min
+    to 0.4 cost accuracy (55% against 59%, one seed).
     """
 
     def __init__(self, num_classes: int, source: str = "labeled", momentum: float = 0.99,
                  tau_min: float = 0.5, tau_max: float = 0.95, ramp: str = "sigmoid",
-                 ramp_start: float = 0.5, ramp_steepness: float = 10.0,
-                 ramp_midpoint: float = 0.25, kappa_init: float | None = None) -> None:
+                 ramp_start: float = 0.8, ramp_steepness: float = 10.0,
+                 ramp_midpoint: float = 0.25, kappa_init: float | None = None,
+                 warmup: bool = True) -> None:
         super().__init__(num_classes)
         name = type(self).__name__
         if source not in _DTA_SOURCES:
@@ -399,8 +410,10 @@ class DTAThreshold(Threshold):
         self.tau_min, self.tau_max = tau_min, tau_max
         self.ramp_start, self.ramp_steepness = ramp_start, float(ramp_steepness)
         self.ramp_midpoint = ramp_midpoint
+        self.warmup = bool(warmup)
         c = self.num_classes
         self.register_buffer("kappa", torch.full((c,), kappa_init, dtype=torch.float32))
+        self.register_buffer("seen", torch.zeros(c, dtype=torch.float32))  # batches that updated κ_c
         lam0 = self.ramp_value(0.0)
         self.register_buffer("lam", torch.tensor(lam0, dtype=torch.float32))
         self.register_buffer("tau", (lam0 * self.kappa).clamp(tau_min, tau_max))
@@ -427,9 +440,12 @@ class DTAThreshold(Threshold):
         sums = torch.zeros_like(self.kappa).index_add_(0, cls, conf.to(self.kappa.dtype) * weight)
         counts = torch.zeros_like(self.kappa).index_add_(0, cls, weight)
         batch_mean = sums / counts.clamp_min(1.0)
-        m = self.momentum
-        self.kappa.copy_(torch.where(counts > 0, m * self.kappa + (1.0 - m) * batch_mean,
-                                     self.kappa))
+        m = torch.full_like(self.kappa, self.momentum)
+        if self.warmup:  # a plain average until the EMA has `momentum`'s worth of history
+            m = torch.minimum(m, self.seen / (self.seen + 1.0))
+        present = counts > 0
+        self.kappa.copy_(torch.where(present, m * self.kappa + (1.0 - m) * batch_mean, self.kappa))
+        self.seen.add_(present.to(self.seen.dtype))
         self.lam.fill_(self.ramp_value(s.progress))
         self.tau.copy_((self.lam * self.kappa).clamp(self.tau_min, self.tau_max))
 
@@ -440,7 +456,8 @@ class DTAThreshold(Threshold):
         return (f"num_classes={self.num_classes}, source={self.source!r}, "
                 f"momentum={self.momentum}, tau_min={self.tau_min}, tau_max={self.tau_max}, "
                 f"ramp={self.ramp!r}, ramp_start={self.ramp_start}, "
-                f"ramp_steepness={self.ramp_steepness}, ramp_midpoint={self.ramp_midpoint}")
+                f"ramp_steepness={self.ramp_steepness}, ramp_midpoint={self.ramp_midpoint}, "
+                f"warmup={self.warmup}")
 
 
 THRESHOLDS: dict[str, type[Threshold]] = {
