@@ -260,3 +260,20 @@ def test_every_page_of_the_book_has_working_links_and_images(serve):
     assert len(pages) > 2, f"only {pages} reachable from the index"
     found = [p for url in pages for p in problems(url, fetch(url)[1].decode("utf-8", "replace"))]
     assert found == [], "\n".join(found)
+
+
+@needs_book
+@needs_chromium
+def test_equations_are_typeset_by_the_books_own_mathjax(serve, tmp_path):
+    """MathJax is served from the book (no CDN), so the method page's equations
+    render on a machine without network, like this one and a reader's train seat."""
+    html = book_html()
+    page = html / "book" / "method.html"
+    assert page.exists(), f"no {page}"
+    text = page.read_text()
+    scripts = [ref for tag, ref in Page(text).refs if tag == "script"]
+    mathjax = [s for s in scripts if "mathjax" in s.lower()]
+    assert mathjax and all("://" not in s for s in mathjax), f"MathJax not served locally: {mathjax}"
+    base = serve(html)
+    dom = browse(base + "book/method.html", tmp_path / "chromium", html.parent / "screenshots" / "method.png")
+    assert "<mjx-container" in dom, "MathJax did not typeset the equations of book/method.html"
