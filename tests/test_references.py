@@ -1,3 +1,4 @@
+import os
 import re
 from pathlib import Path
 
@@ -5,7 +6,9 @@ import pytest
 
 from ssfer.references import DATASETS, REFERENCES, references
 
-DESIGN = Path(__file__).resolve().parents[2] / "shared" / "DESIGN.md"
+REPO = Path(__file__).resolve().parents[1]
+# the design notes sit beside the shared data ($SSFER_SHARED_DATA, default ../shared/data)
+DESIGN = Path(os.environ.get("SSFER_SHARED_DATA", REPO.parent / "shared" / "data")).parent / "DESIGN.md"
 
 
 def test_rows_filter_by_dataset_and_unknown_names_are_refused():
@@ -20,7 +23,7 @@ def test_rows_filter_by_dataset_and_unknown_names_are_refused():
 
 
 def test_every_bib_key_exists():
-    bib = (Path(__file__).resolve().parents[1] / "book" / "references.bib").read_text()
+    bib = (REPO / "book" / "references.bib").read_text()
     for r in REFERENCES:
         assert re.search(r"@\w+\{" + re.escape(r.cite) + ",", bib), r.cite
 
