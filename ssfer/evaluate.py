@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ssfer.data import load_dataset, to_canonical
+from ssfer.data.preprocess import preprocess
 from ssfer.metrics import classification_metrics
 from ssfer.model import build_model
 from ssfer.record import RunRecord
@@ -47,6 +48,7 @@ def evaluate_run(run_dir: str | Path, dataset: str, root: str | Path | None, spl
     dev = resolve_device(device)
     cfg = rec.config
     data = load_dataset(dataset, root, split, size=cfg.data.size, channels=cfg.data.channels, **(options or {}))
+    data = preprocess(data, autocontrast_images=cfg.data.autocontrast)  # as the model was trained
     mapped = to_canonical(data, rec.class_names)
     probs = predict_probs(load_teacher(rec, dev), mapped.images, cfg.data.channels, dev)
     out = classification_metrics(probs, mapped.labels, len(rec.class_names))

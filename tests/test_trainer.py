@@ -156,3 +156,17 @@ def test_a_run_another_process_is_training_is_waited_for_and_loaded(tiny_overrid
     waiter.join(timeout=60)
     assert got and got[0].summary == first.summary
     assert (rd / "summary.json").stat().st_mtime_ns == written  # loaded, not trained again
+
+
+def test_autocontrast_reaches_every_split_the_trainer_and_evaluation_read(tiny_overrides):
+    from ssfer.train.data import load_split_data
+
+    plain = cfg_of(tiny_overrides)
+    stretched = cfg_of(tiny_overrides, **{"data.autocontrast": True})
+    for split in ("train", "test"):
+        a, b = load_split_data(plain, split).images, load_split_data(stretched, split).images
+        lo, hi = b.min(axis=(1, 2, 3)), b.max(axis=(1, 2, 3))
+        span = a.max(axis=(1, 2, 3)) > a.min(axis=(1, 2, 3))
+        assert (lo[span] == 0).all() and (hi[span] == 255).all()
+        assert (a.max(axis=(1, 2, 3)) < 255).any()  # SynthFER alone is not full range: the test can fail
+    assert plain.hash() != stretched.hash()

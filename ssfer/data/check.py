@@ -4,7 +4,8 @@ Walks the same scanners as the loaders, but collects every problem instead of
 stopping at the first: rows that do not parse, labels out of range, missing,
 unreadable or truncated images (errors); blank or flat images, byte-identical
 duplicates, duplicates filed under different classes or shared between
-splits (leakage), rows listed twice (warnings). Exit status 0 when there are
+splits (leakage), rows listed twice, splits stored with different contrast
+(warnings). Exit status 0 when there are
 only warnings, 1 with errors, 2 when the data set cannot be checked at all.
 """
 from __future__ import annotations
@@ -14,12 +15,18 @@ import json
 import sys
 from collections import defaultdict
 
+import numpy as np
+
 from . import decode
 from .errors import DataError, Problems
 from .registry import FORMATS, _format
 from .registry import scan as scan_split
 
 FLAT_STD = 2.0  # grey-level std below which an image carries no face (FER2013: 12 black + 1 flat)
+# a split's median per-image std this many times another's, or shares of full-range
+# images this far apart, is a contrast shift (shared FER2013: std 37.6 train, 53.7 test)
+CONTRAST_RATIO = 1.25
+CONTRAST_SHARE = 0.2
 
 
 def _classify_failure(msg: str, kind: str) -> str:
@@ -39,7 +46,8 @@ def check_dataset(name: str, root, *, splits=None, workers: int | None = None,
     unreadable, blank or duplicate image is found then.
 
     {"dataset", "root", "options", "splits": {split: {"total", "per_class",
-    "dropped"}}, "summary": {...}, "problems": [{"kind", "path", "detail",
+    "dropped"}}, "contrast": {split: {"median_std", "full_range_share"}} (with
+    images=True), "summary": {...}, "problems": [{"kind", "path", "detail",
     "severity"}], "ok": no errors}
     """
     if str(name).strip().lower() == "synthfer":
@@ -48,7 +56,7 @@ def check_dataset(name: str, root, *, splits=None, workers: int | None = None,
     fmt.check_options(opts)
     root = str(root)
     problems = Problems(strict=False)
-    report: dict = {"dataset": fmt.name, "root": root, "options": opts, "splits": {}}
+    report: dict = {"dataset": fmt.name, "root": root, "options": opts, "splits": {}, "contrast": {}}
     if splits is None:
         try:
             splits = fmt.available_splits(root, **opts)
@@ -75,6 +83,7 @@ def check_dataset(name: str, root, *, splits=None, workers: int | None = None,
                     problems.warn("duplicate-row", disp, "listed again in the label file"
                                   + ("" if same else " with another class"))
                 seen.setdefault(src, i)
+        contrast: list[tuple[int, int, float]] = []
         for i, row in enumerate(decode.inspect_manifest(m, workers) if images else ()):
             digest, err, _w, _h, _mode, lo, hi, std = row
             disp, cls = m.display[i], m.class_names[m.labels[i]]
@@ -88,6 +97,12 @@ def check_dataset(name: str, root, *, splits=None, workers: int | None = None,
                               f"(values {lo}..{hi})")
             key = m.sources[i] if m.kind == "files" else disp
             by_digest[digest][key] = (disp, cls, m.split)
+            contrast.append((lo, hi, std))
+        if contrast:
+            report["contrast"][m.split] = contrast_stats(contrast)
+    shift = contrast_shift(report["contrast"])
+    if shift:
+        problems.warn("contrast-shift", root, shift)
     groups = [sorted(g.values()) for g in by_digest.values() if len(g) > 1]
     groups.sort()
     cross = cross_split = 0
@@ -115,6 +130,30 @@ def check_dataset(name: str, root, *, splits=None, workers: int | None = None,
     report["problems"] = [p.as_dict() for p in problems.items]
     report["ok"] = not problems.errors
     return report
+
+
+def contrast_stats(rows: list[tuple[int, int, float]]) -> dict:
+    """Median per-image pixel std and the share of images spanning (almost) 0..255."""
+    lo, hi, std = (np.array(c, dtype=np.float64) for c in zip(*rows))
+    return {"median_std": round(float(np.median(std)), 2),
+            "full_range_share": round(float(np.mean((lo <= 2) & (hi >= 253))), 4)}
+
+
+def contrast_shift(stats: dict[str, dict], ratio: float = CONTRAST_RATIO, share: float = CONTRAST_SHARE) -> str:
+    """A sentence when the splits' contrast differs (one split stored stretched,
+    say), else ''. A model trained on one and tested on the other sees a shift
+    no augmentation in this library undoes; ``data.autocontrast`` removes it."""
+    if len(stats) < 2:
+        return ""
+    stds = {s: v["median_std"] for s, v in stats.items()}
+    shares = {s: v["full_range_share"] for s, v in stats.items()}
+    lo_s, hi_s = min(stds, key=stds.get), max(stds, key=stds.get)
+    if stds[hi_s] <= ratio * max(stds[lo_s], 1e-9) and max(shares.values()) - min(shares.values()) <= share:
+        return ""
+    return ("the splits differ in contrast: median per-image pixel std "
+            + ", ".join(f"{s} {v:.1f}" for s, v in stds.items())
+            + "; images spanning 0..255: " + ", ".join(f"{s} {100 * v:.0f}%" for s, v in shares.items())
+            + " (train with data.autocontrast: true to stretch every split alike)")
 
 
 def format_report(report: dict, max_problems: int = 20) -> str:

@@ -13,6 +13,7 @@ import torch
 from ssfer.config import Config
 from ssfer.data import load_dataset
 from ssfer.data.dataset import FERData
+from ssfer.data.preprocess import preprocess
 from ssfer.data.splits import Split, make_split
 
 
@@ -38,7 +39,8 @@ def load_split_data(cfg: Config, split: str) -> FERData:
     kw = dict(d.options)
     if d.dataset == "synthfer":
         kw.update(n=d.n_train if split == "train" else d.n_test, difficulty=d.difficulty, seed=cfg.split.seed)
-    return load_dataset(d.dataset, d.root, split, size=d.size, channels=d.channels, **kw)
+    data = load_dataset(d.dataset, d.root, split, size=d.size, channels=d.channels, **kw)
+    return preprocess(data, autocontrast_images=d.autocontrast)
 
 
 def to_tensor(images: np.ndarray, device: torch.device, channels_last: bool) -> torch.Tensor:

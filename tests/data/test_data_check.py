@@ -144,3 +144,31 @@ def test_missing_split_folder_is_an_error(tmp_path):
     r = check_dataset("fer2013", tmp_path, splits=["train", "test"])
     assert r["ok"] is False and r["problems"][0]["kind"] == "layout"
     assert "no folder for split 'test'" in r["problems"][0]["detail"]
+
+
+def test_contrast_shift_between_splits_is_reported_and_equal_splits_are_not():
+    from ssfer.data.check import contrast_shift, contrast_stats
+
+    plain = contrast_stats([(40, 200, 30.0), (50, 190, 36.0), (30, 210, 40.0)])
+    assert plain == {"median_std": 36.0, "full_range_share": 0.0}
+    stretched = contrast_stats([(0, 255, 55.0), (1, 254, 50.0), (20, 230, 45.0)])
+    assert stretched == {"median_std": 50.0, "full_range_share": round(2 / 3, 4)}
+    msg = contrast_shift({"train": plain, "test": stretched})
+    assert "train 36.0, test 50.0" in msg and "test 67%" in msg and "data.autocontrast" in msg
+    assert contrast_shift({"train": plain, "test": dict(plain)}) == ""
+    assert contrast_shift({"train": plain}) == ""
+
+
+def test_autocontrast_stretches_each_image_and_keeps_flat_ones():
+    import numpy as np
+
+    from ssfer.data.preprocess import autocontrast
+
+    x = np.zeros((3, 2, 2, 1), np.uint8)
+    x[0, ..., 0] = [[50, 100], [150, 100]]       # 50..150 -> 0..255
+    x[1] = 7                                     # flat: unchanged
+    x[2, ..., 0] = [[0, 255], [128, 64]]         # already full range
+    y = autocontrast(x, chunk=2)
+    assert y[0, ..., 0].tolist() == [[0, 128], [255, 128]]  # (100-50)*2.55 = 127.5 -> 128
+    assert (y[1] == 7).all() and (y[2] == x[2]).all()
+    assert y.dtype == np.uint8 and x[0, 0, 0, 0] == 50  # input untouched

@@ -48,6 +48,11 @@ def test_fer2013_check_finds_blank_images_and_duplicates(fer2013_root):
     assert "train/angry/Training_10131352.jpg" in blank
     assert (sm["duplicate_files"], sm["duplicate_groups"], sm["cross_class_duplicate_groups"]) == (2439, 1116, 43)
     assert sm["cross_split_duplicate_groups"] == 1
+    # this copy's test images are mostly contrast-stretched, its train images not
+    c = r["contrast"]
+    assert c["test"]["median_std"] > 1.25 * c["train"]["median_std"]
+    assert c["test"]["full_range_share"] > 0.2 > c["train"]["full_range_share"]
+    assert sm["by_kind"]["contrast-shift"] == 1
 
 
 @pytest.mark.parametrize("labels", ["fer2013new", "label.csv"])
