@@ -43,7 +43,7 @@ class DataConfig:
     n_test: int | None = 1000          # synthfer only: test images (None: RAF-DB's 3,068)
     difficulty: float = 1.0            # synthfer only: how much faces vary and overlap
     test_split: str = "test"           # split used for the reported test metrics
-    autocontrast: bool = False         # stretch every image of every split to 0..255 (contrast shift between splits)
+    tone: Literal["none", "autocontrast", "equalize"] = "none"  # per-image tone rule, every split alike
     options: dict = field(default_factory=dict)  # loader options (e.g. ferplus source)
 
 

@@ -48,7 +48,7 @@ def evaluate_run(run_dir: str | Path, dataset: str, root: str | Path | None, spl
     dev = resolve_device(device)
     cfg = rec.config
     data = load_dataset(dataset, root, split, size=cfg.data.size, channels=cfg.data.channels, **(options or {}))
-    data = preprocess(data, autocontrast_images=cfg.data.autocontrast)  # as the model was trained
+    data = preprocess(data, tone=cfg.data.tone)  # as the model was trained
     mapped = to_canonical(data, rec.class_names)
     probs = predict_probs(load_teacher(rec, dev), mapped.images, cfg.data.channels, dev)
     out = classification_metrics(probs, mapped.labels, len(rec.class_names))

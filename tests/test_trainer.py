@@ -158,15 +158,17 @@ def test_a_run_another_process_is_training_is_waited_for_and_loaded(tiny_overrid
     assert (rd / "summary.json").stat().st_mtime_ns == written  # loaded, not trained again
 
 
-def test_autocontrast_reaches_every_split_the_trainer_and_evaluation_read(tiny_overrides):
+def test_tone_rule_reaches_every_split_the_trainer_and_evaluation_read(tiny_overrides):
     from ssfer.train.data import load_split_data
 
     plain = cfg_of(tiny_overrides)
-    stretched = cfg_of(tiny_overrides, **{"data.autocontrast": True})
-    for split in ("train", "test"):
-        a, b = load_split_data(plain, split).images, load_split_data(stretched, split).images
-        lo, hi = b.min(axis=(1, 2, 3)), b.max(axis=(1, 2, 3))
-        span = a.max(axis=(1, 2, 3)) > a.min(axis=(1, 2, 3))
-        assert (lo[span] == 0).all() and (hi[span] == 255).all()
-        assert (a.max(axis=(1, 2, 3)) < 255).any()  # SynthFER alone is not full range: the test can fail
-    assert plain.hash() != stretched.hash()
+    for tone in ("autocontrast", "equalize"):
+        toned = cfg_of(tiny_overrides, **{"data.tone": tone})
+        for split in ("train", "test"):
+            a, b = load_split_data(plain, split).images, load_split_data(toned, split).images
+            span = a.max(axis=(1, 2, 3)) > a.min(axis=(1, 2, 3))
+            assert (b.max(axis=(1, 2, 3))[span] == 255).all()  # both rules reach white
+            assert (a.max(axis=(1, 2, 3)) < 255).any()  # SynthFER alone does not: the test can fail
+        assert plain.hash() != toned.hash()
+    with pytest.raises(Exception, match="tone"):
+        cfg_of(tiny_overrides, **{"data.tone": "gamma"})

@@ -1,11 +1,24 @@
-"""Per-image preprocessing applied to every split alike, after decoding."""
+"""Per-image tone preprocessing applied to every split alike, after decoding.
+
+Why: a split stored with another tone curve than the others (the shared
+FER2013 copy's test images are contrast-stretched, its train images are not;
+``ssfer data check`` reports it as ``contrast-shift``) is a shift a model
+trained from scratch does not survive. A test_resnet trained 300 steps on
+that train split (all labels) scored, on held-out train images / on the test
+split: 24.9% / 14.5% as stored, 30.4% / 22.5% with ``autocontrast``, 34.9% /
+24.7% with ``equalize``. Mapping every image through one per-image rule
+removes much of the gap, not all of it.
+"""
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
+from PIL import Image, ImageOps
 
 from ssfer.data.dataset import FERData
+
+TONES = ("none", "autocontrast", "equalize")
 
 
 def autocontrast(images: np.ndarray, chunk: int = 4096) -> np.ndarray:
@@ -13,12 +26,8 @@ def autocontrast(images: np.ndarray, chunk: int = 4096) -> np.ndarray:
 
     One min and max per image over all its channels, so colours keep their
     balance; a flat image is returned unchanged. ``images``: uint8 (N, H, W, C).
-    Why: a test split stored with stretched contrast and a train split without
-    (the shared FER2013 copy, see ``ssfer data check``) is a shift a model
-    trained from scratch does not survive; stretching both removes it.
     """
-    if images.dtype != np.uint8 or images.ndim != 4:
-        raise ValueError(f"autocontrast: expected uint8 (N, H, W, C) images, got {images.dtype} {images.shape}")
+    _check(images, "autocontrast")
     out = np.empty_like(images)
     for s in range(0, len(images), chunk):
         x = images[s:s + chunk]
@@ -30,8 +39,33 @@ def autocontrast(images: np.ndarray, chunk: int = 4096) -> np.ndarray:
     return out
 
 
-def preprocess(data: FERData, *, autocontrast_images: bool = False) -> FERData:
-    """``data`` with the configured per-image steps applied (the same object when none is)."""
-    if not autocontrast_images:
+def equalize(images: np.ndarray) -> np.ndarray:
+    """PIL's histogram equalisation of each image (each channel of an RGB one).
+
+    Equalisation maps any strictly increasing tone curve of an image to the same
+    result, so it undoes a stretch or a gamma applied to one split only (up to
+    the levels a stretch clipped). ``images``: uint8 (N, H, W, C).
+    """
+    _check(images, "equalize")
+    out = np.empty_like(images)
+    for i, x in enumerate(images):
+        img = Image.fromarray(x[..., 0] if x.shape[-1] == 1 else x)
+        eq = np.asarray(ImageOps.equalize(img))
+        out[i] = eq[..., None] if eq.ndim == 2 else eq
+    return out
+
+
+def _check(images: np.ndarray, name: str) -> None:
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(f"{name}: expected uint8 (N, H, W, C) images with C in {{1, 3}}, "
+                         f"got {images.dtype} {images.shape}")
+
+
+def preprocess(data: FERData, *, tone: str = "none") -> FERData:
+    """``data`` with the tone rule applied to every image (the same object for "none")."""
+    if tone not in TONES:
+        raise ValueError(f"data.tone={tone!r}; choose one of {TONES}")
+    if tone == "none":
         return data
-    return dataclasses.replace(data, images=autocontrast(data.images))
+    fn = autocontrast if tone == "autocontrast" else equalize
+    return dataclasses.replace(data, images=fn(np.asarray(data.images)))

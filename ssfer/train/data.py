@@ -40,7 +40,7 @@ def load_split_data(cfg: Config, split: str) -> FERData:
     if d.dataset == "synthfer":
         kw.update(n=d.n_train if split == "train" else d.n_test, difficulty=d.difficulty, seed=cfg.split.seed)
     data = load_dataset(d.dataset, d.root, split, size=d.size, channels=d.channels, **kw)
-    return preprocess(data, autocontrast_images=d.autocontrast)
+    return preprocess(data, tone=d.tone)
 
 
 def to_tensor(images: np.ndarray, device: torch.device, channels_last: bool) -> torch.Tensor:

@@ -154,7 +154,7 @@ def test_contrast_shift_between_splits_is_reported_and_equal_splits_are_not():
     stretched = contrast_stats([(0, 255, 55.0), (1, 254, 50.0), (20, 230, 45.0)])
     assert stretched == {"median_std": 50.0, "full_range_share": round(2 / 3, 4)}
     msg = contrast_shift({"train": plain, "test": stretched})
-    assert "train 36.0, test 50.0" in msg and "test 67%" in msg and "data.autocontrast" in msg
+    assert "train 36.0, test 50.0" in msg and "test 67%" in msg and "data.tone: equalize" in msg
     assert contrast_shift({"train": plain, "test": dict(plain)}) == ""
     assert contrast_shift({"train": plain}) == ""
 
@@ -172,3 +172,19 @@ def test_autocontrast_stretches_each_image_and_keeps_flat_ones():
     assert y[0, ..., 0].tolist() == [[0, 128], [255, 128]]  # (100-50)*2.55 = 127.5 -> 128
     assert (y[1] == 7).all() and (y[2] == x[2]).all()
     assert y.dtype == np.uint8 and x[0, 0, 0, 0] == 50  # input untouched
+
+
+def test_equalize_undoes_a_monotone_tone_curve():
+    import numpy as np
+
+    from ssfer.data.preprocess import equalize, preprocess
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(40, 150, size=(4, 48, 48, 1), dtype=np.uint8)  # PIL leaves images under ~512 px as they are
+    stretched = (2 * x.astype(np.int32) - 80).astype(np.uint8)  # 40..149 -> 0..218, one-to-one
+    assert not np.array_equal(x, stretched)
+    assert np.array_equal(equalize(x), equalize(stretched)) and not np.array_equal(equalize(x), x)
+    rgb = rng.integers(0, 256, size=(2, 8, 8, 3), dtype=np.uint8)
+    assert equalize(rgb).shape == rgb.shape
+    with pytest.raises(ValueError, match="data.tone='gamma'"):
+        preprocess(None, tone="gamma")
