@@ -172,3 +172,20 @@ def test_tone_rule_reaches_every_split_the_trainer_and_evaluation_read(tiny_over
         assert plain.hash() != toned.hash()
     with pytest.raises(Exception, match="tone"):
         cfg_of(tiny_overrides, **{"data.tone": "gamma"})
+
+
+def test_environment_is_read_when_the_run_starts_not_when_it_ends(tiny_overrides, tmp_path, monkeypatch):
+    """A commit or an edit made while a run trains must not be recorded as the code it ran."""
+    import ssfer.train.loop as loop
+
+    calls = []
+
+    def fake_environment():
+        calls.append(len(tr.history))  # how far training had got when it was read
+        return {"git_commit": f"read after {calls[-1]} logged rows"}
+
+    tr = Trainer(cfg_of(tiny_overrides, **{"algo.name": "supervised"}), tmp_path / "run")
+    monkeypatch.setattr(loop, "environment", fake_environment)
+    rec = tr.fit()
+    assert calls == [0] and rec.environment == {"git_commit": "read after 0 logged rows"}
+    assert RunRecord.load(tmp_path / "run").environment == rec.environment

@@ -300,6 +300,9 @@ class Trainer:
         summary: how the tests simulate an interruption.
         """
         t = self.cfg.train
+        # the code, commit and versions this run trains with, read now: files
+        # edited or commits made while it trains must not be credited with it
+        env = environment()
         resumed = self.try_resume()
         if self.run_dir is not None and self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -340,7 +343,7 @@ class Trainer:
                        negatives=self.recipe.negatives)
         if self.data.val is not None:
             summary["val"] = {k: v for k, v in self.evaluate("val").items() if k != "confusion"}
-        record = RunRecord(self.cfg, self.history, summary, environment=environment())
+        record = RunRecord(self.cfg, self.history, summary, environment=env)
         if self.run_dir is not None and self.rank == 0:
             _save_atomic(self.ema.module.state_dict(), self.run_dir / "model.pt")
             record.save(self.run_dir)
