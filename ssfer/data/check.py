@@ -142,7 +142,8 @@ def contrast_stats(rows: list[tuple[int, int, float]]) -> dict:
 def contrast_shift(stats: dict[str, dict], ratio: float = CONTRAST_RATIO, share: float = CONTRAST_SHARE) -> str:
     """A sentence when the splits' contrast differs (one split stored stretched,
     say), else ''. A model trained on one and tested on the other sees a shift
-    no augmentation in this library undoes; ``data.tone`` removes most of it."""
+    no augmentation in this library undoes; ``data.tone`` maps every split
+    through one per-image rule, which may or may not close it."""
     if len(stats) < 2:
         return ""
     stds = {s: v["median_std"] for s, v in stats.items()}
@@ -153,7 +154,7 @@ def contrast_shift(stats: dict[str, dict], ratio: float = CONTRAST_RATIO, share:
     return ("the splits differ in contrast: median per-image pixel std "
             + ", ".join(f"{s} {v:.1f}" for s, v in stds.items())
             + "; images spanning 0..255: " + ", ".join(f"{s} {100 * v:.0f}%" for s, v in shares.items())
-            + " (train with data.tone: equalize to map every split alike)")
+            + " (data.tone maps every split through one per-image rule)")
 
 
 def format_report(report: dict, max_problems: int = 20) -> str:
