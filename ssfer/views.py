@@ -122,8 +122,12 @@ def autocontrast_lut(lut: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
     bins = torch.arange(256, device=lut.device)
     lo = torch.where(present, bins, 255).amin(2, keepdim=True)
     hi = torch.where(present, bins, 0).amax(2, keepdim=True)
-    scale = 255.0 / (hi - lo).clamp_min(1).double()
-    stretch = (bins * scale - lo * scale).clamp_(0, 255).to(torch.int64)
+    span = (hi - lo).clamp_min(1).double()
+    # PIL's arithmetic to the last bit: scale = 255/span, ix*scale + (-lo*scale), truncated.
+    # `255.0 / span` is not it: torch computes a scalar over a tensor as 255 * (1/span),
+    # one ulp off, which truncated the top level to 254 in a sixth of FER2013's images
+    scale = torch.full_like(span, 255.0) / span
+    stretch = (bins * scale + -lo * scale).clamp_(0, 255).to(torch.int64)
     return torch.where(hi > lo, stretch, bins).gather(2, lut)
 
 
