@@ -6,61 +6,43 @@ its test images are contrast-stretched and its train images are not (``ssfer
 data check`` reports ``contrast-shift``), and models trained on either split
 do not transfer to the other. In a plain training loop (test_resnet, 300
 steps, all train labels; held-out train / test) the tone rules narrowed the
-gap: 24.9% / 14.5% as stored, 30.4% / 22.5% with ``autocontrast``, 34.9% /
-24.7% with ``equalize``; in the library's trainer (1500 steps, all labels)
-``equalize`` did not help (test 16.0% against 19.0%). The rules are offered
-as tools; they do not explain or remove that copy's shift.
+gap: 24.9% / 14.5% as stored, 30.4% / 22.5% with a min-max stretch (then
+rounded; ``autocontrast`` now truncates as PIL does), 34.9% / 24.7% with
+``equalize``. In the library's trainer (1500 steps, all labels) ``equalize``
+did not help (test 16.0% against 19.0%). The rules are offered as tools;
+they do not explain or remove that copy's shift.
 """
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
-from PIL import Image, ImageOps
+import torch
 
 from ssfer.data.dataset import FERData
+from ssfer.views import apply_lut, autocontrast_lut, equalize_lut, histogram, identity_lut, to_nchw
 
 TONES = ("none", "autocontrast", "equalize")
+_RULES = {"autocontrast": autocontrast_lut, "equalize": equalize_lut}
 
 
-def autocontrast(images: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Stretch each image's grey levels to span 0..255 (min -> 0, max -> 255).
-
-    One min and max per image over all its channels, so colours keep their
-    balance; a flat image is returned unchanged. ``images``: uint8 (N, H, W, C).
-    """
-    _check(images, "autocontrast")
+def apply_tone(images: np.ndarray, tone: str, chunk: int = 4096) -> np.ndarray:
+    """Each image of uint8 (N, H, W, C) ``images`` through PIL's per-channel
+    ``ImageOps.autocontrast`` (cutoff 0) or ``ImageOps.equalize``, exactly,
+    computed in batches with the same lookup-table ops RandAugment uses
+    (``ssfer.views``). Equalisation maps any one-to-one increasing tone curve
+    of an image to the same result."""
+    if tone not in _RULES:
+        raise ValueError(f"apply_tone: tone={tone!r}; choose one of {tuple(_RULES)}")
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(f"apply_tone: expected uint8 (N, H, W, C) images with C in {{1, 3}}, "
+                         f"got {images.dtype} {images.shape}")
     out = np.empty_like(images)
     for s in range(0, len(images), chunk):
-        x = images[s:s + chunk]
-        lo = x.min(axis=(1, 2, 3), keepdims=True).astype(np.float32)
-        hi = x.max(axis=(1, 2, 3), keepdims=True).astype(np.float32)
-        span = hi - lo
-        scaled = (x.astype(np.float32) - lo) * (255.0 / np.where(span > 0, span, 1.0))
-        out[s:s + chunk] = np.where(span > 0, np.rint(scaled), x).astype(np.uint8)
+        x = to_nchw(torch.from_numpy(np.array(images[s:s + chunk])))  # a writable copy: inputs may be read-only memmaps
+        lut = _RULES[tone](identity_lut(*x.shape[:2]), histogram(x))
+        out[s:s + chunk] = apply_lut(x, lut).permute(0, 2, 3, 1).numpy()
     return out
-
-
-def equalize(images: np.ndarray) -> np.ndarray:
-    """PIL's histogram equalisation of each image (each channel of an RGB one).
-
-    Equalisation maps any strictly increasing tone curve of an image to the same
-    result, so it undoes a stretch or a gamma applied to one split only (up to
-    the levels a stretch clipped). ``images``: uint8 (N, H, W, C).
-    """
-    _check(images, "equalize")
-    out = np.empty_like(images)
-    for i, x in enumerate(images):
-        img = Image.fromarray(x[..., 0] if x.shape[-1] == 1 else x)
-        eq = np.asarray(ImageOps.equalize(img))
-        out[i] = eq[..., None] if eq.ndim == 2 else eq
-    return out
-
-
-def _check(images: np.ndarray, name: str) -> None:
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(f"{name}: expected uint8 (N, H, W, C) images with C in {{1, 3}}, "
-                         f"got {images.dtype} {images.shape}")
 
 
 def preprocess(data: FERData, *, tone: str = "none") -> FERData:
@@ -69,5 +51,4 @@ def preprocess(data: FERData, *, tone: str = "none") -> FERData:
         raise ValueError(f"data.tone={tone!r}; choose one of {TONES}")
     if tone == "none":
         return data
-    fn = autocontrast if tone == "autocontrast" else equalize
-    return dataclasses.replace(data, images=fn(np.asarray(data.images)))
+    return dataclasses.replace(data, images=apply_tone(np.asarray(data.images), tone))

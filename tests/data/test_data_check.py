@@ -161,30 +161,40 @@ def test_contrast_shift_between_splits_is_reported_and_equal_splits_are_not():
 
 def test_autocontrast_stretches_each_image_and_keeps_flat_ones():
     import numpy as np
+    from PIL import Image, ImageOps
 
-    from ssfer.data.preprocess import autocontrast
+    from ssfer.data.preprocess import apply_tone
 
     x = np.zeros((3, 2, 2, 1), np.uint8)
     x[0, ..., 0] = [[50, 100], [150, 100]]       # 50..150 -> 0..255
     x[1] = 7                                     # flat: unchanged
     x[2, ..., 0] = [[0, 255], [128, 64]]         # already full range
-    y = autocontrast(x, chunk=2)
-    assert y[0, ..., 0].tolist() == [[0, 128], [255, 128]]  # (100-50)*2.55 = 127.5 -> 128
+    y = apply_tone(x, "autocontrast", chunk=2)
+    assert y[0, ..., 0].tolist() == [[0, 127], [255, 127]]  # PIL truncates (100-50)*2.55 = 127.5
     assert (y[1] == 7).all() and (y[2] == x[2]).all()
     assert y.dtype == np.uint8 and x[0, 0, 0, 0] == 50  # input untouched
+    pil = np.stack([np.asarray(ImageOps.autocontrast(Image.fromarray(i[..., 0]))) for i in x])[..., None]
+    assert np.array_equal(y, pil)
 
 
 def test_equalize_undoes_a_monotone_tone_curve():
     import numpy as np
 
-    from ssfer.data.preprocess import equalize, preprocess
+    from PIL import Image, ImageOps
+
+    from ssfer.data.preprocess import apply_tone, preprocess
+
+    def equalize(images):
+        return apply_tone(images, "equalize")
 
     rng = np.random.default_rng(0)
     x = rng.integers(40, 150, size=(4, 48, 48, 1), dtype=np.uint8)  # PIL leaves images under ~512 px as they are
     stretched = (2 * x.astype(np.int32) - 80).astype(np.uint8)  # 40..149 -> 0..218, one-to-one
     assert not np.array_equal(x, stretched)
     assert np.array_equal(equalize(x), equalize(stretched)) and not np.array_equal(equalize(x), x)
-    rgb = rng.integers(0, 256, size=(2, 8, 8, 3), dtype=np.uint8)
-    assert equalize(rgb).shape == rgb.shape
+    assert np.array_equal(equalize(x)[..., 0], np.stack([np.asarray(ImageOps.equalize(Image.fromarray(i[..., 0])))
+                                                          for i in x]))  # PIL's table exactly
+    rgb = rng.integers(0, 256, size=(2, 48, 48, 3), dtype=np.uint8)
+    assert np.array_equal(equalize(rgb), np.stack([np.asarray(ImageOps.equalize(Image.fromarray(i))) for i in rgb]))
     with pytest.raises(ValueError, match="data.tone='gamma'"):
         preprocess(None, tone="gamma")
