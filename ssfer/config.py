@@ -43,6 +43,8 @@ class DataConfig:
     n_test: int | None = 1000          # synthfer only: test images (None: RAF-DB's 3,068)
     difficulty: float = 1.0            # synthfer only: how much faces vary and overlap
     test_split: str = "test"           # split used for the reported test metrics
+    val_split: str | None = None       # a split of the data set for validation metrics (e.g. FERPlus "val");
+                                       # None: split.val_per_class images carved from train, if any
     tone: Literal["none", "autocontrast", "equalize"] = "none"  # per-image tone rule, every split alike
     options: dict = field(default_factory=dict)  # loader options (e.g. ferplus source)
 
@@ -60,6 +62,8 @@ class SplitConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "resnet18"             # any timm CNN
+    stem: Literal["imagenet", "small"] = "imagenet"  # small: stride-1 3x3 stem (timm ResNets), 6x6 map at 48 px
+    timm_args: dict = field(default_factory=dict)  # extra timm.create_model arguments, e.g. {channels: [32, 64, 128, 256]}
     attention: Literal["none", "spatial", "region"] = "spatial"
     feature_dropout: Literal["none", "block", "channel", "region"] = "block"
     drop_prob: float = 0.1
@@ -83,6 +87,7 @@ class TrainConfig:
     steps: int = 300
     batch_size: int = 32               # labeled images per step
     mu: int = 3                        # unlabeled images per labeled image
+    labeled_sampling: Literal["balanced", "uniform"] = "balanced"  # balanced: every class equally likely per draw
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.03
     momentum: float = 0.9
@@ -271,6 +276,9 @@ def validate(cfg: Config) -> None:
     _check(s.total > 0, "split.total", f"must be positive, got {s.total}")
     _check(0 < s.fraction <= 1, "split.fraction", f"must be in (0, 1], got {s.fraction}")
     _check(s.val_per_class >= 0, "split.val_per_class", f"must be >= 0, got {s.val_per_class}")
+    _check(not (d.val_split and s.val_per_class), "data.val_split",
+           "give data.val_split or split.val_per_class, not both")
+    _check(d.val_split != d.test_split, "data.val_split", f"must differ from data.test_split ({d.test_split!r})")
     _check(0 <= m.drop_prob < 1, "model.drop_prob", f"must be in [0, 1), got {m.drop_prob}")
     _check(a.name in ALGORITHMS, "algo.name", f"unknown algorithm {a.name!r}; known: {list(ALGORITHMS)}")
     _check(a.threshold is None or a.threshold in THRESHOLD_KINDS, "algo.threshold",

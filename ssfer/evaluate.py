@@ -14,7 +14,7 @@ import torch
 from ssfer.data import load_dataset, to_canonical
 from ssfer.data.preprocess import preprocess
 from ssfer.metrics import classification_metrics
-from ssfer.model import build_model
+from ssfer.model import model_for
 from ssfer.record import RunRecord
 from ssfer.train.data import to_tensor
 from ssfer.train.loop import resolve_device
@@ -23,9 +23,7 @@ from ssfer.views import Views
 
 def load_teacher(rec: RunRecord, device: torch.device) -> torch.nn.Module:
     cfg = rec.config
-    m = cfg.model
-    model = build_model(m.name, num_classes=len(rec.class_names), in_chans=cfg.data.channels,
-                        attention=m.attention, feature_dropout=m.feature_dropout, drop_prob=m.drop_prob)
+    model = model_for(cfg, len(rec.class_names), pretrained=False)
     weights = rec.run_dir / "model.pt"
     if not weights.exists():
         raise FileNotFoundError(f"{weights}: the run has no saved model weights")

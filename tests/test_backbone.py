@@ -160,3 +160,24 @@ def test_bad_options_are_named():
         build_model(pretrained=True)
     with pytest.raises(ValueError, match="drop_prob"):
         build_model(drop_prob=1.5)
+
+
+@pytest.mark.parametrize("name, kwargs", [("test_resnet", {}), ("resnet10t", {"channels": (8, 16, 32, 64)})])
+def test_small_stem_keeps_a_6x6_map_at_48px_and_trains(name, kwargs):
+    big = build_model(name, **kwargs).eval()
+    small = build_model(name, stem="small", **kwargs).eval()
+    x = _x()
+    with torch.no_grad():
+        assert big.body_map(x).shape[-2:] == (2, 2)  # ImageNet stem: stride 32
+        assert small.body_map(x).shape[-2:] == (6, 6)  # stride-1 stem: stride 8
+        assert small.attention_maps(x).shape == (2, 6, 6)
+    assert isinstance(small.body.maxpool, nn.Identity) and small.body.conv1.stride == (1, 1)
+    small.train()(x).sum().backward()
+    assert small.body.conv1.weight.grad is not None
+
+
+def test_small_stem_refuses_a_body_without_a_resnet_stem():
+    with pytest.raises(ValueError, match="stem='small'.*ResNet"):
+        build_model("vit_tiny_patch16_224", img_size=48, stem="small")
+    with pytest.raises(ValueError, match="stem='wide'"):
+        build_model(BODY, stem="wide")

@@ -28,6 +28,10 @@ def test_defaults_validate_and_hash_is_stable():
     ({"algo.name": "supervised", "algo.threshold_args": {"tau": 0.5}}, "algo.threshold_args"),
     ({"algo.name": "dta_snl", "algo.negatives_args": {"T": -1.0}}, "algo.negatives_args"),
     ({"data.dataset": "rafdb"}, "data.root"),
+    ({"model.stem": "tiny"}, "model.stem"),
+    ({"data.val_split": "val", "split.val_per_class": 5}, "data.val_split"),
+    ({"data.val_split": "test"}, "data.val_split"),
+    ({"train.labeled_sampling": "weighted"}, "train.labeled_sampling"),
 ])
 def test_bad_values_are_rejected_naming_the_key(overrides, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

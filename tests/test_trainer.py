@@ -193,3 +193,17 @@ def test_environment_is_read_when_the_run_starts_not_when_it_ends(tiny_overrides
     rec = tr.fit()
     assert calls == [0] and rec.environment == {"git_commit": "read after 0 logged rows"}
     assert RunRecord.load(tmp_path / "run").environment == rec.environment
+
+
+@pytest.mark.parametrize("how", [{"data.val_split": "val"}, {"split.val_per_class": 2}])
+def test_validation_metrics_come_from_the_named_split_or_the_carved_train_images(tiny_overrides, how):
+    cfg = cfg_of(tiny_overrides, **{"algo.name": "supervised", **how})
+    tr = Trainer(cfg)
+    n_val = len(tr.data.val_y)
+    if "data.val_split" in how:
+        assert tr.data.val is None and n_val == cfg.data.n_test  # SynthFER's val split, test-sized
+    else:
+        assert n_val == 2 * tr.data.num_classes and torch.equal(tr.data.val_y, tr.data.train_y[tr.data.val])
+    rec = tr.fit()
+    assert 0 <= rec.summary["val"]["accuracy"] <= 1
+    assert all("val_accuracy" in h for h in rec.history if "test_accuracy" in h)

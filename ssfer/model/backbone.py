@@ -11,6 +11,28 @@ from torch import nn
 from .attention import ATTENTIONS, FEATURE_DROPOUTS, make_attention, make_feature_dropout
 from .pretrained import load_pretrained
 
+STEMS = ("imagenet", "small")
+
+
+def small_stem(body: nn.Module, in_chans: int) -> None:
+    """Swap a timm ResNet's ImageNet stem (stride-2 convolution, then max-pool)
+    for one stride-1 3×3 convolution, in place.
+
+    A 48-px face then keeps its full resolution into the first stage and leaves
+    the body as a 6×6 map instead of 2×2, so local attention and region dropout
+    act on eyes, brows and mouth rather than on quarters of the face. The stem's
+    norm and activation (``bn1``, ``act1``) stay; only its resolution changes.
+    """
+    conv1, pool = getattr(body, "conv1", None), getattr(body, "maxpool", None)
+    bn1 = getattr(body, "bn1", None)
+    if conv1 is None or pool is None or not isinstance(bn1, nn.BatchNorm2d):
+        raise ValueError(f"stem='small' needs a timm ResNet-family body (conv1, bn1, maxpool); "
+                         f"{type(body).__name__} has none")
+    body.conv1 = nn.Conv2d(in_chans, bn1.num_features, kernel_size=3, stride=1, padding=1, bias=False)
+    body.maxpool = nn.Identity()
+    for info in getattr(body, "feature_info", []):  # timm's record of each stage's stride
+        info["reduction"] = max(1, info["reduction"] // 4)
+
 
 class FERNet(nn.Module):
     """body -> (B, D, h, w) -> attention -> feature dropout -> GAP -> dropout -> Linear.
@@ -73,7 +95,7 @@ def build_model(name: str = "resnet18", num_classes: int = 7, in_chans: int = 1,
                 attention: str = "spatial", feature_dropout: str = "block",
                 drop_prob: float = 0.1, block_size: int = 3, pretrained_path: str | None = None,
                 min_match: float = 0.5, region_grid: int = 3, head_dropout: float = 0.0,
-                **timm_kwargs) -> FERNet:
+                stem: str = "imagenet", **timm_kwargs) -> FERNet:
     """Build a FERNet on ``timm.create_model(name)``. Never downloads.
 
     attention: "none" | "spatial" (CBAM spatial map, x·(1+a)) | "region" (g×g grid).
@@ -83,7 +105,10 @@ def build_model(name: str = "resnet18", num_classes: int = 7, in_chans: int = 1,
     region_grid: g for region attention and region dropout.
     pretrained_path: a local checkpoint loaded with ``load_pretrained``, which
         refuses loads matching fewer than ``min_match`` of the body's tensors.
-    timm_kwargs: passed to timm.create_model (e.g. img_size for ViTs, drop_path_rate).
+    stem: "imagenet" (the body as timm builds it; what pretrained checkpoints
+        expect) | "small" (timm ResNets only: a stride-1 3×3 stem, see ``small_stem``).
+    timm_kwargs: passed to timm.create_model (e.g. img_size for ViTs, drop_path_rate,
+        a ResNet's stage widths ``channels``).
     """
     if num_classes < 1:
         raise ValueError(f"num_classes={num_classes}: expected >= 1")
@@ -94,6 +119,8 @@ def build_model(name: str = "resnet18", num_classes: int = 7, in_chans: int = 1,
         raise ValueError(f"feature_dropout={feature_dropout!r}: expected one of {FEATURE_DROPOUTS}")
     if not 0.0 <= drop_prob <= 1.0:
         raise ValueError(f"drop_prob={drop_prob}: expected a probability in [0, 1]")
+    if stem not in STEMS:
+        raise ValueError(f"stem={stem!r}: expected one of {STEMS}")
     for bad in ("pretrained", "global_pool", "features_only"):
         if bad in timm_kwargs:
             raise ValueError(f"build_model: {bad!r} is fixed by FERNet; local weights go through pretrained_path")
@@ -101,6 +128,8 @@ def build_model(name: str = "resnet18", num_classes: int = 7, in_chans: int = 1,
                              features_only=False, **timm_kwargs)
     if not hasattr(body, "forward_features") or not hasattr(body, "num_features"):
         raise ValueError(f"timm model {name!r} has no forward_features/num_features; FERNet cannot use it")
+    if stem == "small":
+        small_stem(body, in_chans)
     model = FERNet(
         body, num_classes,
         attention=make_attention(attention, int(body.num_features), grid=region_grid),
@@ -111,3 +140,15 @@ def build_model(name: str = "resnet18", num_classes: int = 7, in_chans: int = 1,
         # kept on the model so the run record can say what was loaded
         model.load_report = load_pretrained(model, pretrained_path, min_match=min_match)
     return model
+
+
+def model_for(cfg, num_classes: int, pretrained: bool = True) -> FERNet:
+    """The FERNet a run's config describes (``cfg.model``, ``cfg.data.channels``).
+
+    pretrained=False skips ``model.pretrained_path``: for a body whose weights
+    are loaded next from a finished run.
+    """
+    m = cfg.model
+    return build_model(m.name, num_classes=num_classes, in_chans=cfg.data.channels, attention=m.attention,
+                       feature_dropout=m.feature_dropout, drop_prob=m.drop_prob, stem=m.stem,
+                       pretrained_path=m.pretrained_path if pretrained else None, **m.timm_args)

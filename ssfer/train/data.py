@@ -24,10 +24,12 @@ class TrainData:
     train_y: torch.Tensor        # int64 (N,) -- unlabeled samples' labels only feed diagnostics
     labeled: torch.Tensor        # int64 indices into train
     unlabeled: torch.Tensor
-    val: torch.Tensor | None
+    val: torch.Tensor | None     # indices into train carved out for validation (split.val_per_class)
     test_x: torch.Tensor
     test_y: torch.Tensor
     split: Split
+    val_x: torch.Tensor | None = None  # validation images: the carved train images or data.val_split
+    val_y: torch.Tensor | None = None
 
     @property
     def num_classes(self) -> int:
@@ -61,13 +63,20 @@ def prepare(cfg: Config, device: torch.device, channels_last: bool = False) -> T
     def idx(a):
         return torch.as_tensor(np.asarray(a, dtype=np.int64), device=device)
 
+    def labels(a):
+        return torch.as_tensor(a, dtype=torch.int64, device=device)
+
+    train_x, train_y = to_tensor(train.images, device, channels_last), labels(train.labels)
+    val = idx(split.val) if len(split.val) else None
+    val_x = val_y = None
+    if cfg.data.val_split:
+        held = load_split_data(cfg, cfg.data.val_split)
+        val_x, val_y = to_tensor(held.images, device, channels_last), labels(held.labels)
+    elif val is not None:
+        val_x, val_y = train_x[val], train_y[val]
     return TrainData(
-        class_names=tuple(train.class_names),
-        train_x=to_tensor(train.images, device, channels_last),
-        train_y=torch.as_tensor(train.labels, dtype=torch.int64, device=device),
-        labeled=idx(split.labeled), unlabeled=idx(split.unlabeled),
-        val=idx(split.val) if len(split.val) else None,
-        test_x=to_tensor(test.images, device, channels_last),
-        test_y=torch.as_tensor(test.labels, dtype=torch.int64, device=device),
-        split=split,
+        class_names=tuple(train.class_names), train_x=train_x, train_y=train_y,
+        labeled=idx(split.labeled), unlabeled=idx(split.unlabeled), val=val,
+        test_x=to_tensor(test.images, device, channels_last), test_y=labels(test.labels),
+        split=split, val_x=val_x, val_y=val_y,
     )

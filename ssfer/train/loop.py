@@ -22,7 +22,7 @@ from ssfer.algo.thresholds import StepStats, build_threshold
 from ssfer.config import Config
 from ssfer.diagnostics import LabelDiagnostics
 from ssfer.metrics import classification_metrics
-from ssfer.model import build_model
+from ssfer.model import model_for
 from ssfer.record import RunRecord, atomic_write_bytes, atomic_write_text, environment
 from ssfer.train import distributed as dist
 from ssfer.train.data import TrainData, prepare
@@ -72,10 +72,7 @@ class Trainer:
         c = d.num_classes
         self.recipe = recipe_for(cfg.algo)
 
-        m = cfg.model
-        self.student = build_model(m.name, num_classes=c, in_chans=cfg.data.channels, attention=m.attention,
-                                   feature_dropout=m.feature_dropout, drop_prob=m.drop_prob,
-                                   pretrained_path=m.pretrained_path).to(self.device)
+        self.student = model_for(cfg, c).to(self.device)
         if self.channels_last:
             self.student = self.student.to(memory_format=torch.channels_last)
         self.ema = ModelEmaV3(self.student, decay=t.ema_decay, use_warmup=t.ema_warmup)
@@ -96,8 +93,10 @@ class Trainer:
         self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(_seed_for(t.seed, 1))
         counts = torch.bincount(d.train_y[d.labeled], minlength=c).float()
-        # class-balanced labeled sampling: every class equally likely per draw
-        self.labeled_weights = (1.0 / counts.clamp_min(1))[d.train_y[d.labeled]]
+        # balanced: every class equally likely per draw (the rare classes are seen
+        # often, the prior the model learns is flat); uniform: every labeled image alike
+        self.labeled_weights = ((1.0 / counts.clamp_min(1))[d.train_y[d.labeled]] if t.labeled_sampling == "balanced"
+                                else torch.ones(len(d.labeled), device=self.device))
         self.batch_u = t.batch_size * t.mu
         self.sums = torch.zeros(4, device=self.device)   # total, sup, pos, neg since last log
         self.step = 0
@@ -227,10 +226,7 @@ class Trainer:
 
     def evaluate(self, which: str = "test") -> dict:
         d = self.data
-        if which == "test":
-            x, y = d.test_x, d.test_y
-        else:
-            x, y = d.train_x[d.val], d.train_y[d.val]
+        x, y = (d.test_x, d.test_y) if which == "test" else (d.val_x, d.val_y)
         probs = self.predict(x)
         return classification_metrics(probs.cpu().numpy(), y.cpu().numpy(), d.num_classes)
 
@@ -326,7 +322,7 @@ class Trainer:
                 if ev:
                     last_test = self.evaluate("test")  # the final step's is the summary's: not computed twice
                     rec["test_accuracy"] = last_test["accuracy"]
-                    if self.data.val is not None:
+                    if self.data.val_x is not None:
                         rec["val_accuracy"] = self.evaluate("val")["accuracy"]
                 self.history.append(rec)
                 bar.set_postfix(loss=f"{rec['loss']:.3f}")
@@ -341,7 +337,7 @@ class Trainer:
                        n_labeled=len(self.data.labeled), n_unlabeled=len(self.data.unlabeled),
                        algorithm=self.cfg.algo.name, threshold=self.recipe.threshold,
                        negatives=self.recipe.negatives)
-        if self.data.val is not None:
+        if self.data.val_x is not None:
             summary["val"] = {k: v for k, v in self.evaluate("val").items() if k != "confusion"}
         record = RunRecord(self.cfg, self.history, summary, environment=env)
         if self.run_dir is not None and self.rank == 0:
