@@ -22,7 +22,7 @@ from . import decode
 from .dataset import FERData
 from .manifest import Manifest
 
-CACHE_VERSION = 1  # bump when the decoding itself changes
+CACHE_VERSION = 2  # bump when the decoding or what an entry holds changes (2: digests)
 
 
 def default_cache_dir() -> Path:
@@ -92,19 +92,20 @@ def _read_entry(entry: Path, key: str) -> FERData | None:
         images = np.load(entry / "images.npy", mmap_mode="r")
         labels = np.load(entry / "labels.npy")
         soft = np.load(entry / "soft_labels.npy") if meta.get("soft_labels") else None
-    except (FileNotFoundError, ValueError, OSError):
+        digests = meta["digests"]
+    except (FileNotFoundError, ValueError, OSError, KeyError):
         return None  # incomplete or damaged: rebuild it
     if images.shape[0] != len(labels) or list(images.shape[1:]) != meta["shape"][1:]:
         return None
     return FERData(images=images, labels=labels, class_names=tuple(meta["class_names"]),
                    name=meta["name"], split=meta["split"], soft_labels=soft,
-                   paths=meta["paths"], dropped=dict(meta["dropped"]))
+                   paths=meta["paths"], dropped=dict(meta["dropped"]), digests=digests)
 
 
 def to_ferdata(m: Manifest, images: np.ndarray) -> FERData:
     return FERData(images=images, labels=m.labels, class_names=m.class_names, name=m.name,
                    split=m.split, soft_labels=m.soft_labels, paths=list(m.display),
-                   dropped=dict(m.dropped))
+                   dropped=dict(m.dropped), digests=decode.digest_manifest(m))
 
 
 def materialize(m: Manifest, size=None, channels=None, cache_dir=None,
@@ -144,7 +145,7 @@ def materialize(m: Manifest, size=None, channels=None, cache_dir=None,
     meta = {"key": key, "version": CACHE_VERSION, "name": m.name, "split": m.split,
             "root": os.path.abspath(m.root), "shape": shape, "class_names": list(m.class_names),
             "soft_labels": m.soft_labels is not None, "dropped": dict(m.dropped),
-            "paths": list(m.display)}
+            "paths": list(m.display), "digests": decode.digest_manifest(m)}
     _atomic_write_text(entry / "meta.json", json.dumps(meta))
     data = _read_entry(entry, key)
     assert data is not None, f"cache entry {entry} unreadable right after writing it"

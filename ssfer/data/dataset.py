@@ -17,6 +17,9 @@ class FERData:
     soft_labels: optional float32 (N, len(class_names)) vote distribution (FERPlus).
     paths: optional source file (or "file:row") of each sample, for reports.
     dropped: samples left out while loading, by reason, so nothing vanishes silently.
+    digests: optional ``decode.content_digest`` of each sample's source: equal
+        digests are byte-identical copies (the leak-free test view drops test
+        images whose copy is in train).
     """
 
     images: np.ndarray
@@ -27,6 +30,7 @@ class FERData:
     soft_labels: np.ndarray | None = None
     paths: list[str] | None = None
     dropped: dict[str, int] = field(default_factory=dict)
+    digests: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] not in (1, 3):
@@ -56,4 +60,5 @@ class FERData:
             name=self.name, split=self.split,
             soft_labels=None if self.soft_labels is None else self.soft_labels[idx],
             paths=None if self.paths is None else [self.paths[i] for i in idx],
+            digests=None if self.digests is None else [self.digests[i] for i in idx],
         )

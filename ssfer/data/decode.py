@@ -169,6 +169,29 @@ def decode_manifest(m: Manifest, size, channels, out_path: str | None = None,
 # ---------------------------------------------------------------- data check
 
 
+def content_digest(data: bytes) -> str:
+    """The hex digest by which two images count as copies: of a file's bytes, or
+    of a pixel row's decoded pixels. The data check's duplicate groups and the
+    leak-free test view both use it."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _digest_range(sources, kind, pixel_shape) -> list[str]:
+    out = []
+    for src in sources:
+        if kind == "pixels":
+            out.append(content_digest(parse_pixels(src, pixel_shape).tobytes()))
+        else:
+            with open(src, "rb") as f:
+                out.append(content_digest(f.read()))
+    return out
+
+
+def digest_manifest(m: Manifest) -> list[str]:
+    """``content_digest`` of every source of ``m`` (reads each file once, no decoding)."""
+    return _digest_range(m.sources, m.kind, m.pixel_shape)
+
+
 def _inspect_range(sources, kind, pixel_shape):
     """Per source: (digest hex | None, error | None, width, height, mode, min, max, std)."""
     rows = []
@@ -177,12 +200,12 @@ def _inspect_range(sources, kind, pixel_shape):
         try:
             if kind == "pixels":
                 arr = parse_pixels(src, pixel_shape)
-                digest = hashlib.blake2b(arr.tobytes(), digest_size=16).hexdigest()
+                digest = content_digest(arr.tobytes())
                 mode, (hh, ww) = "L", arr.shape
             else:
                 with open(src, "rb") as f:
                     data = f.read()
-                digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+                digest = content_digest(data)
                 with Image.open(io.BytesIO(data)) as img:
                     img.load()
                     mode, ww, hh = img.mode, img.width, img.height

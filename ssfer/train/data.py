@@ -30,6 +30,7 @@ class TrainData:
     split: Split
     val_x: torch.Tensor | None = None  # validation images: the carved train images or data.val_split
     val_y: torch.Tensor | None = None
+    test_leaked: torch.Tensor | None = None  # bool (N_test,): a byte-identical copy is in train; None: unknown
 
     @property
     def num_classes(self) -> int:
@@ -43,6 +44,15 @@ def load_split_data(cfg: Config, split: str) -> FERData:
         kw.update(n=d.n_train if split == "train" else d.n_test, difficulty=d.difficulty, seed=cfg.split.seed)
     data = load_dataset(d.dataset, d.root, split, size=d.size, channels=d.channels, **kw)
     return preprocess(data, tone=d.tone)
+
+
+def leaked(test: FERData, train: FERData) -> np.ndarray | None:
+    """Which test samples have a byte-identical copy in train (None when the
+    loader gives no digests, as for SynthFER, which is drawn, not read)."""
+    if test.digests is None or train.digests is None:
+        return None
+    seen = set(train.digests)
+    return np.fromiter((d in seen for d in test.digests), dtype=bool, count=len(test.digests))
 
 
 def to_tensor(images: np.ndarray, device: torch.device, channels_last: bool) -> torch.Tensor:
@@ -74,9 +84,11 @@ def prepare(cfg: Config, device: torch.device, channels_last: bool = False) -> T
         val_x, val_y = to_tensor(held.images, device, channels_last), labels(held.labels)
     elif val is not None:
         val_x, val_y = train_x[val], train_y[val]
+    leak = leaked(test, train)
     return TrainData(
         class_names=tuple(train.class_names), train_x=train_x, train_y=train_y,
         labeled=idx(split.labeled), unlabeled=idx(split.unlabeled), val=val,
         test_x=to_tensor(test.images, device, channels_last), test_y=labels(test.labels),
         split=split, val_x=val_x, val_y=val_y,
+        test_leaked=None if leak is None else torch.as_tensor(leak, device=device),
     )

@@ -225,8 +225,18 @@ class Trainer:
         return torch.cat(out)
 
     def evaluate(self, which: str = "test") -> dict:
+        """Metrics of the EMA teacher on "test", "val", or "test_leak_free" (the
+        test split without the images whose byte-identical copy is in train)."""
         d = self.data
-        x, y = (d.test_x, d.test_y) if which == "test" else (d.val_x, d.val_y)
+        if which == "test":
+            x, y = d.test_x, d.test_y
+        elif which == "val":
+            x, y = d.val_x, d.val_y
+        elif which == "test_leak_free":
+            keep = ~d.test_leaked
+            x, y = d.test_x[keep], d.test_y[keep]
+        else:
+            raise ValueError(f"evaluate: which={which!r}; expected test, val or test_leak_free")
         probs = self.predict(x)
         return classification_metrics(probs.cpu().numpy(), y.cpu().numpy(), d.num_classes)
 
@@ -339,6 +349,10 @@ class Trainer:
                        negatives=self.recipe.negatives)
         if self.data.val_x is not None:
             summary["val"] = {k: v for k, v in self.evaluate("val").items() if k != "confusion"}
+        if self.data.test_leaked is not None:
+            # the published test split, less the test images that are also train images
+            summary["test_leak_free"] = self.evaluate("test_leak_free") | {
+                "n_removed": int(self.data.test_leaked.sum()), "n": int((~self.data.test_leaked).sum())}
         record = RunRecord(self.cfg, self.history, summary, environment=env)
         if self.run_dir is not None and self.rank == 0:
             _save_atomic(self.ema.module.state_dict(), self.run_dir / "model.pt")
