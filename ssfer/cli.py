@@ -40,6 +40,27 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def _results(args: argparse.Namespace) -> int:
+    from ssfer import results
+
+    root = Path.cwd()
+    grid = results.load_grid(args.grid)
+    todo = results.pending(grid, args.results_dir, args.only)
+    if args.results_command == "status":
+        done = [p.name for p in grid if results.is_recorded(args.results_dir, p.name)]
+        print(f"{len(done)} of {len(grid)} runs of {args.grid} recorded in {args.results_dir}/")
+        for p in todo:
+            print(f"  to record: {p.name}")
+        return 0
+    roots = dict(args.root or [])
+    out = results.record_grid(grid, root, args.results_dir, roots, jobs=args.jobs, only=args.only,
+                              cache_dir=str(args.cache_dir) if args.cache_dir else None)
+    failed = {k: v for k, v in out.items() if v}
+    for name, err in failed.items():
+        print(f"ssfer: run {name} failed: {err}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _kv(s: str) -> tuple[str, str]:
     if "=" not in s:
         raise argparse.ArgumentTypeError(f"expected key=value, got {s!r}")
@@ -74,6 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default="resnet18")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_bench)
+
+    r = sub.add_parser("results", help="record the real-data runs of results/grid.yaml (or say what remains)")
+    r.add_argument("results_command", choices=("record", "status"))
+    r.add_argument("--grid", type=Path, default=Path("results/grid.yaml"))
+    r.add_argument("--results-dir", type=Path, default=Path("results"))
+    r.add_argument("--root", action="append", type=_kv, metavar="DATASET=PATH",
+                   help="where a data set lies, e.g. ferplus=/data/ferplus")
+    r.add_argument("--only", action="append", metavar="GLOB", help="record only runs whose name matches")
+    r.add_argument("--jobs", type=int, default=1, help="runs side by side (each uses the threads its config sets)")
+    r.add_argument("--cache-dir", type=Path, default=None)
+    r.set_defaults(func=_results)
 
     data = sub.add_parser("data", help="data set tools")
     dsub = data.add_subparsers(dest="data_command", required=True)

@@ -1,0 +1,175 @@
+"""Recorded runs on real faces: the planned grid, recording one run, reading them back.
+
+A recorded run is a folder of ``results/`` holding the five small files a run
+leaves that may be committed (``ARTIFACTS``): never weights, images or arrays.
+``results/grid.yaml`` lists the runs the book's results chapter needs; ``ssfer
+results record`` trains whichever are missing (resumable: a finished folder is
+never trained again, an interrupted run resumes from its checkpoint in the
+cache) and ``ssfer results status`` says what is recorded and what remains.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import shlex
+import shutil
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ssfer.config import Config, ConfigError
+from ssfer.record import RunRecord, atomic_write_text
+
+ARTIFACTS = ("config.yaml", "summary.json", "metrics.jsonl", "environment.json", "command.txt")
+RUN_FILES = ARTIFACTS[:-1]  # what the trainer writes; command.txt is the recorder's
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One run of the grid: a ready config plus overrides, under a folder name."""
+
+    name: str
+    config: str                      # path of a configs/*.yaml, relative to the repository root
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self, root: Path, data_roots: dict[str, str]) -> Config:
+        cfg = Config.from_yaml(root / self.config).with_overrides(self.overrides)
+        dataset = cfg.data.dataset
+        if dataset != "synthfer":
+            if dataset not in data_roots:
+                raise ConfigError(f"run {self.name!r} needs data set {dataset!r}: pass --root {dataset}=PATH")
+            cfg = cfg.with_overrides({"data.root": data_roots[dataset]})
+        return cfg.with_overrides({"train.progress": False})
+
+    def command(self, root: Path, data_roots: dict[str, str]) -> str:
+        """The ``ssfer train`` command that trains this run by hand."""
+        sets = dict(self.overrides)
+        ds = Config.from_yaml(root / self.config).data.dataset
+        if ds in data_roots:
+            sets["data.root"] = data_roots[ds]
+        parts = ["ssfer", "train", "--config", self.config]
+        for k, v in sets.items():
+            parts += ["--set", f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}"]
+        return shlex.join(parts)
+
+
+def load_grid(path: str | Path) -> list[Planned]:
+    """``grid.yaml``: ``{groups: [{config, seeds, algorithms, name, set}]}`` expanded
+    to one ``Planned`` per (algorithm, seed); ``name`` is a format string over
+    ``algorithm`` and ``seed``. Names must be unique."""
+    path = Path(path)
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read the grid: {e}") from e
+    groups = spec.get("groups")
+    if not isinstance(groups, list):
+        raise ConfigError(f"{path}: expected a list under 'groups'")
+    out: list[Planned] = []
+    for i, g in enumerate(groups):
+        where = f"{path}: groups[{i}]"
+        unknown = set(g) - {"config", "seeds", "algorithms", "name", "set"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
+        try:
+            config, name = str(g["config"]), str(g["name"])
+            seeds, algorithms = list(g["seeds"]), list(g["algorithms"])
+        except KeyError as e:
+            raise ConfigError(f"{where}: missing {e}") from None
+        for algorithm in algorithms:
+            for seed in seeds:
+                overrides = {"algo.name": algorithm, "split.seed": seed, "train.seed": seed, **(g.get("set") or {})}
+                out.append(Planned(name.format(algorithm=algorithm, seed=seed), config, overrides))
+    names = [p.name for p in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"{path}: run names repeat: {dup}")
+    return out
+
+
+def is_recorded(results_dir: Path, name: str) -> bool:
+    return all((results_dir / name / f).is_file() for f in ARTIFACTS)
+
+
+def record(planned: Planned, root: Path, results_dir: Path, data_roots: dict[str, str],
+           cache_dir: str | None = None) -> Path:
+    """Train (or load from the cache) one planned run and copy its record into
+    ``results_dir/<name>``; the folder appears complete or not at all."""
+    from ssfer.train import run
+
+    cfg = planned.resolve(root, data_roots)
+    rec = run(cfg, cache_dir=cache_dir)
+    dest = results_dir / planned.name
+    staging = results_dir / f".{planned.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for f in RUN_FILES:
+        shutil.copy2(rec.run_dir / f, staging / f)
+    atomic_write_text(staging / "command.txt",
+                      "# recorded by: ssfer results record --only " + planned.name + "\n"
+                      + planned.command(root, data_roots) + "\n")
+    shutil.rmtree(dest, ignore_errors=True)
+    staging.rename(dest)
+    return dest
+
+
+def _record_task(args: tuple) -> tuple[str, str]:
+    planned, root, results_dir, data_roots, cache_dir = args
+    try:
+        record(planned, root, results_dir, data_roots, cache_dir)
+        return planned.name, ""
+    except Exception as e:  # reported per run: one bad run must not stop the grid
+        return planned.name, f"{type(e).__name__}: {e}"
+
+
+def pending(grid: list[Planned], results_dir: Path, only: list[str] | None = None) -> list[Planned]:
+    chosen = [p for p in grid if not only or any(fnmatch.fnmatch(p.name, pat) for pat in only)]
+    return [p for p in chosen if not is_recorded(results_dir, p.name)]
+
+
+def record_grid(grid: list[Planned], root: Path, results_dir: Path, data_roots: dict[str, str], jobs: int = 1,
+                only: list[str] | None = None, cache_dir: str | None = None) -> dict[str, str]:
+    """Record every missing run of the grid, ``jobs`` at a time (each run sets
+    its own thread count in its config); returns {name: error or ""}."""
+    todo = pending(grid, results_dir, only)
+    tasks = [(p, root, results_dir, data_roots, cache_dir) for p in todo]
+    done: dict[str, str] = {}
+    if jobs <= 1:
+        for t in tasks:
+            name, err = _record_task(t)
+            done[name] = err
+            print(f"{name}: {err or 'recorded'}", file=sys.stderr, flush=True)
+        return done
+    # spawn: each run gets a fresh interpreter (and its own torch thread pool)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_record_task, t) for t in tasks]
+        for f in as_completed(futures):
+            name, err = f.result()
+            done[name] = err
+            print(f"{name}: {err or 'recorded'}", file=sys.stderr, flush=True)
+    return done
+
+
+def load_results(results_dir: str | Path, names: list[str] | None = None) -> dict[str, RunRecord]:
+    """Every recorded run folder (or those named), checked for its five files."""
+    results_dir = Path(results_dir)
+    folders = sorted(d for d in results_dir.iterdir() if d.is_dir() and not d.name.startswith(".")) \
+        if results_dir.is_dir() else []
+    known = [d.name for d in folders]
+    unknown = sorted(set(names or ()) - set(known))
+    if unknown:
+        raise ValueError(f"no recorded run {unknown} in {results_dir} (recorded: {known or 'none'})")
+    out = {}
+    for d in folders:
+        if names and d.name not in names:
+            continue
+        missing = [f for f in ARTIFACTS if not (d / f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{d}: a recorded run needs {', '.join(ARTIFACTS)}; missing {', '.join(missing)}")
+        out[d.name] = RunRecord.load(d)
+    return out
