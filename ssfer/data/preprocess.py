@@ -1,16 +1,10 @@
 """Per-image tone preprocessing applied to every split alike, after decoding.
 
-Why: a split stored with another tone curve than the others is a shift a
-model trained from scratch may not survive. The shared FER2013 copy is one:
-its test images are contrast-stretched and its train images are not (``ssfer
-data check`` reports ``contrast-shift``), and models trained on either split
-do not transfer to the other. In a plain training loop (test_resnet, 300
-steps, all train labels; held-out train / test) the tone rules narrowed the
-gap: 24.9% / 14.5% as stored, 30.4% / 22.5% with a min-max stretch (then
-rounded; ``autocontrast`` now truncates as PIL does), 34.9% / 24.7% with
-``equalize``. In the library's trainer (1500 steps, all labels) ``equalize``
-did not help (test 16.0% against 19.0%). The rules are offered as tools;
-they do not explain or remove that copy's shift.
+Why: a split stored with another tone curve than the others (``ssfer data
+check`` reports it as ``contrast-shift``) is a shift a model trained from
+scratch may not survive. ``data.tone`` applies one rule (PIL's autocontrast or
+equalize) to every split, so no split keeps its own curve. It is a general
+tool: none of the data sets this project's results use needs it.
 """
 from __future__ import annotations
 
