@@ -88,6 +88,8 @@ class TrainConfig:
     batch_size: int = 32               # labeled images per step
     mu: int = 3                        # unlabeled images per labeled image
     labeled_sampling: Literal["balanced", "uniform"] = "balanced"  # balanced: every class equally likely per draw
+    label_smoothing: float = 0.0       # of the labeled cross-entropy
+    eval_flip: bool = False            # evaluate on each image and its mirror (mean of the two softmaxes)
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.03
     momentum: float = 0.9
@@ -300,6 +302,7 @@ def validate(cfg: Config) -> None:
     _check(0 <= t.warmup_steps < t.steps, "train.warmup_steps", "must be in [0, steps)")
     _check(0 <= t.ema_decay < 1, "train.ema_decay", f"must be in [0, 1), got {t.ema_decay}")
     _check(t.clip_grad >= 0, "train.clip_grad", f"must be >= 0, got {t.clip_grad}")
+    _check(0 <= t.label_smoothing < 1, "train.label_smoothing", f"must be in [0, 1), got {t.label_smoothing}")
     for k in ("log_every", "eval_every", "ckpt_every", "threads"):
         _check(getattr(t, k) >= 0, f"train.{k}", "must be >= 0")
     _check(t.log_every > 0, "train.log_every", "must be positive")

@@ -17,7 +17,7 @@ from ssfer.metrics import classification_metrics
 from ssfer.model import model_for
 from ssfer.record import RunRecord
 from ssfer.train.data import to_tensor
-from ssfer.train.loop import resolve_device
+from ssfer.predict import predict_probs, resolve_device
 from ssfer.views import Views
 
 
@@ -31,15 +31,6 @@ def load_teacher(rec: RunRecord, device: torch.device) -> torch.nn.Module:
     return model.to(device).eval()
 
 
-@torch.no_grad()
-def predict_probs(model: torch.nn.Module, images: np.ndarray, channels: int, device: torch.device,
-                  batch: int = 512) -> np.ndarray:
-    views = Views(mean=(0.5,) * channels, std=(0.5,) * channels).to(device)
-    x = to_tensor(images, device, channels_last=False)
-    out = [model(views.eval_view(x[i:i + batch])).float().softmax(1).cpu() for i in range(0, len(x), batch)]
-    return torch.cat(out).numpy()
-
-
 def evaluate_run(run_dir: str | Path, dataset: str, root: str | Path | None, split: str = "test",
                  options: dict | None = None, device: str = "auto") -> dict:
     rec = RunRecord.load(run_dir)
@@ -48,7 +39,9 @@ def evaluate_run(run_dir: str | Path, dataset: str, root: str | Path | None, spl
     data = load_dataset(dataset, root, split, size=cfg.data.size, channels=cfg.data.channels, **(options or {}))
     data = preprocess(data, tone=cfg.data.tone)  # as the model was trained
     mapped = to_canonical(data, rec.class_names)
-    probs = predict_probs(load_teacher(rec, dev), mapped.images, cfg.data.channels, dev)
+    views = Views(mean=(0.5,) * cfg.data.channels, std=(0.5,) * cfg.data.channels).to(dev)
+    probs = predict_probs(load_teacher(rec, dev), to_tensor(mapped.images, dev, channels_last=False), views,
+                          flip=cfg.train.eval_flip).cpu().numpy()
     out = classification_metrics(probs, mapped.labels, len(rec.class_names))
     out.update(run=str(rec.run_dir), trained_on=cfg.data.dataset, evaluated_on=f"{dataset}/{split}",
                class_names=list(rec.class_names), n=len(mapped), left_out=mapped.dropped)

@@ -32,6 +32,7 @@ def test_defaults_validate_and_hash_is_stable():
     ({"data.val_split": "val", "split.val_per_class": 5}, "data.val_split"),
     ({"data.val_split": "test"}, "data.val_split"),
     ({"train.labeled_sampling": "weighted"}, "train.labeled_sampling"),
+    ({"train.label_smoothing": 1.0}, "train.label_smoothing"),
 ])
 def test_bad_values_are_rejected_naming_the_key(overrides, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

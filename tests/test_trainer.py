@@ -207,3 +207,13 @@ def test_validation_metrics_come_from_the_named_split_or_the_carved_train_images
     rec = tr.fit()
     assert 0 <= rec.summary["val"]["accuracy"] <= 1
     assert all("val_accuracy" in h for h in rec.history if "test_accuracy" in h)
+
+
+def test_eval_flip_averages_each_image_and_its_mirror(tiny_overrides):
+    tr = Trainer(cfg_of(tiny_overrides, **{"algo.name": "supervised", "train.eval_flip": True}))
+    x = tr.data.test_x[:5]
+    both = tr.predict(x)
+    tr.cfg = cfg_of(tiny_overrides, **{"algo.name": "supervised"})
+    plain, mirrored = tr.predict(x), tr.predict(x.flip(3))
+    torch.testing.assert_close(both, (plain + mirrored) / 2)
+    assert not torch.allclose(plain, mirrored)  # the mirror is a different input

@@ -23,20 +23,13 @@ from ssfer.config import Config
 from ssfer.diagnostics import LabelDiagnostics
 from ssfer.metrics import classification_metrics
 from ssfer.model import model_for
+from ssfer.predict import predict_probs, resolve_device
 from ssfer.record import RunRecord, atomic_write_bytes, atomic_write_text, environment
 from ssfer.train import distributed as dist
 from ssfer.train.data import TrainData, prepare
 from ssfer.views import Views
 
 CHECKPOINT = "checkpoint.pt"
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={name!r} but CUDA is not available on this machine")
-    return torch.device(name)
 
 
 def _save_atomic(obj, path: Path) -> None:
@@ -196,12 +189,12 @@ class Trainer:
             pos_loss = positive_loss(logits_u, pseudo[su], mask[su])
             neg_loss = negative_loss(logits_u, neg_mask[su])
             self.diag.update(pseudo, mask, d.train_y[iu], neg_mask)
-            sup_loss = supervised_loss(logits_l, yl[sl])
+            sup_loss = supervised_loss(logits_l, yl[sl], cfg.train.label_smoothing)
         else:
             sl = dist.shard(bl, self.rank, self.world)
             with self._autocast():
                 logits_l = self.forward(xl[sl]).float()
-            sup_loss = supervised_loss(logits_l, yl[sl])
+            sup_loss = supervised_loss(logits_l, yl[sl], cfg.train.label_smoothing)
         loss = sup_loss + cfg.algo.lambda_u * pos_loss + cfg.algo.lambda_n * neg_loss
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -214,15 +207,9 @@ class Trainer:
         self.sums += torch.stack([loss.detach(), sup_loss.detach(), pos_loss.detach(), neg_loss.detach()])
 
     # ---- evaluation ---------------------------------------------------
-    @torch.no_grad()
     def predict(self, x: torch.Tensor, model: torch.nn.Module | None = None, batch: int = 512) -> torch.Tensor:
-        model = model or self.ema.module
-        model.eval()
-        out = []
-        for i in range(0, len(x), batch):
-            with self._autocast():
-                out.append(model(self.views.eval_view(x[i:i + batch])).float().softmax(1))
-        return torch.cat(out)
+        return predict_probs(model or self.ema.module, x, self.views, flip=self.cfg.train.eval_flip, batch=batch,
+                             autocast=self._autocast)
 
     def evaluate(self, which: str = "test") -> dict:
         """Metrics of the EMA teacher on "test", "val", or "test_leak_free" (the
