@@ -62,7 +62,7 @@ class SplitConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "resnet18"             # any timm CNN
-    stem: Literal["imagenet", "small"] = "imagenet"  # small: stride-1 3x3 stem (timm ResNets), 6x6 map at 48 px
+    stem: Literal["imagenet", "small", "small_pool"] = "imagenet"  # small*: stride-1 3x3 stem (timm ResNets), see ssfer.model
     timm_args: dict = field(default_factory=dict)  # extra timm.create_model arguments, e.g. {channels: [32, 64, 128, 256]}
     attention: Literal["none", "spatial", "region"] = "spatial"
     feature_dropout: Literal["none", "block", "channel", "region"] = "block"

@@ -176,6 +176,13 @@ def test_small_stem_keeps_a_6x6_map_at_48px_and_trains(name, kwargs):
     assert small.body.conv1.weight.grad is not None
 
 
+def test_small_pool_stem_with_output_stride_16_also_keeps_6x6():
+    model = build_model("resnet10t", stem="small_pool", channels=(16, 32, 64, 128), output_stride=16).eval()
+    with torch.no_grad():
+        assert model.body_map(_x()).shape[-2:] == (6, 6)
+    assert isinstance(model.body.maxpool, nn.MaxPool2d) and model.body.conv1.stride == (1, 1)
+
+
 def test_small_stem_refuses_a_body_without_a_resnet_stem():
     with pytest.raises(ValueError, match="stem='small'.*ResNet"):
         build_model("vit_tiny_patch16_224", img_size=48, stem="small")

@@ -30,7 +30,7 @@ def test_config_loads_and_matches_its_name(path):
     # a protocol's DTA+SNL config, or its CPU-scale version (any algorithm via --set algo.name=...)
     assert cfg.algo.name == "dta_snl" and stem.endswith(("_dta_snl", "_cpu"))
     if stem.endswith("_cpu"):
-        assert (cfg.train.device, cfg.train.threads, cfg.model.stem) == ("cpu", 1, "small")
+        assert (cfg.train.device, cfg.train.threads) == ("cpu", 1) and cfg.model.stem.startswith("small")
     if m := re.search(r"_adacm_(\d+)_", stem):
         assert (cfg.split.protocol, cfg.split.total) == ("adacm_rafdb", int(m.group(1)))
     elif m := re.search(r"_fraction_(\d+)_", stem):

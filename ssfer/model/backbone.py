@@ -11,17 +11,20 @@ from torch import nn
 from .attention import ATTENTIONS, FEATURE_DROPOUTS, make_attention, make_feature_dropout
 from .pretrained import load_pretrained
 
-STEMS = ("imagenet", "small")
+STEMS = ("imagenet", "small", "small_pool")
 
 
-def small_stem(body: nn.Module, in_chans: int) -> None:
-    """Swap a timm ResNet's ImageNet stem (stride-2 convolution, then max-pool)
-    for one stride-1 3×3 convolution, in place.
+def small_stem(body: nn.Module, in_chans: int, keep_pool: bool = False) -> None:
+    """Swap a timm ResNet's ImageNet stem (stride-2 convolution, then max-pool,
+    stride 4 in all) for a stride-1 3×3 convolution, in place; ``keep_pool``
+    keeps the max-pool after it (stride 2).
 
-    A 48-px face then keeps its full resolution into the first stage and leaves
-    the body as a 6×6 map instead of 2×2, so local attention and region dropout
-    act on eyes, brows and mouth rather than on quarters of the face. The stem's
-    norm and activation (``bn1``, ``act1``) stay; only its resolution changes.
+    Without the pool a 48-px face leaves the body as a 6×6 map instead of 2×2,
+    so local attention and region dropout act on eyes, brows and mouth rather
+    than on quarters of the face; with the pool, timm's ``output_stride=16``
+    (a dilated last stage) gives the same 6×6 map for about a third of the
+    arithmetic, since the first stage then runs at 24 px. The stem's norm and
+    activation (``bn1``, ``act1``) stay; only its resolution changes.
     """
     conv1, pool = getattr(body, "conv1", None), getattr(body, "maxpool", None)
     bn1 = getattr(body, "bn1", None)
@@ -29,9 +32,10 @@ def small_stem(body: nn.Module, in_chans: int) -> None:
         raise ValueError(f"stem='small' needs a timm ResNet-family body (conv1, bn1, maxpool); "
                          f"{type(body).__name__} has none")
     body.conv1 = nn.Conv2d(in_chans, bn1.num_features, kernel_size=3, stride=1, padding=1, bias=False)
-    body.maxpool = nn.Identity()
+    if not keep_pool:
+        body.maxpool = nn.Identity()
     for info in getattr(body, "feature_info", []):  # timm's record of each stage's stride
-        info["reduction"] = max(1, info["reduction"] // 4)
+        info["reduction"] = max(1, info["reduction"] // (2 if keep_pool else 4))
 
 
 class FERNet(nn.Module):
@@ -106,7 +110,8 @@ def build_model(name: str = "resnet18", num_classes: int = 7, in_chans: int = 1,
     pretrained_path: a local checkpoint loaded with ``load_pretrained``, which
         refuses loads matching fewer than ``min_match`` of the body's tensors.
     stem: "imagenet" (the body as timm builds it; what pretrained checkpoints
-        expect) | "small" (timm ResNets only: a stride-1 3×3 stem, see ``small_stem``).
+        expect) | "small" (timm ResNets only: a stride-1 3×3 stem) | "small_pool"
+        (the same, followed by the body's stride-2 max-pool); see ``small_stem``.
     timm_kwargs: passed to timm.create_model (e.g. img_size for ViTs, drop_path_rate,
         a ResNet's stage widths ``channels``).
     """
@@ -128,8 +133,8 @@ def build_model(name: str = "resnet18", num_classes: int = 7, in_chans: int = 1,
                              features_only=False, **timm_kwargs)
     if not hasattr(body, "forward_features") or not hasattr(body, "num_features"):
         raise ValueError(f"timm model {name!r} has no forward_features/num_features; FERNet cannot use it")
-    if stem == "small":
-        small_stem(body, in_chans)
+    if stem != "imagenet":
+        small_stem(body, in_chans, keep_pool=stem == "small_pool")
     model = FERNet(
         body, num_classes,
         attention=make_attention(attention, int(body.num_features), grid=region_grid),
