@@ -193,8 +193,24 @@ class FlexMatchThreshold(Threshold):
 
         conf, pred = probs.max(dim=1)
         select = conf >= self.tau.to(conf.dtype)
-        previous = self.selected_label[s.idx_u]
-        self.selected_label[s.idx_u] = torch.where(select, pred, previous)
+        self.selected_label[s.idx_u] = self._new_labels(s.idx_u, select, pred)
+
+    def _new_labels(self, idx: Tensor, select: Tensor, pred: Tensor) -> Tensor:
+        """(B,) entries to write at ``idx``: only selected samples change an entry.
+
+        An index may appear more than once in a batch (a batch that wraps into the
+        next epoch's permutation). Like USB, which writes
+        ``selected_label[idx[select]] = pred[select]``, a copy that is not
+        selected never overwrites one that is; where several copies are selected,
+        the last one in the batch wins. Every copy of an index then carries the same
+        value, so the scatter is deterministic on any device; the rule needs no
+        boolean indexing, hence no host sync. O(B²) booleans, a few hundred kB
+        at the largest batches used.
+        """
+        pos = torch.arange(1, idx.shape[0] + 1, device=idx.device)
+        same_selected = (idx.unsqueeze(1) == idx.unsqueeze(0)) & select.unsqueeze(0)   # [i, j]: j selected copy of i
+        last = (same_selected * pos).amax(dim=1) - 1                                    # -1: no copy selected
+        return torch.where(last >= 0, pred[last.clamp_min(0)], self.selected_label[idx])
 
     def per_class(self) -> Tensor:
         b = self.beta
