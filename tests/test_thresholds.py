@@ -194,6 +194,41 @@ def test_freematch_starts_at_one_over_c_with_default_momentum():
     assert th.tau_global.item() == pytest.approx(0.999 * 0.25 + 0.001 * 0.7, abs=1e-7)
 
 
+def test_freematch_use_quantile_takes_the_batch_80th_percentile_of_confidence():
+    th = FreeMatchThreshold(3, momentum=0.5, use_quantile=True)
+    # q̂ = 0.9, 0.6, 0.7, 0.4, 0.8: sorted, position 0.8·4 = 3.2 -> 0.8 + 0.2·(0.9 − 0.8) = 0.82
+    batch = [[0.9, 0.05, 0.05], [0.2, 0.6, 0.2], [0.1, 0.2, 0.7], [0.4, 0.3, 0.3], [0.1, 0.8, 0.1]]
+    th.update(stats(probs_u=batch, idx_u=[0, 1, 2, 3, 4]))
+    assert th.tau_global.item() == pytest.approx(0.5 / 3 + 0.5 * 0.82, abs=1e-6)
+    mean = FreeMatchThreshold(3, momentum=0.5)
+    mean.update(stats(probs_u=batch, idx_u=[0, 1, 2, 3, 4]))
+    assert mean.tau_global.item() == pytest.approx(0.5 / 3 + 0.5 * 0.68, abs=1e-6)  # mean q̂ = 0.68
+    assert th.p_model.tolist() == pytest.approx(mean.p_model.tolist())  # p̃ is the same either way
+
+
+def test_freematch_clip_thresh_caps_the_global_threshold_at_095():
+    sure = [[0.99, 0.005, 0.005], [0.005, 0.99, 0.005]]
+    clipped, free = FreeMatchThreshold(3, momentum=0.0, clip_thresh=True), FreeMatchThreshold(3, momentum=0.0)
+    for th in (clipped, free):
+        th.update(stats(probs_u=sure, idx_u=[0, 1]))
+    assert free.tau_global.item() == pytest.approx(0.99, abs=1e-6)
+    assert clipped.tau_global.item() == pytest.approx(0.95, abs=1e-7)
+    assert clipped.mask(T([[0.96, 0.02, 0.02], [0.02, 0.97, 0.01]])).tolist() == [1.0, 1.0]
+    assert free.mask(T([[0.96, 0.02, 0.02], [0.02, 0.97, 0.01]])).tolist() == [0.0, 0.0]
+
+
+def test_freematch_usb_options_pass_build_threshold_and_config_validation():
+    from ssfer.config import Config, ConfigError
+
+    th = build_threshold("freematch", 7, 10, use_quantile=True, clip_thresh=True)
+    assert th.use_quantile and th.clip_thresh
+    cfg = Config.default().with_overrides({"algo.name": "freematch",
+                                           "algo.threshold_args": {"use_quantile": True, "clip_thresh": True}})
+    assert cfg.algo.threshold_args == {"use_quantile": True, "clip_thresh": True}
+    with pytest.raises(ConfigError, match="algo.threshold_args.*use_quantile='yes' must be true or false"):
+        Config.default().with_overrides({"algo.name": "freematch", "algo.threshold_args": {"use_quantile": "yes"}})
+
+
 # ---------------------------------------------------------------- Ada-CM
 
 def test_adacm_floor_ramp_and_once_per_epoch():
@@ -358,11 +393,12 @@ def test_state_lives_in_buffers_and_moves_with_the_module(kind):
     assert th.mask(torch.softmax(torch.randn(3, 4, generator=gen), 1)).dtype == torch.float32
 
 
-@pytest.mark.parametrize("kind", sorted(THRESHOLDS))
-def test_update_and_mask_never_read_tensor_values(kind):
+@pytest.mark.parametrize("kind, options", [(k, {}) for k in sorted(THRESHOLDS)]
+                         + [("freematch", {"use_quantile": True, "clip_thresh": True})])
+def test_update_and_mask_never_read_tensor_values(kind, options):
     # Meta tensors have no data: .item(), .tolist(), bool(), nonzero() and
     # bincount all raise on them, so a rule that runs here cannot force a host sync.
-    th = build_threshold(kind, 4, 10).to("meta")
+    th = build_threshold(kind, 4, 10, **options).to("meta")
     gen = torch.Generator().manual_seed(2)
     for step in range(4):
         s = random_stats(gen, 4, 10, step, 4)
