@@ -289,6 +289,9 @@ def validate(cfg: Config) -> None:
         if k.startswith("tau") and isinstance(v, (int, float)):
             _check(0 <= v <= 1, f"algo.threshold_args.{k}", f"a threshold must be in [0, 1], got {v}")
     _check_algorithm_parts(a)
+    _check(a.negatives_args.get("kappa_neg") is None or (m.feature_dropout != "none" and m.drop_prob > 0),
+           "algo.negatives_args.kappa_neg", "the MC-dropout spread needs model.feature_dropout other than 'none' "
+           f"and model.drop_prob > 0 (got {m.feature_dropout!r}, {m.drop_prob})")
     _check(a.lambda_u >= 0, "algo.lambda_u", f"must be >= 0, got {a.lambda_u}")
     _check(a.lambda_n >= 0, "algo.lambda_n", f"must be >= 0, got {a.lambda_n}")
     _check(t.steps > 0, "train.steps", f"must be positive, got {t.steps}")

@@ -207,3 +207,28 @@ def test_validation_metrics_come_from_the_named_split_or_the_carved_train_images
     rec = tr.fit()
     assert 0 <= rec.summary["val"]["accuracy"] <= 1
     assert all("val_accuracy" in h for h in rec.history if "test_accuracy" in h)
+
+
+def test_ups_kappa_neg_filters_negatives_by_the_teachers_mc_dropout_spread(tiny_overrides):
+    """kappa_neg must act: the trainer runs MC-dropout passes of the teacher and the
+    selector keeps only classes whose spread is below kappa_neg."""
+    base = {"algo.name": "custom", "algo.threshold": "fixed", "algo.negatives": "ups",
+            "model.feature_dropout": "channel", "model.drop_prob": 0.5, "train.steps": 2, "train.log_every": 2}
+    # τ_neg 0.9: every non-argmax class of a near-uniform teacher passes the probability rule
+    loose = {"T": 2.0, "tau_neg": 0.9}
+    plain = Trainer(cfg_of(tiny_overrides, **base, **{"algo.negatives_args": loose})).fit().history[-1]
+    strict = Trainer(cfg_of(tiny_overrides, **base, **{"algo.negatives_args": {**loose, "kappa_neg": 1e-9}}))
+    seen = {}
+    orig = strict.negatives.select
+
+    def spy(t_logits, accepted, generator=None, spread=None):
+        seen["spread"] = spread
+        return orig(t_logits, accepted, generator=generator, spread=spread)
+
+    strict.negatives.select = spy
+    h = strict.fit().history[-1]
+    assert plain["neg_rate"] == 1.0 and plain["neg_size"] == 6
+    assert seen["spread"].shape == (strict.batch_u, 7) and (seen["spread"] > 1e-9).all()
+    assert h["neg_rate"] == 0.0  # no class is that certain over the dropout passes
+    with pytest.raises(Exception, match="kappa_neg.*feature_dropout"):
+        cfg_of(tiny_overrides, **{**base, "model.feature_dropout": "none", "algo.negatives_args": {"kappa_neg": 0.005}})

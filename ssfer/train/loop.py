@@ -192,7 +192,12 @@ class Trainer:
             else:
                 mask = torch.zeros(len(iu), device=self.device)
             pseudo = probs_u.argmax(1)
-            neg_mask = self.negatives.select(t_logits, mask > 0, generator=self.gen)
+            extra = {}
+            if self.negatives.mc_passes_needed:  # UPS's uncertainty, only when its kappa_neg is set
+                with torch.no_grad(), self._autocast():
+                    mc = self.ema.module.mc_dropout_logits(xu_w[su], self.negatives.mc_passes_needed)
+                extra["spread"] = dist.all_gather_cat(self.negatives.spread_from(mc.float()), self.world)
+            neg_mask = self.negatives.select(t_logits, mask > 0, generator=self.gen, **extra)
             pos_loss = positive_loss(logits_u, pseudo[su], mask[su])
             neg_loss = negative_loss(logits_u, neg_mask[su])
             self.diag.update(pseudo, mask, d.train_y[iu], neg_mask)
