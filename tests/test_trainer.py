@@ -232,3 +232,12 @@ def test_ups_kappa_neg_filters_negatives_by_the_teachers_mc_dropout_spread(tiny_
     assert h["neg_rate"] == 0.0  # no class is that certain over the dropout passes
     with pytest.raises(Exception, match="kappa_neg.*feature_dropout"):
         cfg_of(tiny_overrides, **{**base, "model.feature_dropout": "none", "algo.negatives_args": {"kappa_neg": 0.005}})
+
+
+def test_cli_reads_scientific_notation(tiny_overrides, tmp_path, capsys):
+    argv = ["train", "--cache-dir", str(tmp_path), "--set", "train.lr=3e-3", "--set", "algo.name=supervised"]
+    for k, v in tiny_overrides.items():
+        argv += ["--set", f"{k}={json.dumps(v)}"]
+    assert cli_main(argv) == 0
+    rec = RunRecord.load(json.loads(capsys.readouterr().out)["run_dir"])
+    assert rec.config.train.lr == 0.003
