@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="train-step and data-pipeline throughput")
     b.add_argument("--device", default="auto")
-    b.add_argument("--steps", type=int, default=20)
+    b.add_argument("--rounds", type=int, default=30, help="rounds in which every algorithm takes its turn")
+    b.add_argument("--steps-per-round", type=int, default=1, help="steps of one algorithm per turn")
+    b.add_argument("--threads", type=int, default=1, help="torch CPU threads while measuring (default 1)")
     b.add_argument("--batch-size", type=int, default=32)
     b.add_argument("--size", type=int, default=48)
     b.add_argument("--model", default="resnet18")
