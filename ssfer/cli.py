@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,6 +41,9 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+DEBUG_HELP = "show the traceback of expected errors (config, data, checkpoint, loss, run folder) too"
+
+
 def _kv(s: str) -> tuple[str, str]:
     if "=" not in s:
         raise argparse.ArgumentTypeError(f"expected key=value, got {s!r}")
@@ -49,6 +53,7 @@ def _kv(s: str) -> tuple[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ssfer", description=__doc__)
+    p.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one configuration (or load its cached run)")
@@ -86,18 +91,50 @@ def build_parser() -> argparse.ArgumentParser:
     from ssfer import reproduce
 
     reproduce.add_cli(sub)
+    # --debug also after the command; SUPPRESS keeps the command's default from
+    # overwriting a --debug given before it
+    for command in sub.choices.values():
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return p
 
 
+def _who() -> str:
+    # under torchrun every rank reports: the launcher stops the other ranks as soon
+    # as one exits, so a rank left to print for all may be killed before it does
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return f"ssfer (rank {os.environ.get('RANK', '?')})"
+    return "ssfer"
+
+
+def _leave_process_group() -> None:
+    # under torchrun a rank that stops on an error must still leave the group
+    # cleanly, or its exit turns into a hang or a teardown warning
+    if "torch" not in sys.modules:
+        return
+    import torch.distributed as tdist
+
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.destroy_process_group()
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Expected errors (``ssfer.errors.SsferError``: config, data, checkpoint,
+    non-finite loss, unwritable run folder) end in one line on stderr and a
+    non-zero exit, on every torchrun rank; ``--debug`` shows their traceback.
+    Anything else is a bug and keeps its traceback."""
     from ssfer.config import ConfigError
+    from ssfer.errors import SsferError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ConfigError as e:
-        print(f"ssfer: config error: {e}", file=sys.stderr)
-        return 2
+    except SsferError as e:
+        if getattr(args, "debug", False):
+            raise
+        print(f"{_who()}: {e.kind}: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2 if isinstance(e, ConfigError) else 1
+    finally:
+        _leave_process_group()
 
 
 if __name__ == "__main__":

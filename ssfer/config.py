@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 import yaml
 
+from ssfer.errors import SsferError
+
 ALGORITHMS = ("supervised", "pseudo_label", "fixmatch", "flexmatch", "freematch",
               "adacm", "dta", "dta_snl", "custom")
 THRESHOLD_KINDS = ("none", "fixed", "flexmatch", "freematch", "adacm", "dta")
@@ -64,8 +66,10 @@ def load_yaml(text: str) -> Any:
 _NOT_HASHED = ("progress",)
 
 
-class ConfigError(ValueError):
+class ConfigError(SsferError, ValueError):
     """A configuration value is unknown, ill-typed or out of range."""
+
+    kind = "config error"
 
 
 @dataclass(frozen=True)

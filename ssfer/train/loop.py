@@ -19,7 +19,7 @@ from ssfer.algo.compose import recipe_for
 from ssfer.algo.losses import negative_loss, positive_loss, supervised_loss
 from ssfer.algo.negatives import build_negatives
 from ssfer.algo.thresholds import StepStats, build_threshold
-from ssfer.config import Config
+from ssfer.config import Config, ConfigError
 from ssfer.diagnostics import LabelDiagnostics
 from ssfer.metrics import classification_metrics
 from ssfer.model import model_for
@@ -35,7 +35,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={name!r} but CUDA is not available on this machine")
+        raise ConfigError(f"train.device: {name!r}, but CUDA is not available on this machine")
     return torch.device(name)
 
 
