@@ -16,7 +16,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.set:
         cfg = cfg.with_overrides(args.set)
     print(f"run directory: {run_dir_for(cfg, args.cache_dir)}", file=sys.stderr)
-    rec = run(cfg, cache_dir=args.cache_dir, force=args.force)
+    rec = run(cfg, cache_dir=args.cache_dir, force=args.force, restart=args.restart)
     from ssfer.train.distributed import is_main
 
     if not is_main():  # under torchrun, one summary is enough
@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.steps=100")
     t.add_argument("--cache-dir", type=Path, default=None, help="run cache (default $SSFER_CACHE or ~/.cache/ssfer)")
     t.add_argument("--force", action="store_true", help="train even when a cached run exists")
+    t.add_argument("--restart", action="store_true",
+                   help="discard an interrupted run's checkpoint (e.g. a corrupt one) and train from the start")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="evaluate a finished run on a data set (cross-dataset via canonical classes)")
