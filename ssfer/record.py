@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -98,7 +99,10 @@ def load_weights_file(path: Path, map_location: Any = None, hint: str = "") -> A
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "Weights only load failed" in str(e):
-            raise CheckpointError(f"{path}: refused to load: it holds Python objects other than tensors and "
+            # torch names the first object it refused (its wording differs between versions)
+            named = re.search(r"GLOBAL ([\w.]+)", str(e))
+            what = f" ({named.group(1)})" if named else ""
+            raise CheckpointError(f"{path}: refused to load: it holds Python objects{what} other than tensors and "
                                   f"plain values, which could run code (none was run){hint}") from e
         raise CheckpointError(f"{path}: cannot be read (truncated or corrupt?): {first}{hint}") from e
 
