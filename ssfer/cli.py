@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.set:
         cfg = cfg.with_overrides(args.set)
     print(f"run directory: {run_dir_for(cfg, args.cache_dir)}", file=sys.stderr)
-    rec = run(cfg, cache_dir=args.cache_dir, force=args.force)
+    rec = run(cfg, cache_dir=args.cache_dir, force=args.force, restart=args.restart)
     from ssfer.train.distributed import is_main
 
     if not is_main():  # under torchrun, one summary is enough
@@ -61,6 +62,9 @@ def _results(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+DEBUG_HELP = "show the traceback of expected errors (config, data, checkpoint, loss, run folder) too"
+
+
 def _kv(s: str) -> tuple[str, str]:
     if "=" not in s:
         raise argparse.ArgumentTypeError(f"expected key=value, got {s!r}")
@@ -70,6 +74,7 @@ def _kv(s: str) -> tuple[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ssfer", description=__doc__)
+    p.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one configuration (or load its cached run)")
@@ -77,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.steps=100")
     t.add_argument("--cache-dir", type=Path, default=None, help="run cache (default $SSFER_CACHE or ~/.cache/ssfer)")
     t.add_argument("--force", action="store_true", help="train even when a cached run exists")
+    t.add_argument("--restart", action="store_true",
+                   help="discard an interrupted run's checkpoint (e.g. a corrupt one) and train from the start")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="evaluate a finished run on a data set (cross-dataset via canonical classes)")
@@ -89,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="train-step and data-pipeline throughput")
     b.add_argument("--device", default="auto")
-    b.add_argument("--steps", type=int, default=20)
+    b.add_argument("--rounds", type=int, default=30, help="rounds in which every algorithm takes its turn")
+    b.add_argument("--steps-per-round", type=int, default=1, help="steps of one algorithm per turn")
+    b.add_argument("--threads", type=int, default=1, help="torch CPU threads while measuring (default 1)")
     b.add_argument("--batch-size", type=int, default=32)
     b.add_argument("--size", type=int, default=48)
     b.add_argument("--model", default="resnet18")
@@ -116,18 +125,50 @@ def build_parser() -> argparse.ArgumentParser:
     from ssfer import reproduce
 
     reproduce.add_cli(sub)
+    # --debug also after the command; SUPPRESS keeps the command's default from
+    # overwriting a --debug given before it
+    for command in sub.choices.values():
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return p
 
 
+def _who() -> str:
+    # under torchrun every rank reports: the launcher stops the other ranks as soon
+    # as one exits, so a rank left to print for all may be killed before it does
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return f"ssfer (rank {os.environ.get('RANK', '?')})"
+    return "ssfer"
+
+
+def _leave_process_group() -> None:
+    # under torchrun a rank that stops on an error must still leave the group
+    # cleanly, or its exit turns into a hang or a teardown warning
+    if "torch" not in sys.modules:
+        return
+    import torch.distributed as tdist
+
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.destroy_process_group()
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Expected errors (``ssfer.errors.SsferError``: config, data, checkpoint,
+    non-finite loss, unwritable run folder) end in one line on stderr and a
+    non-zero exit, on every torchrun rank; ``--debug`` shows their traceback.
+    Anything else is a bug and keeps its traceback."""
     from ssfer.config import ConfigError
+    from ssfer.errors import SsferError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ConfigError as e:
-        print(f"ssfer: config error: {e}", file=sys.stderr)
-        return 2
+    except SsferError as e:
+        if getattr(args, "debug", False):
+            raise
+        print(f"{_who()}: {e.kind}: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2 if isinstance(e, ConfigError) else 1
+    finally:
+        _leave_process_group()
 
 
 if __name__ == "__main__":

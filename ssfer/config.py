@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,18 +21,55 @@ from typing import Any, Literal
 
 import yaml
 
+from ssfer.errors import SsferError
+
 ALGORITHMS = ("supervised", "pseudo_label", "fixmatch", "flexmatch", "freematch",
               "adacm", "dta", "dta_snl", "custom")
 THRESHOLD_KINDS = ("none", "fixed", "flexmatch", "freematch", "adacm", "dta")
 NEGATIVE_KINDS = ("none", "nlnl", "ups", "ccl", "snl")
 
 
+class YamlLoader(yaml.SafeLoader):
+    """SafeLoader that reads numbers as YAML 1.2 and Python do.
+
+    PyYAML follows YAML 1.1, where ``3e-3`` and ``1e30`` are strings (1.1 wants a
+    dot and a signed exponent) and ``010`` is octal 8. Here every float literal
+    Python writes (``3e-3``, ``1E5``, ``.5``, ``-.5``, ``5.``, ``1_000.0``) is a
+    float, and integers are decimal, ``0x``, ``0o`` or ``0b``; a leading-zero
+    ``010`` stays a string, so an int field rejects it instead of reading 8.
+    ``.inf``/``.nan`` load as floats; config fields refuse them.
+    """
+
+
+YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:float", "tag:yaml.org,2002:int")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"""^(?:
+      [-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    | [-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+    | [-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+    | [-+]?\.(?:inf|Inf|INF)
+    | \.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"""^(?:
+      [-+]?0b[0-1_]+
+    | [-+]?0o[0-7_]+
+    | [-+]?0x[0-9a-fA-F_]+
+    | [-+]?(?:0|[1-9][0-9_]*))$""", re.X), list("-+0123456789"))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text with ``YamlLoader`` (safe: plain values only)."""
+    return yaml.load(text, Loader=YamlLoader)
+
+
 # settings that change how a run is shown, never what it computes
 _NOT_HASHED = ("progress",)
 
 
-class ConfigError(ValueError):
+class ConfigError(SsferError, ValueError):
     """A configuration value is unknown, ill-typed or out of range."""
+
+    kind = "config error"
 
 
 @dataclass(frozen=True)
@@ -133,7 +172,9 @@ class Config:
     def from_yaml(cls, path: str | Path) -> "Config":
         path = Path(path)
         try:
-            d = yaml.safe_load(path.read_text()) or {}
+            d = load_yaml(path.read_text()) or {}
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read the config file: {e.strerror or e}") from e
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML: {e}") from e
         if not isinstance(d, dict):
@@ -188,7 +229,7 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
             raise ConfigError(f"override {item!r} is not of the form key=value")
         key, raw = item.split("=", 1)
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+            out[key.strip()] = load_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError as e:
             raise ConfigError(f"override {item!r}: value is not valid YAML: {e}") from e
     return out
@@ -239,13 +280,26 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected true/false, got {value!r}")
         return value
     if tp is int:
+        if isinstance(value, str):  # e.g. a notebook parameter: every Python int literal ("1_000", "0x10")
+            try:
+                value = int(value.strip(), 0)
+            except ValueError:
+                raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        number = value
+        if isinstance(value, str):  # every Python float literal ("3e-3", ".5", "1_000.0")
+            try:
+                number = float(value)
+            except ValueError:
+                raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
+        if not math.isfinite(number):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return float(number)
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
@@ -291,6 +345,9 @@ def validate(cfg: Config) -> None:
         if k.startswith("tau") and isinstance(v, (int, float)):
             _check(0 <= v <= 1, f"algo.threshold_args.{k}", f"a threshold must be in [0, 1], got {v}")
     _check_algorithm_parts(a)
+    _check(a.negatives_args.get("kappa_neg") is None or (m.feature_dropout != "none" and m.drop_prob > 0),
+           "algo.negatives_args.kappa_neg", "the MC-dropout spread needs model.feature_dropout other than 'none' "
+           f"and model.drop_prob > 0 (got {m.feature_dropout!r}, {m.drop_prob})")
     _check(a.lambda_u >= 0, "algo.lambda_u", f"must be >= 0, got {a.lambda_u}")
     _check(a.lambda_n >= 0, "algo.lambda_n", f"must be >= 0, got {a.lambda_n}")
     _check(t.steps > 0, "train.steps", f"must be positive, got {t.steps}")

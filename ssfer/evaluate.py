@@ -15,7 +15,7 @@ from ssfer.data import load_dataset, to_canonical
 from ssfer.data.preprocess import preprocess
 from ssfer.metrics import classification_metrics
 from ssfer.model import model_for
-from ssfer.record import RunRecord
+from ssfer.record import RunRecord, load_weights_file
 from ssfer.train.data import to_tensor
 from ssfer.predict import predict_probs, resolve_device
 from ssfer.views import Views
@@ -27,7 +27,8 @@ def load_teacher(rec: RunRecord, device: torch.device) -> torch.nn.Module:
     weights = rec.run_dir / "model.pt"
     if not weights.exists():
         raise FileNotFoundError(f"{weights}: the run has no saved model weights")
-    model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
+    model.load_state_dict(load_weights_file(weights, map_location=device,
+                                            hint="retrain the run (`ssfer train ... --force`) to rewrite it"))
     return model.to(device).eval()
 
 

@@ -5,6 +5,7 @@ import contextlib
 
 import torch
 
+from ssfer.config import ConfigError
 from ssfer.views import Views
 
 
@@ -13,7 +14,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={name!r} but CUDA is not available on this machine")
+        raise ConfigError(f"train.device: {name!r}, but CUDA is not available on this machine")
     return torch.device(name)
 
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ssfer.config import Config
+from ssfer.errors import CheckpointError, WriteError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -44,17 +46,31 @@ def run_key(cfg: Config) -> str:
     return hashlib.sha256((cfg.hash() + code_fingerprint()).encode()).hexdigest()[:20]
 
 
+def write_error(path: Path, e: OSError) -> WriteError:
+    """A ``WriteError`` naming ``path`` and the system's reason."""
+    err = WriteError(f"{path}: cannot write ({e.strerror or e}); nothing half-written was left behind")
+    err.errno, err.filename = e.errno, str(path)
+    return err
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``path`` whole or not at all; a failure (full disk, read-only
+    folder) raises ``WriteError`` naming the file and leaves no temporary file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise write_error(path, e) from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise write_error(path, e) from e
         raise
 
 
@@ -64,6 +80,31 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False, allow_nan=False) + "\n")
+
+
+def load_weights_file(path: Path, map_location: Any = None, hint: str = "") -> Any:
+    """``torch.load`` of a checkpoint or weights file, restricted to tensors and
+    plain values (``weights_only=True``).
+
+    A run folder may sit in a shared cache: a pickle that names any other Python
+    object could run code when loaded, so it is refused before anything in it
+    runs. Refused, truncated and corrupt files raise ``CheckpointError`` naming
+    the file; ``hint`` says what the user can do about it.
+    """
+    import torch
+
+    hint = f"; {hint}" if hint else ""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Weights only load failed" in str(e):
+            # torch names the first object it refused (its wording differs between versions)
+            named = re.search(r"GLOBAL ([\w.]+)", str(e))
+            what = f" ({named.group(1)})" if named else ""
+            raise CheckpointError(f"{path}: refused to load: it holds Python objects{what} other than tensors and "
+                                  f"plain values, which could run code (none was run){hint}") from e
+        raise CheckpointError(f"{path}: cannot be read (truncated or corrupt?): {first}{hint}") from e
 
 
 def environment() -> dict:
@@ -114,12 +155,28 @@ class RunRecord:
         return pd.DataFrame(self.history)
 
     def save(self, run_dir: Path) -> None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", self.config.to_yaml())
-        atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h, allow_nan=False) + "\n" for h in self.history))
-        atomic_write_json(run_dir / "environment.json", self.environment)
-        # summary last: its presence marks the run finished
-        atomic_write_json(run_dir / "summary.json", self.summary)
+        """Write the record; ``summary.json`` last, as its presence marks the run
+        finished. If a write fails (``WriteError``), the files this call wrote are
+        removed again: the folder never shows a record that is only partly new."""
+        written: list[Path] = []
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "summary.json").unlink(missing_ok=True)  # a forced rerun's old one
+            for name, write, value in (
+                    ("config.yaml", atomic_write_text, self.config.to_yaml()),
+                    ("metrics.jsonl", atomic_write_text,
+                     "".join(json.dumps(h, allow_nan=False) + "\n" for h in self.history)),
+                    ("environment.json", atomic_write_json, self.environment),
+                    ("summary.json", atomic_write_json, self.summary)):
+                write(run_dir / name, value)
+                written.append(run_dir / name)
+        except OSError as e:
+            for path in written:
+                if path.name != "config.yaml":  # the run's config is valid whatever else failed
+                    path.unlink(missing_ok=True)
+            if isinstance(e, WriteError):
+                raise
+            raise write_error(run_dir, e) from e
         self.run_dir = run_dir
 
     @classmethod

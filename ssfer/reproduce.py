@@ -41,6 +41,7 @@ import nbformat
 import yaml
 
 from ssfer import labs
+from ssfer.config import load_yaml
 from ssfer.params import ParameterError, check_parameters, declared_parameters
 
 KEY_VERSION = "ssfer-reproduce-1"
@@ -134,7 +135,7 @@ def load_profile(profile: str, root: Path) -> dict[str, dict[str, Any]]:
         known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
         raise ReproduceError(f"no profile {profile!r} ({path} does not exist; known: {', '.join(known)})")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ReproduceError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
@@ -154,7 +155,7 @@ def parse_overrides(items: list[str] | dict[str, Any] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ReproduceError(f"--set {item!r}: expected NOTEBOOK.PARAM=VALUE or PARAM=VALUE")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+            out[key.strip()] = load_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError as e:
             raise ReproduceError(f"--set {item!r}: value is not valid YAML: {e}") from e
     return out

@@ -188,3 +188,23 @@ def test_small_stem_refuses_a_body_without_a_resnet_stem():
         build_model("vit_tiny_patch16_224", img_size=48, stem="small")
     with pytest.raises(ValueError, match="stem='wide'"):
         build_model(BODY, stem="wide")
+
+
+def test_mc_dropout_passes_sample_only_the_dropout_and_restore_every_mode():
+    torch.manual_seed(0)
+    model = build_model(BODY, num_classes=7, feature_dropout="channel", drop_prob=0.5, head_dropout=0.2).eval()
+    bn = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    stats = [m.running_mean.clone() for m in bn]
+    x = _x()
+    with torch.no_grad():
+        mc = model.mc_dropout_logits(x, 5)
+        plain = model(x)
+    assert mc.shape == (5, 2, 7)
+    assert not torch.equal(mc[0], mc[1])                        # the dropout samples in every pass
+    assert all(torch.equal(a, m.running_mean) for a, m in zip(stats, bn))  # batch norm stayed in eval
+    assert not any(m.training for m in model.modules())         # every mode restored
+    assert torch.equal(model(x), plain)
+    still = build_model(BODY, num_classes=7, feature_dropout="none").eval()
+    with torch.no_grad():
+        mc = still.mc_dropout_logits(x, 3)
+    assert torch.equal(mc[0], mc[2])                            # nothing to sample: no spread

@@ -74,3 +74,51 @@ def test_recipes_compose_parts():
     assert recipe_for(c.with_overrides({"algo.name": "pseudo_label"}).algo).student_view == "weak"
     with pytest.raises(ConfigError, match="algo.threshold"):
         recipe_for(c.with_overrides({"algo.name": "custom"}).algo)
+
+
+def test_every_python_number_literal_is_a_number_on_the_command_line():
+    got = parse_assignments(["a=3e-3", "b=1E5", "c=.5", "d=-.5", "e=1_000.0", "f=5.", "g=1e30",
+                             "h=0x10", "i=1_000", "j=0o17", "k=0b11", "l=010", "m=x1e3"])
+    assert got == {"a": 0.003, "b": 1e5, "c": 0.5, "d": -0.5, "e": 1000.0, "f": 5.0, "g": 1e30,
+                   "h": 16, "i": 1000, "j": 15, "k": 3, "l": "010", "m": "x1e3"}  # 010 is not YAML 1.1's octal 8
+    cfg = Config.default().with_overrides(["train.lr=3e-3", "train.weight_decay=1E-4", "train.steps=1_000"])
+    assert (cfg.train.lr, cfg.train.weight_decay, cfg.train.steps) == (0.003, 1e-4, 1000)
+
+
+def test_scientific_notation_in_a_yaml_config(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("train:\n  lr: 3e-3\n  weight_decay: 5E-4\n  steps: 2_000\nsplit:\n  fraction: .25\n")
+    cfg = Config.from_yaml(p)
+    assert (cfg.train.lr, cfg.train.weight_decay, cfg.train.steps, cfg.split.fraction) == (0.003, 5e-4, 2000, 0.25)
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("train.lr", "3e-3", 0.003), ("train.lr", "1_000.5", 1000.5), ("train.lr", " .5", 0.5),
+    ("train.steps", "1_000", 1000), ("train.steps", "0x10", 16),
+])
+def test_numeric_strings_are_read_as_python_reads_them(key, value, expected):
+    # notebook parameters and dicts from elsewhere may hold numbers as text
+    section, name = key.split(".")
+    got = getattr(getattr(Config.from_dict({section: {name: value}}), section), name)
+    assert got == expected and type(got) is type(expected)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("train.lr", "nan"), ("train.lr", "inf"), ("train.lr", float("inf")), ("data.difficulty", float("nan")),
+    ("train.steps", "010"), ("train.steps", "1e3"), ("train.steps", 1000.0), ("train.lr", "3e-3x"),
+])
+def test_non_finite_and_malformed_numbers_are_refused(key, value):
+    section, name = key.split(".")
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        Config.from_dict({section: {name: value}})
+
+
+def test_a_missing_config_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: cannot read the config file"):
+        Config.from_yaml(tmp_path / "nope.yaml")
+
+
+def test_notebook_parameters_from_the_command_line_read_scientific_notation_too():
+    from ssfer.reproduce import parse_overrides
+
+    assert parse_overrides(["02_thresholds.lr=3e-3", "steps=1_000"]) == {"02_thresholds.lr": 0.003, "steps": 1000}

@@ -51,3 +51,23 @@ def test_two_process_gloo_matches_one_process(tiny_overrides, tmp_path):
         assert b["loss"] == pytest.approx(a["loss"], rel=TOL_LOSS)
         assert b["mask_rate"] == pytest.approx(a["mask_rate"], abs=0.05)
     assert abs(one.summary["accuracy"] - two.summary["accuracy"]) <= TOL_ACCURACY
+
+
+@pytest.mark.slow
+def test_a_data_error_under_torchrun_is_one_line_per_rank_and_every_rank_fails(tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip("torchrun not found next to this Python")
+    argv = [torchrun, "--nproc-per-node", "2", "--master-port", str(_free_port()), "-m", "ssfer.cli",
+            "train", "--cache-dir", str(tmp_path)]
+    for kv in ("data.n_train=60", "data.n_test=20", "data.size=16", "model.name=test_resnet",
+               "train.device=cpu", "train.progress=false"):
+        argv += ["--set", kv]
+    env = {**os.environ, "SSFER_DDP_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode != 0
+    lines = [ln for ln in out.stderr.splitlines() if ": data error: " in ln]
+    assert lines and all(ln.startswith(("ssfer (rank 0): ", "ssfer (rank 1): ")) for ln in lines), out.stderr
+    assert all(ln.endswith("has 6 train samples; asked for 10 labeled + 0 val") for ln in lines)
+    assert "DataError" not in out.stderr  # no rank printed a traceback (torchrun's own report has one)
+    assert "rank      : 0" in out.stderr and "rank      : 1" in out.stderr  # neither rank exited 0

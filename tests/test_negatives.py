@@ -1,6 +1,9 @@
 """Complementary-label selectors against hand-computed sets."""
 from __future__ import annotations
 
+import math
+import statistics
+
 import pytest
 import torch
 
@@ -84,10 +87,27 @@ def test_ups_probability_at_temperature_by_hand():
 def test_ups_spread_filter_and_only_rejected():
     z = T([[4.0, -4.0, -4.0], [4.0, -4.0, -4.0]])  # classes 1, 2 below 0.05 in both rows
     spread = T([[0.0, 0.001, 0.02], [0.0, 0.02, 0.001]])
-    neg = UPSSelector().select(z, T([1, 0]), spread=spread)
+    neg = UPSSelector(kappa_neg=0.005).select(z, T([1, 0]), spread=spread)
     assert neg.tolist() == [[0, 1, 0], [0, 0, 1]]
     neg = UPSSelector(only_rejected=True).select(z, T([1, 0]))
     assert neg.tolist() == [[0, 0, 0], [0, 1, 1]]
+
+
+def test_ups_spread_is_required_exactly_when_kappa_neg_is_set():
+    z, spread = T([[4.0, -4.0, -4.0]]), T([[0.0, 0.001, 0.02]])
+    with pytest.raises(ValueError, match="pass spread= exactly when kappa_neg is set"):
+        UPSSelector(kappa_neg=0.005).select(z, T([0]))        # the option would do nothing
+    with pytest.raises(ValueError, match="pass spread= exactly when kappa_neg is set"):
+        UPSSelector().select(z, T([0]), spread=spread)         # the spread would do nothing
+    assert UPSSelector().mc_passes_needed == 0
+    assert UPSSelector(kappa_neg=0.005, mc_passes=4).mc_passes_needed == 4
+
+
+def test_ups_spread_is_the_std_of_tempered_softmax_over_passes():
+    sel = UPSSelector(T=2.0, kappa_neg=0.01)
+    mc = T([[[2.0, 0.0]], [[0.0, 0.0]], [[4.0, 0.0]]])       # 3 passes, 1 sample, 2 classes
+    p0 = [1 / (1 + math.exp(-d)) for d in (1.0, 0.0, 2.0)]   # softmax(z / 2)_0 in each pass
+    assert sel.spread_from(mc)[0].tolist() == pytest.approx([statistics.stdev(p0)] * 2, abs=1e-6)  # UPS: unbiased
 
 
 # ---------------------------------------------------------------- CCL
@@ -180,6 +200,8 @@ def test_build_negatives_rejects_unknown_options_naming_them():
     (lambda: SNLSelector(protect_top=0), "protect_top=0"),
     (lambda: SNLSelector(tau_neg=1.0), "tau_neg=1.0"),
     (lambda: UPSSelector(T=0), "T=0"),
+    (lambda: UPSSelector(kappa_neg=0.0), "kappa_neg=0.0"),
+    (lambda: UPSSelector(kappa_neg=0.005, mc_passes=1), "mc_passes=1"),
     (lambda: CCLSelector(frac=1.0), "frac=1.0"),
 ])
 def test_bad_options_are_named(make, message):

@@ -52,10 +52,12 @@ def test_fixed_mask_is_confidence_at_least_tau_boundary_inclusive():
 
 
 def test_fixed_mask_widens_bf16_probs_before_comparing():
-    th = FixedThreshold(2, tau=0.5)
-    probs = torch.tensor([[0.5, 0.5], [0.25, 0.75], [0.625, 0.375]], dtype=torch.bfloat16)
-    assert th.mask(probs).tolist() == [1.0, 1.0, 1.0]
-    assert FixedThreshold(2, tau=0.7).mask(probs).tolist() == [0.0, 1.0, 0.0]
+    # 0.95 and 0.7 are not bf16 numbers: bf16 rounds them to 0.94921875 and 0.69921875.
+    # Compared in bf16, those probabilities would meet thresholds they lie below.
+    probs = torch.tensor([[0.95, 0.05], [0.96, 0.04], [0.3, 0.7], [0.25, 0.75]], dtype=torch.bfloat16)
+    assert probs[0, 0].item() == 0.94921875 and probs[2, 1].item() == 0.69921875
+    assert FixedThreshold(2, tau=0.95).mask(probs).tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert FixedThreshold(2, tau=0.7).mask(probs).tolist() == [1.0, 1.0, 0.0, 1.0]
 
 
 # ---------------------------------------------------------------- FlexMatch
@@ -99,6 +101,25 @@ def test_flexmatch_warmup_convex_by_hand():
     assert sel3 == sel2  # nothing reached τ in step 3; old selections are kept
 
 
+def test_flexmatch_warmup_once_a_class_outgrows_the_unused():
+    """β_c = σ_c / max(max σ, #unused) once max σ > #unused, and q̂ = τ counts as selected.
+
+    Fails if the denominator is #unused alone or max(Σσ, #unused), or if selection
+    is q̂ > τ: each gives other thresholds below."""
+    th = FlexMatchThreshold(3, num_unlabeled=8, tau=0.75)
+    th.update(stats(probs_u=[[0.90, 0.05, 0.05], [0.80, 0.10, 0.10], [0.85, 0.10, 0.05],
+                             [0.75, 0.125, 0.125],  # exactly τ (both exact in binary): selected
+                             [0.05, 0.90, 0.05], [0.50, 0.30, 0.20]], idx_u=[0, 1, 2, 3, 4, 5]))
+    assert th.selected_label.tolist() == [0, 0, 0, 0, 1, -1, -1, -1]
+    # σ = (4, 1, 0), #unused = 3 < max σ = 4: β = (1, 1/4, 0) (#unused: (4/3, 1/3, 0);
+    # Σσ = 5: (4/5, 1/5, 0); with q̂ > τ, σ = (3, 1, 0) and β = (3/4, 1/4, 0))
+    th.update(stats(probs_u=[[0.70, 0.20, 0.10], [0.12, 0.11, 0.77], [0.30, 0.60, 0.10]], idx_u=[6, 7, 5]))
+    assert th.beta.tolist() == pytest.approx([1.0, 0.25, 0.0], abs=1e-7)
+    assert th.per_class().tolist() == pytest.approx([0.75, 0.75 * 0.25 / 1.75, 0.0], abs=1e-7)
+    assert th.mask(T([[0.74, 0.16, 0.10], [0.75, 0.15, 0.10], [0.3, 0.6, 0.1], [0.1, 0.2, 0.7]])).tolist() == \
+        [0.0, 1.0, 1.0, 1.0]
+
+
 def test_flexmatch_without_warmup_divides_by_largest_class():
     (thr1, mask1, _), (thr2, mask2, _), (thr3, mask3, _) = run_flex(warmup=False)
     assert thr1 == [0.0, 0.0, 0.0] and mask1 == [1.0, 1.0, 1.0]
@@ -117,6 +138,35 @@ def test_flexmatch_linear_and_concave_mappings():
     *_, (thr3c, _, _) = run_flex(mapping="concave")
     assert thr3c == pytest.approx([0.9 * math.log2(1.5), 0.9 * math.log2(1.25),
                                    0.9 * math.log2(1.25)], abs=1e-6)
+
+
+def test_flexmatch_repeated_index_keeps_the_selected_copy():
+    th = FlexMatchThreshold(3, num_unlabeled=4, tau=0.9)
+    # sample 3 twice in one batch: the selected copy first, a rejected one after it
+    th.update(stats(probs_u=[[0.95, 0.03, 0.02], [0.50, 0.30, 0.20]], idx_u=[3, 3]))
+    assert th.selected_label.tolist() == [-1, -1, -1, 0]
+    # the rejected copy first, then a selected one
+    th.update(stats(probs_u=[[0.50, 0.30, 0.20], [0.03, 0.95, 0.02]], idx_u=[2, 2]))
+    assert th.selected_label.tolist() == [-1, -1, 1, 0]
+    # selected copies that disagree: the last in the batch wins; rejected copies change nothing
+    th.update(stats(probs_u=[[0.02, 0.95, 0.03], [0.4, 0.3, 0.3], [0.02, 0.03, 0.95], [0.3, 0.3, 0.4]],
+                    idx_u=[1, 1, 1, 3]))
+    assert th.selected_label.tolist() == [-1, 2, 1, 0]
+
+
+def test_flexmatch_matches_a_sample_by_sample_loop_on_batches_full_of_repeats():
+    gen = torch.Generator().manual_seed(3)
+    th = FlexMatchThreshold(4, num_unlabeled=6, tau=0.6)
+    expected = [-1] * 6
+    for _ in range(30):
+        probs = torch.softmax(3 * torch.randn(10, 4, generator=gen), dim=1)
+        idx = torch.randint(0, 6, (10,), generator=gen)
+        th.update(StepStats(probs, idx, probs, idx % 4, 0.0, 0))
+        conf, pred = probs.max(1)
+        for i, c, p in zip(idx.tolist(), conf.tolist(), pred.tolist()):  # USB: idx[select] in batch order
+            if c >= float(torch.tensor(0.6)):  # τ as the rule holds it, in float32
+                expected[i] = p
+        assert th.selected_label.tolist() == expected
 
 
 # ---------------------------------------------------------------- FreeMatch
@@ -142,6 +192,41 @@ def test_freematch_starts_at_one_over_c_with_default_momentum():
     assert th.per_class().tolist() == pytest.approx([0.25] * 4)
     th.update(StepStats(T([[0.7, 0.1, 0.1, 0.1]]), L([0]), T([[0.25] * 4]), L([0]), 0.0, 0))
     assert th.tau_global.item() == pytest.approx(0.999 * 0.25 + 0.001 * 0.7, abs=1e-7)
+
+
+def test_freematch_use_quantile_takes_the_batch_80th_percentile_of_confidence():
+    th = FreeMatchThreshold(3, momentum=0.5, use_quantile=True)
+    # q̂ = 0.9, 0.6, 0.7, 0.4, 0.8: sorted, position 0.8·4 = 3.2 -> 0.8 + 0.2·(0.9 − 0.8) = 0.82
+    batch = [[0.9, 0.05, 0.05], [0.2, 0.6, 0.2], [0.1, 0.2, 0.7], [0.4, 0.3, 0.3], [0.1, 0.8, 0.1]]
+    th.update(stats(probs_u=batch, idx_u=[0, 1, 2, 3, 4]))
+    assert th.tau_global.item() == pytest.approx(0.5 / 3 + 0.5 * 0.82, abs=1e-6)
+    mean = FreeMatchThreshold(3, momentum=0.5)
+    mean.update(stats(probs_u=batch, idx_u=[0, 1, 2, 3, 4]))
+    assert mean.tau_global.item() == pytest.approx(0.5 / 3 + 0.5 * 0.68, abs=1e-6)  # mean q̂ = 0.68
+    assert th.p_model.tolist() == pytest.approx(mean.p_model.tolist())  # p̃ is the same either way
+
+
+def test_freematch_clip_thresh_caps_the_global_threshold_at_095():
+    sure = [[0.99, 0.005, 0.005], [0.005, 0.99, 0.005]]
+    clipped, free = FreeMatchThreshold(3, momentum=0.0, clip_thresh=True), FreeMatchThreshold(3, momentum=0.0)
+    for th in (clipped, free):
+        th.update(stats(probs_u=sure, idx_u=[0, 1]))
+    assert free.tau_global.item() == pytest.approx(0.99, abs=1e-6)
+    assert clipped.tau_global.item() == pytest.approx(0.95, abs=1e-7)
+    assert clipped.mask(T([[0.96, 0.02, 0.02], [0.02, 0.97, 0.01]])).tolist() == [1.0, 1.0]
+    assert free.mask(T([[0.96, 0.02, 0.02], [0.02, 0.97, 0.01]])).tolist() == [0.0, 0.0]
+
+
+def test_freematch_usb_options_pass_build_threshold_and_config_validation():
+    from ssfer.config import Config, ConfigError
+
+    th = build_threshold("freematch", 7, 10, use_quantile=True, clip_thresh=True)
+    assert th.use_quantile and th.clip_thresh
+    cfg = Config.default().with_overrides({"algo.name": "freematch",
+                                           "algo.threshold_args": {"use_quantile": True, "clip_thresh": True}})
+    assert cfg.algo.threshold_args == {"use_quantile": True, "clip_thresh": True}
+    with pytest.raises(ConfigError, match="algo.threshold_args.*use_quantile='yes' must be true or false"):
+        Config.default().with_overrides({"algo.name": "freematch", "algo.threshold_args": {"use_quantile": "yes"}})
 
 
 # ---------------------------------------------------------------- Ada-CM
@@ -308,11 +393,12 @@ def test_state_lives_in_buffers_and_moves_with_the_module(kind):
     assert th.mask(torch.softmax(torch.randn(3, 4, generator=gen), 1)).dtype == torch.float32
 
 
-@pytest.mark.parametrize("kind", sorted(THRESHOLDS))
-def test_update_and_mask_never_read_tensor_values(kind):
+@pytest.mark.parametrize("kind, options", [(k, {}) for k in sorted(THRESHOLDS)]
+                         + [("freematch", {"use_quantile": True, "clip_thresh": True})])
+def test_update_and_mask_never_read_tensor_values(kind, options):
     # Meta tensors have no data: .item(), .tolist(), bool(), nonzero() and
     # bincount all raise on them, so a rule that runs here cannot force a host sync.
-    th = build_threshold(kind, 4, 10).to("meta")
+    th = build_threshold(kind, 4, 10, **options).to("meta")
     gen = torch.Generator().manual_seed(2)
     for step in range(4):
         s = random_stats(gen, 4, 10, step, 4)

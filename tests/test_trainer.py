@@ -1,11 +1,13 @@
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from ssfer.cli import main as cli_main
 from ssfer.config import Config
+from ssfer.errors import CheckpointError
 from ssfer.record import RunRecord
 from ssfer.train import run, run_dir_for
 from ssfer.train.loop import Trainer
@@ -75,7 +77,7 @@ def test_checkpoint_of_another_config_is_refused(tiny_overrides, tmp_path):
     cfg = cfg_of(tiny_overrides, **{"train.ckpt_every": 2})
     Trainer(cfg, tmp_path).fit(stop_after=3)
     other = cfg.with_overrides({"train.lr": 0.01})
-    with pytest.raises(ValueError, match="different config"):
+    with pytest.raises(CheckpointError, match="checkpoint.pt: the checkpoint belongs to a different config"):
         Trainer(other, tmp_path).fit()
 
 
@@ -217,3 +219,59 @@ def test_eval_flip_averages_each_image_and_its_mirror(tiny_overrides):
     plain, mirrored = tr.predict(x), tr.predict(x.flip(3))
     torch.testing.assert_close(both, (plain + mirrored) / 2)
     assert not torch.allclose(plain, mirrored)  # the mirror is a different input
+
+
+def test_ups_kappa_neg_filters_negatives_by_the_teachers_mc_dropout_spread(tiny_overrides):
+    """kappa_neg must act: the trainer runs MC-dropout passes of the teacher and the
+    selector keeps only classes whose spread is below kappa_neg."""
+    base = {"algo.name": "custom", "algo.threshold": "fixed", "algo.negatives": "ups",
+            "model.feature_dropout": "channel", "model.drop_prob": 0.5, "train.steps": 2, "train.log_every": 2}
+    # τ_neg 0.9: every non-argmax class of a near-uniform teacher passes the probability rule
+    loose = {"T": 2.0, "tau_neg": 0.9}
+    plain = Trainer(cfg_of(tiny_overrides, **base, **{"algo.negatives_args": loose})).fit().history[-1]
+    strict = Trainer(cfg_of(tiny_overrides, **base,
+                            **{"algo.negatives_args": {**loose, "kappa_neg": 1e-9, "mc_passes": 3}}))
+    seen = {}
+    orig = strict.negatives.select
+
+    def spy(t_logits, accepted, generator=None, spread=None):
+        seen["spread"] = spread
+        return orig(t_logits, accepted, generator=generator, spread=spread)
+
+    strict.negatives.select = spy
+    h = strict.fit().history[-1]
+    assert plain["neg_rate"] == 1.0 and plain["neg_size"] == 6
+    assert h["neg_rate"] == 0.0  # no class is that certain over the dropout passes
+    assert seen["spread"].shape == (strict.batch_u, 7) and (seen["spread"] > 1e-9).all()
+    with pytest.raises(Exception, match="kappa_neg.*feature_dropout"):
+        cfg_of(tiny_overrides, **{**base, "model.feature_dropout": "none", "algo.negatives_args": {"kappa_neg": 0.005}})
+
+
+def test_cli_reads_scientific_notation(tiny_overrides, tmp_path, capsys):
+    argv = ["train", "--cache-dir", str(tmp_path), "--set", "train.lr=3e-3", "--set", "algo.name=supervised"]
+    for k, v in tiny_overrides.items():
+        argv += ["--set", f"{k}={json.dumps(v)}"]
+    assert cli_main(argv) == 0
+    rec = RunRecord.load(json.loads(capsys.readouterr().out)["run_dir"])
+    assert rec.config.train.lr == 0.003
+
+
+def test_train_seconds_of_a_resumed_run_add_up_over_every_process(tiny_overrides, tmp_path, monkeypatch):
+    """Each training step costs one second of a fake clock: the uninterrupted run takes 8 s,
+    and so must a run interrupted after 5 steps and resumed from its step-4 checkpoint."""
+    import ssfer.train.loop as loop
+
+    clock = [0.0]
+    real_step = Trainer.train_step
+
+    def step(self):
+        clock[0] += 1.0
+        return real_step(self)
+
+    monkeypatch.setattr(loop, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(Trainer, "train_step", step)
+    cfg = cfg_of(tiny_overrides, **{"algo.name": "supervised", "train.steps": 8, "train.ckpt_every": 2})
+    assert Trainer(cfg, tmp_path / "a").fit().summary["train_seconds"] == 8.0
+    assert Trainer(cfg, tmp_path / "b").fit(stop_after=5) is None   # steps 1-5: the step-4 checkpoint holds 4 s
+    resumed = Trainer(cfg, tmp_path / "b").fit()                      # steps 5-8 again
+    assert resumed.summary["resumed"] is True and resumed.summary["train_seconds"] == 8.0

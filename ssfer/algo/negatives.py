@@ -8,8 +8,8 @@ the host, so they cost no GPU sync.
 
 ``none``  nothing (supervised / FixMatch / ... without negative learning);
 ``nlnl``  one uniformly random non-argmax class (Kim et al., ICCV 2019);
-``ups``   classes below a probability at temperature T, optionally also below
-          an MC-dropout spread (Rizve et al., ICLR 2021);
+``ups``   classes below a probability at temperature T, and, with ``kappa_neg``,
+          below an MC-dropout spread (Rizve et al., ICLR 2021);
 ``ccl``   the ⌊frac·C⌋ lowest-probability classes;
 ``snl``   Selective Negative Learning, this project's reconstruction (DESIGN §1):
           only samples the threshold rejected, only classes the teacher is sure
@@ -54,7 +54,17 @@ def _check_temperature(T: float, tau_neg: float, cls: str) -> tuple[float, float
 
 
 class NegativeSelector(nn.Module):
-    """Base class. ``forward`` is ``select``."""
+    """Base class. ``forward`` is ``select``.
+
+    A selector that needs the teacher's uncertainty sets ``mc_passes_needed``;
+    the trainer then runs that many MC-dropout passes of the teacher and passes
+    ``spread=self.spread_from(logits of the passes)`` to ``select``.
+    """
+
+    mc_passes_needed: int = 0
+
+    def spread_from(self, mc_logits: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} uses no MC-dropout spread")
 
     def select(self, teacher_logits_u: Tensor, accepted: Tensor,
                generator: torch.Generator | None = None) -> Tensor:
@@ -115,26 +125,46 @@ class NLNLSelector(NegativeSelector):
 class UPSSelector(NegativeSelector):
     """UPS-style negatives: softmax(z / T)_k < tau_neg.
 
-    UPS also demands low uncertainty (std of MC-dropout predictions below
-    ``kappa_neg``). Running several dropout passes of the teacher is the
-    trainer's business: it may pass their per-class std as ``spread=``; without
-    it only the probability rule applies (the default here, and a stated
-    simplification). ``only_rejected`` restricts negatives to rejected samples.
+    With ``kappa_neg`` set, UPS's uncertainty rule applies as well: class k is
+    negated only if the spread (standard deviation) of softmax(z / T)_k over
+    ``mc_passes`` MC-dropout passes of the teacher is below ``kappa_neg`` (UPS
+    uses 10 passes and 0.005). The trainer runs those passes (the model's
+    feature-map and head dropout active, batch norm in eval) and passes their
+    ``spread=``. Unlike UPS, the probability rule reads the teacher's plain
+    (dropout-free) prediction rather than the mean of the passes. Without
+    ``kappa_neg`` (the default) only the probability rule applies.
+    ``only_rejected`` restricts negatives to rejected samples.
     """
 
-    def __init__(self, T: float = 2.0, tau_neg: float = 0.05, kappa_neg: float = 0.005,
-                 only_rejected: bool = False) -> None:
+    def __init__(self, T: float = 2.0, tau_neg: float = 0.05, kappa_neg: float | None = None,
+                 mc_passes: int = 10, only_rejected: bool = False) -> None:
         super().__init__()
         self.T, self.tau_neg = _check_temperature(T, tau_neg, "UPSSelector")
-        if float(kappa_neg) <= 0:
-            raise ValueError(f"UPSSelector: kappa_neg={kappa_neg!r} must be > 0")
-        self.kappa_neg = float(kappa_neg)
+        if kappa_neg is not None and (isinstance(kappa_neg, bool) or not isinstance(kappa_neg, (int, float))
+                                      or not kappa_neg > 0):
+            raise ValueError(f"UPSSelector: kappa_neg={kappa_neg!r} must be a number > 0 (or null: no spread rule)")
+        if isinstance(mc_passes, bool) or int(mc_passes) != mc_passes or mc_passes < 2:
+            raise ValueError(f"UPSSelector: mc_passes={mc_passes!r} must be an int >= 2 (a spread needs two passes)")
+        self.kappa_neg = None if kappa_neg is None else float(kappa_neg)
+        self.mc_passes = int(mc_passes)
         self.only_rejected = bool(only_rejected)
+
+    @property
+    def mc_passes_needed(self) -> int:
+        return self.mc_passes if self.kappa_neg is not None else 0
+
+    def spread_from(self, mc_logits: Tensor) -> Tensor:
+        """(B, C) standard deviation over passes of softmax(z / T), from (passes, B, C) logits."""
+        return torch.softmax(mc_logits.float() / self.T, dim=-1).std(dim=0)
 
     @torch.no_grad()
     def select(self, teacher_logits_u: Tensor, accepted: Tensor,
                generator: torch.Generator | None = None, spread: Tensor | None = None) -> Tensor:
         _check_inputs(teacher_logits_u, accepted, "UPSSelector.select")
+        # an option that silently does nothing is worse than an error
+        if (spread is None) != (self.kappa_neg is None):
+            raise ValueError("UPSSelector.select: pass spread= exactly when kappa_neg is set "
+                             f"(kappa_neg={self.kappa_neg}, spread {'missing' if spread is None else 'given'})")
         q = torch.softmax(teacher_logits_u.float() / self.T, dim=1)
         neg = q < self.tau_neg
         if spread is not None:
@@ -149,7 +179,7 @@ class UPSSelector(NegativeSelector):
 
     def extra_repr(self) -> str:
         return (f"T={self.T}, tau_neg={self.tau_neg}, kappa_neg={self.kappa_neg}, "
-                f"only_rejected={self.only_rejected}")
+                f"mc_passes={self.mc_passes}, only_rejected={self.only_rejected}")
 
 
 class CCLSelector(NegativeSelector):

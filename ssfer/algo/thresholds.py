@@ -193,8 +193,24 @@ class FlexMatchThreshold(Threshold):
 
         conf, pred = probs.max(dim=1)
         select = conf >= self.tau.to(conf.dtype)
-        previous = self.selected_label[s.idx_u]
-        self.selected_label[s.idx_u] = torch.where(select, pred, previous)
+        self.selected_label[s.idx_u] = self._new_labels(s.idx_u, select, pred)
+
+    def _new_labels(self, idx: Tensor, select: Tensor, pred: Tensor) -> Tensor:
+        """(B,) entries to write at ``idx``: only selected samples change an entry.
+
+        An index may appear more than once in a batch (a batch that wraps into the
+        next epoch's permutation). Like USB, which writes
+        ``selected_label[idx[select]] = pred[select]``, a copy that is not
+        selected never overwrites one that is; where several copies are selected,
+        the last one in the batch wins. Every copy of an index then carries the same
+        value, so the scatter is deterministic on any device; the rule needs no
+        boolean indexing, hence no host sync. O(B²) booleans, a few hundred kB
+        at the largest batches used.
+        """
+        pos = torch.arange(1, idx.shape[0] + 1, device=idx.device)
+        same_selected = (idx.unsqueeze(1) == idx.unsqueeze(0)) & select.unsqueeze(0)   # [i, j]: j selected copy of i
+        last = (same_selected * pos).amax(dim=1) - 1                                    # -1: no copy selected
+        return torch.where(last >= 0, pred[last.clamp_min(0)], self.selected_label[idx])
 
     def per_class(self) -> Tensor:
         b = self.beta
@@ -211,22 +227,35 @@ class FlexMatchThreshold(Threshold):
                 f"warmup={self.warmup}, mapping={self.mapping!r}")
 
 
+FREEMATCH_CLIP = 0.95  # USB's fixed ceiling for clip_thresh
+
+
 class FreeMatchThreshold(Threshold):
     """FreeMatch self-adaptive threshold (Wang et al., ICLR 2023).
 
     Per step, before masking (as the public code does):
         τ ← m·τ + (1−m)·mean(q̂),   p̃ ← m·p̃ + (1−m)·mean(q)   (both start at 1/C)
     and the mask is q̂ >= τ · p̃_ŷ / max p̃. The public USB code has since moved its
-    initial values to 1 and added quantile/clipping options; DESIGN §1 keeps the
-    paper's 1/C. The label histogram of FreeMatch's fairness loss is not kept here.
+    initial values to 1; DESIGN §1 keeps the paper's 1/C. The label histogram of
+    FreeMatch's fairness loss is not kept here.
+
+    USB's two options (``FreeMatchThresholingHook``), under its names and, as
+    there, off by default: ``use_quantile`` takes the 0.8 quantile of the
+    batch's q̂ (linear interpolation, ``torch.quantile``) instead of their mean;
+    ``clip_thresh`` clips τ to [0, 0.95] after each update (USB's fixed 0.95).
     """
 
-    def __init__(self, num_classes: int, momentum: float = 0.999) -> None:
+    def __init__(self, num_classes: int, momentum: float = 0.999, use_quantile: bool = False,
+                 clip_thresh: bool = False) -> None:
         super().__init__(num_classes)
         momentum = float(momentum)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"FreeMatchThreshold: momentum={momentum!r} must lie in [0, 1)")
+        for name, value in (("use_quantile", use_quantile), ("clip_thresh", clip_thresh)):
+            if not isinstance(value, bool):
+                raise ValueError(f"FreeMatchThreshold: {name}={value!r} must be true or false")
         self.momentum = momentum
+        self.use_quantile, self.clip_thresh = use_quantile, clip_thresh
         c = self.num_classes
         self.register_buffer("tau_global", torch.tensor(1.0 / c, dtype=torch.float32))
         self.register_buffer("p_model", torch.full((c,), 1.0 / c, dtype=torch.float32))
@@ -236,14 +265,18 @@ class FreeMatchThreshold(Threshold):
         probs = _check_probs(s.probs_u, self.num_classes, "FreeMatchThreshold.update(probs_u)")
         m = self.momentum
         conf = probs.max(dim=1).values
-        self.tau_global.mul_(m).add_((1.0 - m) * conf.mean().to(self.tau_global.dtype))
+        level = torch.quantile(conf, 0.8) if self.use_quantile else conf.mean()
+        self.tau_global.mul_(m).add_((1.0 - m) * level.to(self.tau_global.dtype))
+        if self.clip_thresh:
+            self.tau_global.clamp_(0.0, FREEMATCH_CLIP)
         self.p_model.mul_(m).add_((1.0 - m) * probs.mean(dim=0).to(self.p_model.dtype))
 
     def per_class(self) -> Tensor:
         return self.tau_global * self.p_model / self.p_model.max()
 
     def extra_repr(self) -> str:
-        return f"num_classes={self.num_classes}, momentum={self.momentum}"
+        return (f"num_classes={self.num_classes}, momentum={self.momentum}, "
+                f"use_quantile={self.use_quantile}, clip_thresh={self.clip_thresh}")
 
 
 class AdaCMThreshold(Threshold):

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ssfer.errors import SsferError
 
-class DataError(ValueError):
+
+class DataError(SsferError, ValueError):
     """A data set on disk is not in the expected form (names the file and row)."""
+
+    kind = "data error"
 
 
 ERROR, WARNING = "error", "warning"

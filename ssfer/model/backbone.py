@@ -88,6 +88,22 @@ class FERNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def mc_dropout_logits(self, x: torch.Tensor, passes: int) -> torch.Tensor:
+        """(passes, B, C) logits of Monte-Carlo dropout passes: feature-map and
+        head dropout sample as in training, everything else (batch norm) keeps
+        its current mode. The body and attention hold no dropout here, so they
+        run once and the passes share their map."""
+        f = self.attention(self.body_map(x))
+        drops = (self.feature_dropout, self.head_drop)
+        modes = [m.training for m in drops]
+        try:
+            for m in drops:
+                m.train()
+            return torch.stack([self.forward_head(self.feature_dropout(f)) for _ in range(passes)])
+        finally:
+            for m, mode in zip(drops, modes):
+                m.train(mode)
+
     def attention_maps(self, x: torch.Tensor) -> torch.Tensor:
         """(B, h, w) attention over the last map, for plotting over faces; with
         attention="none", the channel-mean activation. Call under no_grad/eval

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ssfer.config import Config
-from ssfer.record import RunRecord, cache_root, run_key
+from ssfer.record import RunRecord, cache_root, run_key, write_error
 
 
 def run_dir_for(cfg: Config, cache_dir: str | Path | None = None) -> Path:
@@ -22,8 +22,13 @@ def run_lock(rd: Path) -> Iterator[None]:
     that need the same run train it once, the second waits and then loads it.
     The kernel drops the lock when its holder dies, so a killed run never
     blocks the next one (which then resumes from its checkpoint)."""
-    rd.parent.mkdir(parents=True, exist_ok=True)
-    with open(rd.with_name(rd.name + ".lock"), "a+b") as f:
+    lock = rd.with_name(rd.name + ".lock")
+    try:
+        rd.parent.mkdir(parents=True, exist_ok=True)
+        f = open(lock, "a+b")
+    except OSError as e:
+        raise write_error(lock, e) from e
+    with f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -31,9 +36,11 @@ def run_lock(rd: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def run(cfg: Config | dict, cache_dir: str | Path | None = None, force: bool = False) -> RunRecord:
+def run(cfg: Config | dict, cache_dir: str | Path | None = None, force: bool = False,
+        restart: bool = False) -> RunRecord:
     """Train ``cfg`` and return its record; a finished run with the same config and
-    code is loaded from the cache instead, and an interrupted one resumes."""
+    code is loaded from the cache instead, and an interrupted one resumes from its
+    checkpoint, unless ``restart`` discards that checkpoint (e.g. a corrupt one)."""
     from ssfer.train.loop import Trainer
 
     if isinstance(cfg, dict):
@@ -47,7 +54,7 @@ def run(cfg: Config | dict, cache_dir: str | Path | None = None, force: bool = F
     with lock:
         if not force and (rd / "summary.json").exists():  # finished by whoever held the lock
             return RunRecord.load(rd)
-        return Trainer(cfg, rd).fit()
+        return Trainer(cfg, rd).fit(restart=restart)
 
 
 __all__ = ["run", "run_dir_for", "run_lock", "RunRecord"]

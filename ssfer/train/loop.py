@@ -21,15 +21,18 @@ from ssfer.algo.negatives import build_negatives
 from ssfer.algo.thresholds import StepStats, build_threshold
 from ssfer.config import Config
 from ssfer.diagnostics import LabelDiagnostics
+from ssfer.errors import CheckpointError, NonFiniteLoss, WriteError
 from ssfer.metrics import classification_metrics
 from ssfer.model import model_for
 from ssfer.predict import predict_probs, resolve_device
-from ssfer.record import RunRecord, atomic_write_bytes, atomic_write_text, environment
+from ssfer.record import (RunRecord, atomic_write_bytes, atomic_write_text, environment, load_weights_file,
+                          write_error)
 from ssfer.train import distributed as dist
 from ssfer.train.data import TrainData, prepare
 from ssfer.views import Views
 
 CHECKPOINT = "checkpoint.pt"
+RESTART_HINT = "rerun with `ssfer train --restart` (or `run(..., restart=True)`) to discard it and train from the start"
 
 
 def _save_atomic(obj, path: Path) -> None:
@@ -94,6 +97,11 @@ class Trainer:
         self.sums = torch.zeros(4, device=self.device)   # total, sup, pos, neg since last log
         self.step = 0
         self.history: list[dict] = []
+        self.checkpoint_step: int | None = None  # step of the checkpoint on disk, if any
+        # training seconds before this process took over (from the checkpoint) and
+        # when it started, so a resumed run reports its whole training time
+        self._seconds_before = 0.0
+        self._t0 = time.perf_counter()
         self._perm_epoch = -1
         self._perm: torch.Tensor | None = None
 
@@ -185,7 +193,12 @@ class Trainer:
             else:
                 mask = torch.zeros(len(iu), device=self.device)
             pseudo = probs_u.argmax(1)
-            neg_mask = self.negatives.select(t_logits, mask > 0, generator=self.gen)
+            extra = {}
+            if self.negatives.mc_passes_needed:  # UPS's uncertainty, only when its kappa_neg is set
+                with torch.no_grad(), self._autocast():
+                    mc = self.ema.module.mc_dropout_logits(xu_w[su], self.negatives.mc_passes_needed)
+                extra["spread"] = dist.all_gather_cat(self.negatives.spread_from(mc.float()), self.world)
+            neg_mask = self.negatives.select(t_logits, mask > 0, generator=self.gen, **extra)
             pos_loss = positive_loss(logits_u, pseudo[su], mask[su])
             neg_loss = negative_loss(logits_u, neg_mask[su])
             self.diag.update(pseudo, mask, d.train_y[iu], neg_mask)
@@ -228,10 +241,43 @@ class Trainer:
         return classification_metrics(probs.cpu().numpy(), y.cpu().numpy(), d.num_classes)
 
     # ---- logging and checkpoints ----------------------------------------
-    def _log(self) -> dict:
-        n = self.step - (self.history[-1]["step"] if self.history else 0)
+    def _logged_step(self) -> int:
+        return self.history[-1]["step"] if self.history else 0
+
+    def _mean_losses(self) -> list[float]:
+        """Mean total, sup, pos, neg loss since the last log (a host sync)."""
+        n = max(1, self.step - self._logged_step())
         # the losses on this rank's shard; averaged over ranks they are the global batch's
-        sums = (dist.all_reduce_mean(self.sums, self.world) / n).tolist()
+        return (dist.all_reduce_mean(self.sums, self.world) / n).tolist()
+
+    def _stop_if_not_finite(self, means: list[float], check_weights: bool = False) -> None:
+        """Raise ``NonFiniteLoss`` if a loss since the last log, or (``check_weights``)
+        a weight of the student, is NaN or infinite.
+
+        Called at the log cadence from sums the log reads anyway (a NaN or inf in
+        any step leaves its sum non-finite) and, with the weights, before anything
+        is saved: a checkpoint or a record never holds a diverged model.
+        """
+        bad = not all(math.isfinite(v) for v in means)
+        if not bad and check_weights:
+            tensors = [*self.student.parameters(), *(b for b in self.student.buffers() if b.is_floating_point())]
+            bad = not bool(torch.stack([torch.isfinite(x).all() for x in tensors]).all())
+        if not bad:
+            return
+        terms = ", ".join(f"{k}={v:.4g}" for k, v in zip(("total", "sup", "pos", "neg"), means))
+        if self.run_dir is None:
+            kept = "nothing was saved"
+        elif self.checkpoint_step is None:
+            kept = "no checkpoint had been saved and no record of this run was written"
+        else:
+            kept = (f"the last good checkpoint, {self.run_dir / CHECKPOINT} (step {self.checkpoint_step}), "
+                    "is kept and no record of this run was written")
+        raise NonFiniteLoss(f"non-finite loss or weights in steps {self._logged_step() + 1}..{self.step} "
+                            f"(mean loss over them: {terms}); {kept}; lower train.lr, or check the data")
+
+    def _log(self) -> dict:
+        sums = self._mean_losses()
+        self._stop_if_not_finite(sums)
         self.sums.zero_()
         rec = {"step": self.step, "loss": sums[0], "loss_sup": sums[1], "loss_pos": sums[2], "loss_neg": sums[3],
                "lr": self.scheduler.get_last_lr()[0]}
@@ -247,7 +293,7 @@ class Trainer:
             "student": self.student.state_dict(), "ema": self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "negatives": self.negatives.state_dict(), "diag": self.diag.state_dict(), "sums": self.sums,
-            "gen": self.gen.get_state(), "rng": torch.get_rng_state(),
+            "gen": self.gen.get_state(), "rng": torch.get_rng_state(), "train_seconds": self.train_seconds(),
         }
         if self.threshold is not None:
             s["threshold"] = self.threshold.state_dict()
@@ -255,9 +301,12 @@ class Trainer:
             s["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return s
 
-    def load_state_dict(self, s: dict) -> None:
+    def load_state_dict(self, s: dict, source: Path | str = "checkpoint") -> None:
+        if not isinstance(s, dict) or "config_hash" not in s:
+            raise CheckpointError(f"{source}: not an ssfer training checkpoint; {RESTART_HINT}")
         if s["config_hash"] != self.cfg.hash():
-            raise ValueError("checkpoint belongs to a different config; refusing to resume from it")
+            raise CheckpointError(f"{source}: the checkpoint belongs to a different config; refusing to resume "
+                                  f"from it; {RESTART_HINT}")
         self.step, self.history = s["step"], s["history"]
         self.student.load_state_dict(s["student"])
         self.ema.load_state_dict(s["ema"])
@@ -266,6 +315,7 @@ class Trainer:
         self.negatives.load_state_dict(s["negatives"])
         self.diag.load_state_dict(s["diag"])
         self.sums.copy_(s["sums"])
+        self._seconds_before = float(s.get("train_seconds", 0.0))
         self.gen.set_state(s["gen"])
         torch.set_rng_state(s["rng"])
         if self.threshold is not None:
@@ -273,64 +323,87 @@ class Trainer:
         if "cuda_rng" in s and self.device.type == "cuda":
             torch.cuda.set_rng_state(s["cuda_rng"], self.device)
 
+    def train_seconds(self) -> float:
+        """Seconds of training behind the current weights, over every resume."""
+        return self._seconds_before + time.perf_counter() - self._t0
+
     def save_checkpoint(self) -> None:
-        if self.run_dir is None or self.rank != 0:
+        # every rank checks (collectively), so that all of them stop together
+        self._stop_if_not_finite(self._mean_losses(), check_weights=True)
+        if self.run_dir is None:
             return
-        _save_atomic(self.state_dict(), self.run_dir / CHECKPOINT)
+        if self.rank == 0:
+            _save_atomic(self.state_dict(), self.run_dir / CHECKPOINT)
+        self.checkpoint_step = self.step
 
     def try_resume(self) -> bool:
         if self.run_dir is None or not (self.run_dir / CHECKPOINT).exists():
             return False
-        s = torch.load(self.run_dir / CHECKPOINT, map_location=self.device, weights_only=False)
-        self.load_state_dict(s)
+        path = self.run_dir / CHECKPOINT
+        self.load_state_dict(load_weights_file(path, map_location=self.device, hint=RESTART_HINT), path)
+        self.checkpoint_step = self.step
         return True
 
     # ---- the loop -----------------------------------------------------
-    def fit(self, stop_after: int | None = None) -> RunRecord | None:
+    def fit(self, stop_after: int | None = None, restart: bool = False) -> RunRecord | None:
         """Train to ``train.steps`` (resuming from a checkpoint when there is one).
 
-        ``stop_after`` ends early after that many steps of this call without a
-        summary: how the tests simulate an interruption.
+        ``restart`` discards an interrupted run's checkpoint (say, one reported
+        as corrupt) and trains from the start. ``stop_after`` ends early after
+        that many steps of this call without a summary: how the tests simulate
+        an interruption.
         """
         t = self.cfg.train
         # the code, commit and versions this run trains with, read now: files
         # edited or commits made while it trains must not be credited with it
         env = environment()
-        resumed = self.try_resume()
+        if restart:
+            if self.run_dir is not None and self.rank == 0:
+                (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
+            resumed = False
+        else:
+            resumed = self.try_resume()
         if self.run_dir is not None and self.rank == 0:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.run_dir / "config.yaml", self.cfg.to_yaml())
-            self.data.split.save(self.run_dir / "split")
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(self.run_dir / "config.yaml", self.cfg.to_yaml())
+                self.data.split.save(self.run_dir / "split")
+            except OSError as e:
+                if isinstance(e, WriteError):
+                    raise
+                raise write_error(self.run_dir, e) from e
         start = self.step
         last_test: dict = {}
-        t0 = time.perf_counter()
+        self._t0 = time.perf_counter()
         bar = tqdm(total=t.steps, initial=self.step, disable=not t.progress or self.rank != 0,
                    desc=self.cfg.algo.name, leave=False)
-        while self.step < t.steps:
-            if stop_after is not None and self.step - start >= stop_after:
-                bar.close()
-                return None
-            self.train_step()
-            bar.update(1)
-            ev = (t.eval_every and self.step % t.eval_every == 0) or self.step == t.steps
-            # an evaluation step is also a logging step, so every history row has every key
-            if ev or self.step % t.log_every == 0:
-                rec = self._log()
-                if ev:
-                    last_test = self.evaluate("test")  # the final step's is the summary's: not computed twice
-                    rec["test_accuracy"] = last_test["accuracy"]
-                    if self.data.val_x is not None:
-                        rec["val_accuracy"] = self.evaluate("val")["accuracy"]
-                self.history.append(rec)
-                bar.set_postfix(loss=f"{rec['loss']:.3f}")
-            if t.ckpt_every and self.step % t.ckpt_every == 0 and self.step < t.steps:
-                self.save_checkpoint()
-        bar.close()
+        try:
+            while self.step < t.steps:
+                if stop_after is not None and self.step - start >= stop_after:
+                    return None
+                self.train_step()
+                bar.update(1)
+                ev = (t.eval_every and self.step % t.eval_every == 0) or self.step == t.steps
+                # an evaluation step is also a logging step, so every history row has every key
+                if ev or self.step % t.log_every == 0:
+                    rec = self._log()
+                    if ev:
+                        last_test = self.evaluate("test")  # the final step's is the summary's: not computed twice
+                        rec["test_accuracy"] = last_test["accuracy"]
+                        if self.data.val_x is not None:
+                            rec["val_accuracy"] = self.evaluate("val")["accuracy"]
+                    self.history.append(rec)
+                    bar.set_postfix(loss=f"{rec['loss']:.3f}")
+                if t.ckpt_every and self.step % t.ckpt_every == 0 and self.step < t.steps:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+        self._stop_if_not_finite(self._mean_losses(), check_weights=True)  # nothing diverged is saved
         # the last step is always an evaluation step, so last_test is the final model's
         # unless this call trained nothing (resumed from a checkpoint at the end)
         summary = dict(last_test) or self.evaluate("test")
         summary.update(class_names=list(self.data.class_names), steps=self.step, resumed=resumed,
-                       train_seconds=time.perf_counter() - t0, device=str(self.device),
+                       train_seconds=self.train_seconds(), device=str(self.device),
                        n_labeled=len(self.data.labeled), n_unlabeled=len(self.data.unlabeled),
                        algorithm=self.cfg.algo.name, threshold=self.recipe.threshold,
                        negatives=self.recipe.negatives)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # fixtures_data, whatever pytest
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("SSFER_SHARED_DATA", REPO.parent / "shared" / "data"))
 SHA256 = {  # from the shared data README: a different tar gives different counts
-    "fer2013.tar": "458e4af2b5332c8d0e8b0cd63e45b379fb7224d0cbcd7ac2f71ddec5383101b2"  # the restored copy,
+    "fer2013.tar": "458e4af2b5332c8d0e8b0cd63e45b379fb7224d0cbcd7ac2f71ddec5383101b2",  # the restored copy
     "ferplus.tar": "6d2de5fea115ff1e78f02bdc52a286732a60c7701c2454958931e48e27df7510",
 }
 
