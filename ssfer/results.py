@@ -173,3 +173,95 @@ def load_results(results_dir: str | Path, names: list[str] | None = None) -> dic
             raise FileNotFoundError(f"{d}: a recorded run needs {', '.join(ARTIFACTS)}; missing {', '.join(missing)}")
         out[d.name] = RunRecord.load(d)
     return out
+
+
+# ------------------------------------------------------------------ reading the grid
+METHODS = {"supervised": "supervised", "fixmatch": "FixMatch", "flexmatch": "FlexMatch", "freematch": "FreeMatch",
+           "adacm": "Ada-CM", "dta": "DTA", "dta_snl": "DTA+SNL", "pseudo_label": "Pseudo-Label"}
+DATASETS = {"ferplus": "FERPlus", "fer2013": "FER2013", "rafdb": "RAF-DB", "affectnet": "AffectNet",
+            "synthfer": "SynthFER"}
+# the comparisons the results chapter makes at every budget: the method against its
+# parts and its baseline, then each method against training on the labels alone
+KEY_COMPARISONS = (("DTA+SNL", "FixMatch"), ("DTA", "FixMatch"), ("DTA+SNL", "DTA"))
+
+
+def budget_of(cfg: Config) -> str:
+    """The label budget of a run, as the results tables name it."""
+    s = cfg.split
+    return {"per_class": f"{s.n_per_class} per class", "adacm_rafdb": f"{s.total} labels",
+            "fraction": f"{100 * s.fraction:g} % labeled", "all": "all labels"}[s.protocol]
+
+
+def results_table(records: dict[str, RunRecord]):
+    """One row per recorded run: data set, budget, method, seed; test scores in %
+    as published and leak-free; validation accuracy; the commonest-class rate of
+    the test split (what always answering its largest class scores); minutes."""
+    import numpy as np
+    import pandas as pd
+
+    rows = []
+    for name, rec in records.items():
+        c, s = rec.config, rec.summary
+        cm = np.asarray(s["confusion"])
+        lf = s.get("test_leak_free") or {}
+        rows.append({
+            "run": name, "data set": DATASETS.get(c.data.dataset, c.data.dataset), "budget": budget_of(c),
+            "method": METHODS.get(c.algo.name, c.algo.name), "seed": c.split.seed,
+            "accuracy (%)": 100 * s["accuracy"], "mean class accuracy (%)": 100 * s["mean_class_accuracy"],
+            "macro F1 (%)": 100 * s["macro_f1"],
+            "leak-free accuracy (%)": 100 * lf["accuracy"] if lf else float("nan"),
+            "leak-free mean class accuracy (%)": 100 * lf["mean_class_accuracy"] if lf else float("nan"),
+            "val accuracy (%)": 100 * s["val"]["accuracy"] if "val" in s else float("nan"),
+            "commonest class (%)": 100 * cm.sum(1).max() / cm.sum(),
+            "labeled": s["n_labeled"], "unlabeled": s["n_unlabeled"], "steps": s["steps"],
+            "train minutes": s["train_seconds"] / 60, "device": s["device"],
+        })
+    return pd.DataFrame(rows)
+
+
+def mean_sd(table, metrics=("accuracy (%)", "mean class accuracy (%)", "leak-free accuracy (%)"),
+            by=("data set", "budget", "method")):
+    """Mean ± sd over seeds of each metric, one row per (data set, budget, method),
+    with the number of seeds and the mean training minutes."""
+    import pandas as pd
+
+    g = table.groupby(list(by), sort=False)
+    out = g.size().rename("seeds").to_frame()
+    for m in metrics:
+        mean, sd = g[m].mean(), g[m].std(ddof=1)
+        out[m] = [f"{a:.1f} ± {b:.1f}" if pd.notna(b) else f"{a:.1f}" for a, b in zip(mean, sd)]
+    out["train minutes"] = g["train minutes"].mean()
+    return out.reset_index()
+
+
+def comparisons(table, metric: str, **where):
+    """The paired comparisons of ``KEY_COMPARISONS`` and of every method against
+    supervised training, on ``metric``, over the runs matching ``where`` (e.g.
+    ``budget="10 % labeled"``); only those whose two methods both have runs."""
+    from ssfer.report import compare
+
+    rows = table
+    for col, value in where.items():
+        rows = rows[rows[col] == value]
+    have = set(rows["method"])
+    pairs = [p for p in KEY_COMPARISONS if set(p) <= have]
+    pairs += [(m, "supervised") for m in METHODS.values() if m != "supervised" and {m, "supervised"} <= have]
+    return [compare(rows, a, b, metric) for a, b in pairs]
+
+
+def glue_pair(glue, name: str, table, a: str, b: str, metric: str = "accuracy (%)", **where) -> None:
+    """Glue one paired comparison for the prose (``report.glue_comparison``'s keys);
+    when either method has no recorded run yet, the same keys say so."""
+    from ssfer.report import compare, glue_comparison
+
+    rows = table
+    for col, value in where.items():
+        rows = rows[rows[col] == value]
+    if not {a, b} <= set(rows["method"]):
+        for key in ("mean", "low", "high"):
+            glue(f"{name}_{key}", "—", display=False)
+        glue(f"{name}_wins", 0, display=False)
+        glue(f"{name}_n", 0, display=False)
+        glue(f"{name}_verdict", "not recorded yet: no claim", display=False)
+        return
+    glue_comparison(glue, name, compare(rows, a, b, metric))
