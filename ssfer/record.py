@@ -11,26 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import re
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from ssfer.config import Config
-from ssfer.errors import CheckpointError, WriteError
+from ssfer.errors import WriteError
+from ssfer.io import atomic_write_json, atomic_write_text, write_error
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def cache_root() -> Path:
-    """``$SSFER_CACHE``, else ``~/.cache/ssfer``."""
-    return Path(os.environ.get("SSFER_CACHE") or Path.home() / ".cache" / "ssfer")
 
 
 def code_fingerprint() -> str:
@@ -44,67 +36,6 @@ def code_fingerprint() -> str:
 
 def run_key(cfg: Config) -> str:
     return hashlib.sha256((cfg.hash() + code_fingerprint()).encode()).hexdigest()[:20]
-
-
-def write_error(path: Path, e: OSError) -> WriteError:
-    """A ``WriteError`` naming ``path`` and the system's reason."""
-    err = WriteError(f"{path}: cannot write ({e.strerror or e}); nothing half-written was left behind")
-    err.errno, err.filename = e.errno, str(path)
-    return err
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``path`` whole or not at all; a failure (full disk, read-only
-    folder) raises ``WriteError`` naming the file and leaves no temporary file."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise write_error(path, e) from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and not isinstance(e, WriteError):
-            raise write_error(path, e) from e
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False, allow_nan=False) + "\n")
-
-
-def load_weights_file(path: Path, map_location: Any = None, hint: str = "") -> Any:
-    """``torch.load`` of a checkpoint or weights file, restricted to tensors and
-    plain values (``weights_only=True``).
-
-    A run folder may sit in a shared cache: a pickle that names any other Python
-    object could run code when loaded, so it is refused before anything in it
-    runs. Refused, truncated and corrupt files raise ``CheckpointError`` naming
-    the file; ``hint`` says what the user can do about it.
-    """
-    import torch
-
-    hint = f"; {hint}" if hint else ""
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "Weights only load failed" in str(e):
-            # torch names the first object it refused (its wording differs between versions)
-            named = re.search(r"GLOBAL ([\w.]+)", str(e))
-            what = f" ({named.group(1)})" if named else ""
-            raise CheckpointError(f"{path}: refused to load: it holds Python objects{what} other than tensors and "
-                                  f"plain values, which could run code (none was run){hint}") from e
-        raise CheckpointError(f"{path}: cannot be read (truncated or corrupt?): {first}{hint}") from e
 
 
 def environment() -> dict:
