@@ -156,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     non-finite loss, unwritable run folder) end in one line on stderr and a
     non-zero exit, on every torchrun rank; ``--debug`` shows their traceback.
     Anything else is a bug and keeps its traceback."""
-    from ssfer.config import ConfigError
-    from ssfer.errors import SsferError
+    from ssfer.errors import ConfigError, SsferError
 
     args = build_parser().parse_args(argv)
     try:

@@ -17,12 +17,13 @@ the host, so they cost no GPU sync.
 """
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from ssfer.algo.options import check_part_options, part_options
 
 
 def _check_inputs(logits: Tensor, accepted: Tensor, where: str) -> None:
@@ -264,17 +265,10 @@ NEGATIVES: dict[str, type[NegativeSelector]] = {
 
 def negatives_options(kind: str) -> dict[str, Any]:
     """Config options of a selector and their defaults."""
-    if kind not in NEGATIVES:
-        raise ValueError(f"unknown negative selector {kind!r}; known: {sorted(NEGATIVES)}")
-    params = inspect.signature(NEGATIVES[kind]).parameters
-    return {n: p.default for n, p in params.items()}
+    return part_options(NEGATIVES, kind, "negative selector")
 
 
 def build_negatives(kind: str, **kwargs: Any) -> NegativeSelector:
     """Make the selector ``kind`` from config values; unknown options raise ValueError."""
-    allowed = negatives_options(kind)
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        raise ValueError(f"negative selector {kind!r}: unknown option(s) {unknown}; "
-                         f"allowed: {sorted(allowed)}")
+    check_part_options(NEGATIVES, kind, "negative selector", kwargs)
     return NEGATIVES[kind](**kwargs)

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ssfer.algo.options import check_part_options, part_options
+
 
 @dataclass
 class StepStats:
@@ -502,12 +504,12 @@ THRESHOLDS: dict[str, type[Threshold]] = {
 }
 
 
+_FIXED = ("num_classes", "num_unlabeled")  # passed by the trainer, not by the config
+
+
 def threshold_options(kind: str) -> dict[str, Any]:
     """Config options of a threshold rule and their defaults."""
-    if kind not in THRESHOLDS:
-        raise ValueError(f"unknown threshold {kind!r}; known: {sorted(THRESHOLDS)}")
-    params = inspect.signature(THRESHOLDS[kind]).parameters
-    return {n: p.default for n, p in params.items() if n not in ("num_classes", "num_unlabeled")}
+    return part_options(THRESHOLDS, kind, "threshold", _FIXED)
 
 
 def build_threshold(kind: str, num_classes: int, num_unlabeled: int, **kwargs: Any) -> Threshold:
@@ -516,11 +518,7 @@ def build_threshold(kind: str, num_classes: int, num_unlabeled: int, **kwargs: A
     ``num_unlabeled`` is passed only to rules that keep per-sample state
     (FlexMatch). Unknown options raise ValueError naming them.
     """
-    allowed = threshold_options(kind)
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"threshold {kind!r}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
+    check_part_options(THRESHOLDS, kind, "threshold", kwargs, _FIXED)
     cls = THRESHOLDS[kind]
     if "num_unlabeled" in inspect.signature(cls).parameters:
         kwargs["num_unlabeled"] = num_unlabeled
