@@ -1,4 +1,4 @@
-"""Run records: one directory per run, keyed by the hash of its full config.
+"""Run records: one directory per run, keyed by its full config and the code that trains it.
 
 A run directory holds ``config.yaml``, ``metrics.jsonl`` (one JSON object per
 logged step), ``summary.json`` (written last: its presence marks a finished
@@ -18,24 +18,32 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from ssfer import codegraph
 from ssfer.config import Config
 from ssfer.errors import WriteError
 from ssfer.io import atomic_write_json, atomic_write_text, write_error
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+# what ``ssfer.train.run`` trains with; the run key covers it and what it imports
+TRAINER = "ssfer.train.loop"
 
 
-def code_fingerprint() -> str:
-    """Hash of the library's source, so a code change never serves a stale cached run."""
-    h = hashlib.sha256()
-    for p in sorted(PACKAGE_DIR.rglob("*.py")):
-        h.update(p.relative_to(PACKAGE_DIR).as_posix().encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()
+def training_modules() -> list[str]:
+    """The modules whose code can change a run's numbers: the trainer and every
+    ``ssfer`` module it imports, transitively, found in their source (not a list
+    kept by hand). The CLI, the notebook tooling, results and evaluation are not
+    among them, so editing those retrains nothing."""
+    return codegraph.closure([TRAINER])
+
+
+def training_code_digest() -> str:
+    """Digest of the code of ``training_modules()``, docstrings and comments left
+    out: part of every run key, and the ``code_fingerprint`` of its record."""
+    return codegraph.code_digest(training_modules())
 
 
 def run_key(cfg: Config) -> str:
-    return hashlib.sha256((cfg.hash() + code_fingerprint()).encode()).hexdigest()[:20]
+    """A run's cache key: its config and the code that trains it."""
+    return hashlib.sha256((cfg.hash() + training_code_digest()).encode()).hexdigest()[:20]
 
 
 def environment() -> dict:
@@ -49,7 +57,7 @@ def environment() -> dict:
         except metadata.PackageNotFoundError:
             pkgs[name] = None
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PACKAGE_DIR, capture_output=True,
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=codegraph.PACKAGE_DIR, capture_output=True,
                                 text=True, timeout=5).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
@@ -60,7 +68,7 @@ def environment() -> dict:
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "cpu_threads": torch.get_num_threads(),
         "git_commit": commit,
-        "code_fingerprint": code_fingerprint(),
+        "code_fingerprint": training_code_digest(),
         "command": " ".join(sys.argv),
     }
 
