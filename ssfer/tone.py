@@ -25,7 +25,7 @@ def lut_index(x: torch.Tensor) -> torch.Tensor:
     """(B·C, H·W) int32 positions of uint8 (B, C, H, W) values in flattened
     (B, C, 256) tables; int32 halves the traffic of the largest tensor here."""
     b, c = x.shape[:2]
-    # convert, then add in place: a mixed uint8 + int32 add is about twice as slow on the CPU
+    # convert, then add in place: a mixed uint8 + int32 add is slower on the CPU
     return x.reshape(b * c, -1).int().add_(256 * torch.arange(b * c, device=x.device, dtype=torch.int32)[:, None])
 
 

@@ -11,9 +11,10 @@ the host, so they cost no GPU sync.
 ``ups``   classes below a probability at temperature T, and, with ``kappa_neg``,
           below an MC-dropout spread (Rizve et al., ICLR 2021);
 ``ccl``   the ⌊frac·C⌋ lowest-probability classes;
-``snl``   Selective Negative Learning, this project's reconstruction (DESIGN §1):
-          only samples the threshold rejected, only classes the teacher is sure
-          are absent, never the protected top classes.
+``snl``   Selective Negative Learning, this project's reconstruction (the
+          paper describes it in words only): only samples the threshold
+          rejected, only classes the teacher is sure are absent, never the
+          protected top classes.
 """
 from __future__ import annotations
 
@@ -219,7 +220,8 @@ class CCLSelector(NegativeSelector):
 
 
 class SNLSelector(NegativeSelector):
-    """Selective Negative Learning — this project's reconstruction (DESIGN §1).
+    """Selective Negative Learning — this project's reconstruction of the paper's
+    description (its equations were not available).
 
     For samples the threshold rejected (accepted == 0) only:
         N = {k : softmax(z / T)_k < tau_neg} minus the ``protect_top`` most

@@ -57,7 +57,7 @@ class Trainer:
         if t.threads:
             torch.set_num_threads(t.threads)
         cuda = self.device.type == "cuda"
-        # channels_last helps oneDNN's CPU convolutions too (about 25% off a book step)
+        # channels_last helps oneDNN's CPU convolutions too (benchmarks/README.md)
         self.channels_last = t.channels_last
         self.amp = cuda and t.amp
         torch.manual_seed(t.seed)
