@@ -1,10 +1,10 @@
 """Throughput of ssfer.views (batched weak/strong views) against a per-sample
 PIL pipeline (torchvision.transforms.v2 on PIL images, one process), the
-pattern of the public SSL codebases' loader workers (DESIGN §4).
+pattern of the public SSL codebases' loader workers.
 
     .venv/bin/python benchmarks/bench_views.py [--seconds 2] [--batch 256]
 
-``ssfer.views.bench_views(device, size, channels, batch, seconds)`` returns
+``ssfer.bench.bench_views(device, size, channels, batch, seconds)`` returns
 the figures as a dict (``ssfer bench`` calls it). Images are uniform noise:
 the ops' cost does not depend on content.
 """
@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # the measurement lives in the library, where `ssfer bench` calls it
-from ssfer.views import BENCH_RANDAUG_N, bench_views, pil_reference, torch_threads  # noqa: E402
+from ssfer.bench import BENCH_RANDAUG_N, bench_views, pil_reference, torch_threads  # noqa: E402
 
 
 def main() -> None:

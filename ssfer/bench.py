@@ -1,13 +1,12 @@
 """``ssfer bench``: train-step throughput of supervised, FixMatch and DTA+SNL on
 the same backbone and batch, in one process, plus the batched view pipeline
-against a per-sample PIL reference (DESIGN §4).
+(``ssfer.views``) against a per-sample PIL reference.
 
 A ratio of two step times is only as good as the conditions both were measured
 under. Other load on the machine (a browser, a second job) comes and goes in
-bursts: timing 20 steps of one algorithm, then 20 of the next, let one burst
-land on one algorithm alone (a DTA+SNL / FixMatch ratio of 1.86 was seen with
-2 threads and a browser running; 0.98–1.00 on a quiet machine with 1 thread).
-So the algorithms take turns a step or a few at a time, over many rounds, in
+bursts: timing 20 steps of one algorithm, then 20 of the next, lets one burst
+land on one algorithm alone (``benchmarks/README.md`` has an example). So the
+algorithms take turns a step or a few at a time, over many rounds, in
 an order that rotates each round; each round gives its own ratio, and the
 report is their median with the min–max over rounds, which shows how steady
 the machine was. One CPU thread by default: the measurement is then of the
@@ -15,6 +14,8 @@ work, not of how well the threads of three models share the cores.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import statistics
 import time
@@ -22,10 +23,30 @@ import time
 import torch
 
 from ssfer.config import Config
-from ssfer.views import torch_threads
+from ssfer.views import Views
 
 ALGOS = ("supervised", "fixmatch", "dta_snl")
 RATIOS = {"fixmatch_over_supervised": ("fixmatch", "supervised"), "dta_snl_over_fixmatch": ("dta_snl", "fixmatch")}
+# The views' reference is the per-image pipeline of the public SSL codebases'
+# loader workers: torchvision.transforms.v2 on PIL images, one process. Images
+# are uniform noise: the ops' cost does not depend on content.
+BENCH_PAD = 0.125
+BENCH_RANDAUG_N = 2
+# torchvision's magnitude is a bin of 0..30, applied as is; ours (0..10) bounds a
+# per-sample random strength; 15 is the mean strength of ours at m = 10
+BENCH_TV_MAGNITUDE = 15
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch CPU threads (None: unchanged), then restore."""
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _sync(device: torch.device) -> None:
@@ -83,17 +104,71 @@ def step_times(device: str = "auto", rounds: int = 30, steps_per_round: int = 1,
     return out
 
 
+def _rate(fn, n_images: int, seconds: float, sync=lambda: None) -> float:
+    fn()  # warm-up (allocations, lazy init, kernel selection)
+    sync()
+    done, start = 0, time.perf_counter()
+    while True:
+        fn()
+        sync()
+        done += n_images
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return done / elapsed
+
+
+def _images(batch: int, size: int, channels: int, device: str | torch.device) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (batch, channels, size, size), dtype=torch.uint8, generator=gen).to(device)
+
+
+def pil_reference(size: int, channels: int, n_images: int = 256, seconds: float = 2.0) -> dict:
+    """img/s of the per-image PIL weak and strong pipelines, collated to a batch."""
+    from PIL import Image
+    from torchvision.transforms import v2
+
+    x = _images(n_images, size, channels, "cpu").permute(0, 2, 3, 1).numpy()
+    pil = [Image.fromarray(a[..., 0] if channels == 1 else a) for a in x]
+    pad = round(BENCH_PAD * size)
+    tail = [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * channels, [0.25] * channels)]
+    weak = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomCrop(size, padding=pad, padding_mode="reflect"), *tail])
+    strong = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomCrop(size, padding=pad, padding_mode="reflect"),
+                         v2.RandAugment(num_ops=BENCH_RANDAUG_N, magnitude=BENCH_TV_MAGNITUDE), *tail,
+                         v2.RandomErasing(p=1.0, scale=(0.02, 0.25), ratio=(1.0, 1.0), value=0)])
+    torch.manual_seed(0)
+    return {"pil_weak_img_s": _rate(lambda: torch.stack([weak(im) for im in pil]), n_images, seconds),
+            "pil_strong_img_s": _rate(lambda: torch.stack([strong(im) for im in pil]), n_images, seconds)}
+
+
+def bench_views(device: str | torch.device = "cpu", size: int = 112, channels: int = 3, batch: int = 256,
+                seconds: float = 2.0, threads: int | None = None, reference: bool = True) -> dict:
+    """img/s of Views.weak / Views.strong on ``device`` (uint8 batch already
+    there), optionally with the PIL reference and the ratios to it.
+    ``threads``: torch CPU threads during the measurement (restored after)."""
+    device = torch.device(device)
+    x = _images(batch, size, channels, device)
+    views = Views([0.5] * channels, [0.25] * channels, crop_pad=BENCH_PAD, randaug_n=BENCH_RANDAUG_N).to(device)
+    gen = torch.Generator(device=device).manual_seed(0)
+    sync = functools.partial(_sync, device)
+    with torch_threads(threads):
+        out = {"device": str(device), "size": size, "channels": channels, "batch": batch,
+               "threads": torch.get_num_threads() if device.type == "cpu" else None,
+               "weak_img_s": _rate(lambda: views.weak(x, gen), batch, seconds, sync),
+               "strong_img_s": _rate(lambda: views.strong(x, gen), batch, seconds, sync)}
+        if reference:
+            out.update(pil_reference(size, channels, batch, seconds))
+    if reference:
+        out["weak_ratio"] = out["weak_img_s"] / out["pil_weak_img_s"]
+        out["strong_ratio"] = out["strong_img_s"] / out["pil_strong_img_s"]
+    return out
+
+
 def main(args) -> int:
     threads = getattr(args, "threads", 1)
     out = {"train_step": step_times(args.device, args.rounds, args.steps_per_round, args.batch_size, args.size,
                                     args.model, threads=threads)}
-    try:
-        from ssfer.views import bench_views
-
-        dev = out["train_step"]["device"]
-        out["views"] = bench_views(device=dev, size=args.size, channels=1, batch=256, seconds=2.0, threads=threads)
-    except ImportError:  # pragma: no cover - views bench ships with ssfer.views
-        pass
+    out["views"] = bench_views(device=out["train_step"]["device"], size=args.size, channels=1, batch=256,
+                               seconds=2.0, threads=threads)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -108,6 +183,5 @@ def main(args) -> int:
                               ("DTA+SNL / FixMatch", "dta_snl_over_fixmatch", "; target <= 1.05")):
         lo, hi = ts[f"ratio_{name}_range"]
         print(f"  {label + ' step time:':32s} {ts[f'ratio_{name}']:.3f}  (min-max over rounds {lo:.3f}-{hi:.3f}{note})")
-    if "views" in out:
-        print("views:", json.dumps(out["views"], indent=1))
+    print("views:", json.dumps(out["views"], indent=1))
     return 0

@@ -11,8 +11,8 @@ RAFDB_ORDER: tuple[str, ...] = (
 )
 CANONICAL: tuple[str, ...] = RAFDB_ORDER + ("contempt",)
 
-# RAF-DB basic train counts, in RAFDB_ORDER (DESIGN §2); SynthFER draws its
-# class frequencies from these.
+# RAF-DB basic's train and test counts per class, in RAFDB_ORDER; SynthFER
+# draws its class frequencies from these.
 RAFDB_TRAIN_COUNTS: tuple[int, ...] = (1290, 281, 717, 4772, 1982, 705, 2524)
 RAFDB_TEST_COUNTS: tuple[int, ...] = (329, 74, 160, 1185, 478, 162, 680)
 

@@ -62,6 +62,7 @@ def _results(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+TOOLING, TOOLING_HELP = "reproduce", "re-run the book's notebooks with a profile and build it (needs the book extra)"
 DEBUG_HELP = "show the traceback of expected errors (config, data, checkpoint, loss, run folder) too"
 
 
@@ -72,7 +73,11 @@ def _kv(s: str) -> tuple[str, str]:
     return k, v
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(tooling: bool = False) -> argparse.ArgumentParser:
+    """The ``ssfer`` parser. The notebook tooling's command is listed, but its
+    arguments come from ``ssfer.reproduce``, which needs the book extra
+    (nbformat, papermill): they are added only with ``tooling``, which ``main``
+    asks for when that command is given, so that a base install trains."""
     p = argparse.ArgumentParser(prog="ssfer", description=__doc__)
     p.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
@@ -122,9 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     check.add_cli(dsub)
 
-    from ssfer import reproduce
+    if tooling:
+        from ssfer import reproduce
 
-    reproduce.add_cli(sub)
+        reproduce.add_cli(sub)
+    else:
+        sub.add_parser(TOOLING, help=TOOLING_HELP, add_help=False)
     # --debug also after the command; SUPPRESS keeps the command's default from
     # overwriting a --debug given before it
     for command in sub.choices.values():
@@ -156,10 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     non-finite loss, unwritable run folder) end in one line on stderr and a
     non-zero exit, on every torchrun rank; ``--debug`` shows their traceback.
     Anything else is a bug and keeps its traceback."""
-    from ssfer.config import ConfigError
-    from ssfer.errors import SsferError
+    from ssfer.errors import ConfigError, SsferError
 
-    args = build_parser().parse_args(argv)
+    command, _ = build_parser().parse_known_args(argv)
+    try:
+        parser = build_parser(tooling=command.command == TOOLING)
+    except ImportError as e:
+        print(f"ssfer: ssfer {TOOLING} needs the book extra (pip install 'ssfer[book]'): {e}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except SsferError as e:

@@ -21,12 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
-from ssfer.errors import SsferError
-
-ALGORITHMS = ("supervised", "pseudo_label", "fixmatch", "flexmatch", "freematch",
-              "adacm", "dta", "dta_snl", "custom")
-THRESHOLD_KINDS = ("none", "fixed", "flexmatch", "freematch", "adacm", "dta")
-NEGATIVE_KINDS = ("none", "nlnl", "ups", "ccl", "snl")
+from ssfer.errors import ConfigError
 
 
 class YamlLoader(yaml.SafeLoader):
@@ -66,15 +61,9 @@ def load_yaml(text: str) -> Any:
 _NOT_HASHED = ("progress",)
 
 
-class ConfigError(SsferError, ValueError):
-    """A configuration value is unknown, ill-typed or out of range."""
-
-    kind = "config error"
-
-
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "synthfer"          # synthfer | rafdb | affectnet | fer2013 | ferplus | folder
+    dataset: str = "synthfer"          # a name of ssfer.data.DATASETS
     root: str | None = None            # dataset folder (ignored for synthfer)
     size: int = 48                     # training resolution (pixels, square)
     channels: int = 1                  # 1 = grey, 3 = RGB
@@ -84,7 +73,7 @@ class DataConfig:
     test_split: str = "test"           # split used for the reported test metrics
     val_split: str | None = None       # a split of the data set for validation metrics (e.g. FERPlus "val");
                                        # None: split.val_per_class images carved from train, if any
-    tone: Literal["none", "autocontrast", "equalize"] = "none"  # per-image tone rule, every split alike
+    tone: str = "none"                 # per-image tone rule, every split alike (ssfer.data.preprocess.TONES)
     options: dict = field(default_factory=dict)  # loader options (e.g. ferplus source)
 
 
@@ -101,19 +90,19 @@ class SplitConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "resnet18"             # any timm CNN
-    stem: Literal["imagenet", "small", "small_pool"] = "imagenet"  # small*: stride-1 3x3 stem (timm ResNets), see ssfer.model
+    stem: str = "imagenet"             # ssfer.model.STEMS; small*: a stride-1 3x3 stem (timm ResNets)
     timm_args: dict = field(default_factory=dict)  # extra timm.create_model arguments, e.g. {channels: [32, 64, 128, 256]}
-    attention: Literal["none", "spatial", "region"] = "spatial"
-    feature_dropout: Literal["none", "block", "channel", "region"] = "block"
+    attention: str = "spatial"         # ssfer.model.ATTENTIONS
+    feature_dropout: str = "block"     # ssfer.model.FEATURE_DROPOUTS
     drop_prob: float = 0.1
     pretrained_path: str | None = None  # local checkpoint, never downloaded
 
 
 @dataclass(frozen=True)
 class AlgoConfig:
-    name: str = "fixmatch"             # see ALGORITHMS; "custom" takes threshold/negatives below
-    threshold: str | None = None       # override the algorithm's threshold rule (THRESHOLD_KINDS)
-    negatives: str | None = None       # override the algorithm's negative selector (NEGATIVE_KINDS)
+    name: str = "fixmatch"             # a recipe of ssfer.algo.compose.RECIPES, or "custom": the parts below
+    threshold: str | None = None       # override the algorithm's threshold rule (ssfer.algo.THRESHOLDS, or "none")
+    negatives: str | None = None       # override the algorithm's negative selector (ssfer.algo.NEGATIVES)
     threshold_args: dict = field(default_factory=dict)
     negatives_args: dict = field(default_factory=dict)
     lambda_u: float = 1.0              # weight of the pseudo-label loss
@@ -319,8 +308,10 @@ def _check(cond: bool, key: str, msg: str) -> None:
 def validate(cfg: Config) -> None:
     """Ranges and cross-field rules; types were checked while building."""
     d, s, m, a, t = cfg.data, cfg.split, cfg.model, cfg.algo, cfg.train
-    _check(d.dataset in ("synthfer", "rafdb", "affectnet", "fer2013", "ferplus", "folder"),
-           "data.dataset", f"unknown dataset {d.dataset!r}")
+    for key, (what, known) in _named_fields().items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        _check(value is None or value in known, key, f"unknown {what} {value!r}; known: {list(known)}")
     _check(d.dataset == "synthfer" or d.root, "data.root", f"needed for dataset {d.dataset!r}")
     _check(16 <= d.size <= 512, "data.size", f"must be in 16..512, got {d.size}")
     _check(d.channels in (1, 3), "data.channels", f"must be 1 or 3, got {d.channels}")
@@ -336,11 +327,6 @@ def validate(cfg: Config) -> None:
            "give data.val_split or split.val_per_class, not both")
     _check(d.val_split != d.test_split, "data.val_split", f"must differ from data.test_split ({d.test_split!r})")
     _check(0 <= m.drop_prob < 1, "model.drop_prob", f"must be in [0, 1), got {m.drop_prob}")
-    _check(a.name in ALGORITHMS, "algo.name", f"unknown algorithm {a.name!r}; known: {list(ALGORITHMS)}")
-    _check(a.threshold is None or a.threshold in THRESHOLD_KINDS, "algo.threshold",
-           f"unknown threshold rule {a.threshold!r}; known: {list(THRESHOLD_KINDS)}")
-    _check(a.negatives is None or a.negatives in NEGATIVE_KINDS, "algo.negatives",
-           f"unknown negative selector {a.negatives!r}; known: {list(NEGATIVE_KINDS)}")
     for k, v in a.threshold_args.items():
         if k.startswith("tau") and isinstance(v, (int, float)):
             _check(0 <= v <= 1, f"algo.threshold_args.{k}", f"a threshold must be in [0, 1], got {v}")
@@ -365,6 +351,32 @@ def validate(cfg: Config) -> None:
     _check(t.log_every > 0, "train.log_every", "must be positive")
     _check(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
            "train.device", f"must be auto, cpu or cuda[:N], got {t.device!r}")
+
+
+def _named_fields() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The fields whose value names a part, with what the part is called and the
+    names known now, read from the registry that holds the parts: a part added to
+    its registry is a valid value at once.
+
+    Imported here, not at the top: the registries bring in torch and timm, which
+    reading or writing a config file does not need."""
+    from ssfer.algo.compose import algorithms
+    from ssfer.algo.negatives import NEGATIVES
+    from ssfer.algo.thresholds import THRESHOLDS
+    from ssfer.data import DATASETS
+    from ssfer.data.preprocess import TONES
+    from ssfer.model import ATTENTIONS, FEATURE_DROPOUTS, STEMS
+
+    return {
+        "data.dataset": ("dataset", tuple(DATASETS)),
+        "data.tone": ("tone rule", TONES),
+        "model.stem": ("stem", STEMS),
+        "model.attention": ("attention", ATTENTIONS),
+        "model.feature_dropout": ("feature dropout", FEATURE_DROPOUTS),
+        "algo.name": ("algorithm", algorithms()),
+        "algo.threshold": ("threshold rule", ("none", *THRESHOLDS)),
+        "algo.negatives": ("negative selector", tuple(NEGATIVES)),
+    }
 
 
 def _check_algorithm_parts(a: AlgoConfig) -> None:

@@ -1,6 +1,6 @@
 """Errors the user can act on, as opposed to bugs.
 
-Every exception here (and ``ConfigError``, ``DataError``, which derive from
+Every exception here (and ``ssfer.data.DataError``, which derives from
 ``SsferError``) carries a message that names its culprit: the file, the line,
 the key or the step. The ``ssfer`` command prints such an error as one line and
 exits non-zero; anything else is a bug and keeps its traceback. ``ssfer
@@ -13,6 +13,12 @@ class SsferError(Exception):
     """Base of the errors a user can fix; ``kind`` heads the command's one-line report."""
 
     kind = "error"
+
+
+class ConfigError(SsferError, ValueError):
+    """A configuration value is unknown, ill-typed or out of range."""
+
+    kind = "config error"
 
 
 class CheckpointError(SsferError):

@@ -15,7 +15,8 @@ from ssfer.data import load_dataset, to_canonical
 from ssfer.data.preprocess import preprocess
 from ssfer.metrics import classification_metrics
 from ssfer.model import model_for
-from ssfer.record import RunRecord, load_weights_file
+from ssfer.io import load_weights_file
+from ssfer.record import RunRecord
 from ssfer.train.data import to_tensor
 from ssfer.predict import predict_probs, resolve_device
 from ssfer.views import Views

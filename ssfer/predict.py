@@ -5,7 +5,7 @@ import contextlib
 
 import torch
 
-from ssfer.config import ConfigError
+from ssfer.errors import ConfigError
 from ssfer.views import Views
 
 

@@ -1,4 +1,4 @@
-"""Run records: one directory per run, keyed by the hash of its full config.
+"""Run records: one directory per run, keyed by its full config and the code that trains it.
 
 A run directory holds ``config.yaml``, ``metrics.jsonl`` (one JSON object per
 logged step), ``summary.json`` (written last: its presence marks a finished
@@ -11,100 +11,39 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import re
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
+from ssfer import codegraph
 from ssfer.config import Config
-from ssfer.errors import CheckpointError, WriteError
+from ssfer.errors import WriteError
+from ssfer.io import atomic_write_json, atomic_write_text, write_error
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def cache_root() -> Path:
-    """``$SSFER_CACHE``, else ``~/.cache/ssfer``."""
-    return Path(os.environ.get("SSFER_CACHE") or Path.home() / ".cache" / "ssfer")
+# what ``ssfer.train.run`` trains with; the run key covers it and what it imports
+TRAINER = "ssfer.train.loop"
 
 
-def code_fingerprint() -> str:
-    """Hash of the library's source, so a code change never serves a stale cached run."""
-    h = hashlib.sha256()
-    for p in sorted(PACKAGE_DIR.rglob("*.py")):
-        h.update(p.relative_to(PACKAGE_DIR).as_posix().encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()
+def training_modules() -> list[str]:
+    """The modules whose code can change a run's numbers: the trainer and every
+    ``ssfer`` module it imports, transitively, found in their source (not a list
+    kept by hand). The CLI, the notebook tooling, results and evaluation are not
+    among them, so editing those retrains nothing."""
+    return codegraph.closure([TRAINER])
+
+
+def training_code_digest() -> str:
+    """Digest of the code of ``training_modules()``, docstrings and comments left
+    out: part of every run key, and the ``code_fingerprint`` of its record."""
+    return codegraph.code_digest(training_modules())
 
 
 def run_key(cfg: Config) -> str:
-    return hashlib.sha256((cfg.hash() + code_fingerprint()).encode()).hexdigest()[:20]
-
-
-def write_error(path: Path, e: OSError) -> WriteError:
-    """A ``WriteError`` naming ``path`` and the system's reason."""
-    err = WriteError(f"{path}: cannot write ({e.strerror or e}); nothing half-written was left behind")
-    err.errno, err.filename = e.errno, str(path)
-    return err
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``path`` whole or not at all; a failure (full disk, read-only
-    folder) raises ``WriteError`` naming the file and leaves no temporary file."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise write_error(path, e) from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and not isinstance(e, WriteError):
-            raise write_error(path, e) from e
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False, allow_nan=False) + "\n")
-
-
-def load_weights_file(path: Path, map_location: Any = None, hint: str = "") -> Any:
-    """``torch.load`` of a checkpoint or weights file, restricted to tensors and
-    plain values (``weights_only=True``).
-
-    A run folder may sit in a shared cache: a pickle that names any other Python
-    object could run code when loaded, so it is refused before anything in it
-    runs. Refused, truncated and corrupt files raise ``CheckpointError`` naming
-    the file; ``hint`` says what the user can do about it.
-    """
-    import torch
-
-    hint = f"; {hint}" if hint else ""
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "Weights only load failed" in str(e):
-            # torch names the first object it refused (its wording differs between versions)
-            named = re.search(r"GLOBAL ([\w.]+)", str(e))
-            what = f" ({named.group(1)})" if named else ""
-            raise CheckpointError(f"{path}: refused to load: it holds Python objects{what} other than tensors and "
-                                  f"plain values, which could run code (none was run){hint}") from e
-        raise CheckpointError(f"{path}: cannot be read (truncated or corrupt?): {first}{hint}") from e
+    """A run's cache key: its config and the code that trains it."""
+    return hashlib.sha256((cfg.hash() + training_code_digest()).encode()).hexdigest()[:20]
 
 
 def environment() -> dict:
@@ -118,7 +57,7 @@ def environment() -> dict:
         except metadata.PackageNotFoundError:
             pkgs[name] = None
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PACKAGE_DIR, capture_output=True,
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=codegraph.PACKAGE_DIR, capture_output=True,
                                 text=True, timeout=5).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
@@ -129,7 +68,7 @@ def environment() -> dict:
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "cpu_threads": torch.get_num_threads(),
         "git_commit": commit,
-        "code_fingerprint": code_fingerprint(),
+        "code_fingerprint": training_code_digest(),
         "command": " ".join(sys.argv),
     }
 

@@ -1,4 +1,4 @@
-"""Published reference accuracies (DESIGN §3), typed once for every chapter.
+"""Published reference accuracies, typed once for every chapter.
 
 Each row: method, dataset, setting, top-1 accuracy in %, and its source as a
 ``book/references.bib`` key plus where the number is printed. The DTA+SNL

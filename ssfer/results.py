@@ -23,7 +23,8 @@ from typing import Any
 import yaml
 
 from ssfer.config import Config, ConfigError
-from ssfer.record import RunRecord, atomic_write_text
+from ssfer.io import atomic_write_text
+from ssfer.record import RunRecord
 
 ARTIFACTS = ("config.yaml", "summary.json", "metrics.jsonl", "environment.json", "command.txt")
 RUN_FILES = ARTIFACTS[:-1]  # what the trainer writes; command.txt is the recorder's

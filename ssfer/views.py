@@ -1,4 +1,7 @@
-"""Batched weak / strong views on the training device (DESIGN §4).
+"""Batched weak / strong views on the training device.
+
+Images stay uint8 on the device the model trains on and are augmented there a
+whole batch at a time: no loader workers, no per-image PIL.
 
 Input: uint8 images, (B, C, H, W) or (B, H, W, C) with C in {1, 3}, on any
 device; output: float, normalised, same device and layout. Every random
@@ -29,17 +32,18 @@ drawn order; the two differ only when a drawn pair straddles groups in the
 other order (e.g. a drawn "solarize, then rotate" here also solarizes the
 rotation's fill).
 
-Tone ops follow PIL's integer definitions (ImageOps / ImageEnhance), checked
-against PIL in tests/test_views.py.
+The tone tables are ``ssfer.tone``'s, which follow PIL's integer definitions
+(ImageOps / ImageEnhance) to the bit.
 """
 from __future__ import annotations
 
-import contextlib
-import time
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from ssfer.tone import (LUMA, autocontrast_lut, brightness_lut, contrast_lut, equalize_lut, histogram, identity_lut,
+                        lut_index, posterize_lut, solarize_lut)
 
 OPS = ("identity", "autocontrast", "equalize", "rotate", "solarize", "color", "contrast", "brightness",
        "sharpness", "posterize", "shear_x", "shear_y", "translate_x", "translate_y")
@@ -52,7 +56,6 @@ MAX_ROTATE_DEG = 30.0
 MAX_SHEAR = 0.3
 MAX_TRANSLATE = 0.3  # fraction of the image side
 MAX_ENHANCE = 0.9  # enhance factors in 1 ± 0.9
-_LUMA = (0.299, 0.587, 0.114)  # PIL's "L" conversion
 
 
 def to_nchw(x: torch.Tensor) -> torch.Tensor:
@@ -68,115 +71,12 @@ def to_nchw(x: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"views: cannot find a channel axis of size 1 or 3 in shape {tuple(x.shape)}")
 
 
-# ---- tone ops: (B, C, 256) integer lookup tables ------------------------------
-# ``lut`` maps each original value to the current one; ``hist`` counts the
-# original values of each image and channel. Each op returns the new table.
-
-def lut_index(x: torch.Tensor) -> torch.Tensor:
-    """(B·C, H·W) int32 positions of uint8 (B, C, H, W) values in flattened
-    (B, C, 256) tables; int32 halves the traffic of the largest tensor here."""
-    b, c = x.shape[:2]
-    # convert, then add in place: a mixed uint8 + int32 add is about twice as slow on the CPU
-    return x.reshape(b * c, -1).int().add_(256 * torch.arange(b * c, device=x.device, dtype=torch.int32)[:, None])
-
-
-def histogram(x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, C, 256) int64 value counts of uint8 (B, C, H, W) images
-    (``index``: their ``lut_index``, if already computed)."""
-    b, c = x.shape[:2]
-    index = (lut_index(x) if index is None else index).view(-1)
-    if x.device.type == "cpu":
-        return torch.bincount(index, minlength=b * c * 256).view(b, c, 256)
-    # CUDA's bincount reads the maximum back to the host; index_add_ needs no sync
-    ones = torch.ones((), dtype=torch.int64, device=x.device).expand(index.numel())
-    return torch.zeros(b * c * 256, dtype=torch.int64, device=x.device).index_add_(0, index, ones).view(b, c, 256)
-
-
-def identity_lut(b: int, c: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    return torch.arange(256, device=device).expand(b, c, 256)
-
-
-def apply_lut(x: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, C, H, W) images through (B, C, 256) integer tables."""
-    b, c = x.shape[:2]
-    return lut.gather(2, x.reshape(b, c, -1).to(torch.int64)).view(x.shape).to(torch.uint8)
-
-
-def _col(v: torch.Tensor) -> torch.Tensor:
-    return v.view(-1, 1, 1)
-
-
-def _current_hist(lut: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
-    return torch.zeros_like(hist).scatter_add_(2, lut, hist)
-
-
-def _blend_lut(lut: torch.Tensor, degenerate: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    # PIL's ImagingBlend: float32 arithmetic, clip to [0, 255], truncate
-    y = degenerate + _col(factor).float() * (lut.float() - degenerate)
-    return y.clamp_(0, 255).to(torch.int64)
-
-
-def autocontrast_lut(lut: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
-    """Stretch each channel's current range to [0, 255] (ImageOps.autocontrast, cutoff 0)."""
-    present = _current_hist(lut, hist) > 0
-    bins = torch.arange(256, device=lut.device)
-    lo = torch.where(present, bins, 255).amin(2, keepdim=True)
-    hi = torch.where(present, bins, 0).amax(2, keepdim=True)
-    span = (hi - lo).clamp_min(1).double()
-    # PIL's arithmetic to the last bit: scale = 255/span, ix*scale + (-lo*scale), truncated.
-    # `255.0 / span` is not it: torch computes a scalar over a tensor as 255 * (1/span),
-    # one ulp off, which truncated the top level to 254 in a sixth of FER2013's images
-    scale = torch.full_like(span, 255.0) / span
-    stretch = (bins * scale + -lo * scale).clamp_(0, 255).to(torch.int64)
-    return torch.where(hi > lo, stretch, bins).gather(2, lut)
-
-
-def equalize_lut(lut: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
-    """Histogram equalisation of each channel (ImageOps.equalize's exact table)."""
-    h = _current_hist(lut, hist)
-    bins = torch.arange(256, device=lut.device)
-    last = torch.where(h > 0, bins, 0).amax(2, keepdim=True)
-    step = (h.sum(2, keepdim=True) - h.gather(2, last)) // 255
-    table = ((step // 2 + h.cumsum(2) - h) // step.clamp_min(1)).clamp_(0, 255)
-    return torch.where(step > 0, table, bins).gather(2, lut)
-
-
-def solarize_lut(lut: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
-    """Invert values at or above the threshold (ImageOps.solarize)."""
-    return torch.where(lut >= _col(threshold), 255 - lut, lut)
-
-
-def posterize_lut(lut: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
-    """Keep the top ``bits`` bits (ImageOps.posterize)."""
-    mask = 256 - (1 << (8 - bits.to(torch.int64)))
-    return lut & _col(mask)
-
-
-def brightness_lut(lut: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """Blend with black (ImageEnhance.Brightness)."""
-    return _blend_lut(lut, torch.zeros((), device=lut.device), factor)
-
-
-def contrast_lut(lut: torch.Tensor, hist: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """Blend with the image's mean grey level (ImageEnhance.Contrast). For RGB
-    the mean of PIL's rounded L channel is taken as the luma-weighted channel
-    means, which can differ from it by under 0.5 before rounding."""
-    h = _current_hist(lut, hist).double()
-    channel_mean = (h * torch.arange(256, device=lut.device)).sum(2) / h.sum(2)
-    if lut.shape[1] == 3:
-        mean = (channel_mean * channel_mean.new_tensor(_LUMA)).sum(1)
-    else:
-        mean = channel_mean[:, 0]
-    degenerate = torch.floor(mean + 0.5).float()
-    return _blend_lut(lut, _col(degenerate), factor)
-
-
 # ---- colour and sharpness: float images in [0, 255] ---------------------------
 
 def color(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """Saturation: blend with the grey image (ImageEnhance.Color); RGB only."""
     r, g, b = x.unbind(1)
-    grey = (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(1)
+    grey = (LUMA[0] * r + LUMA[1] * g + LUMA[2] * b).unsqueeze(1)
     return torch.lerp(grey.expand_as(x), x, factor.view(-1, 1, 1, 1).to(x.dtype)).clamp_(0, 255)
 
 
@@ -186,7 +86,7 @@ def sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     rows = x[..., :-2, :] + x[..., 1:-1, :] + x[..., 2:, :]
     box = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
     smooth = x.clone()
-    # shifted slices instead of a depthwise conv2d: several times faster on the CPU
+    # shifted slices instead of a depthwise conv2d: faster on the CPU
     smooth[..., 1:-1, 1:-1] = (box + 4.0 * x[..., 1:-1, 1:-1]) / 13.0
     return torch.lerp(smooth, x, factor.view(-1, 1, 1, 1).to(x.dtype)).clamp_(0, 255)
 
@@ -457,86 +357,3 @@ class Views(nn.Module):
         if view == "eval":
             return self.eval_view(x)
         raise ValueError(f"Views: view={view!r}; expected 'weak', 'strong' or 'eval'")
-
-
-# ---- throughput, for `ssfer bench` and benchmarks/bench_views.py ---------------
-# The reference is the per-image pipeline of the public SSL codebases' loader
-# workers: torchvision.transforms.v2 on PIL images, one process. Images are
-# uniform noise: the ops' cost does not depend on content.
-
-BENCH_PAD = 0.125
-BENCH_RANDAUG_N = 2
-# torchvision's magnitude is a bin of 0..30, applied as is; ours (0..10) bounds a
-# per-sample random strength; 15 is the mean strength of ours at m = 10
-BENCH_TV_MAGNITUDE = 15
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run the block with ``n`` torch CPU threads (None: unchanged), then restore."""
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def _rate(fn, n_images: int, seconds: float, sync=lambda: None) -> float:
-    fn()  # warm-up (allocations, lazy init, kernel selection)
-    sync()
-    done, start = 0, time.perf_counter()
-    while True:
-        fn()
-        sync()
-        done += n_images
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return done / elapsed
-
-
-def _images(batch: int, size: int, channels: int, device: str | torch.device) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(0)
-    return torch.randint(0, 256, (batch, channels, size, size), dtype=torch.uint8, generator=gen).to(device)
-
-
-def pil_reference(size: int, channels: int, n_images: int = 256, seconds: float = 2.0) -> dict:
-    """img/s of the per-image PIL weak and strong pipelines, collated to a batch."""
-    from PIL import Image
-    from torchvision.transforms import v2
-
-    x = _images(n_images, size, channels, "cpu").permute(0, 2, 3, 1).numpy()
-    pil = [Image.fromarray(a[..., 0] if channels == 1 else a) for a in x]
-    pad = round(BENCH_PAD * size)
-    tail = [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * channels, [0.25] * channels)]
-    weak = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomCrop(size, padding=pad, padding_mode="reflect"), *tail])
-    strong = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomCrop(size, padding=pad, padding_mode="reflect"),
-                         v2.RandAugment(num_ops=BENCH_RANDAUG_N, magnitude=BENCH_TV_MAGNITUDE), *tail,
-                         v2.RandomErasing(p=1.0, scale=(0.02, 0.25), ratio=(1.0, 1.0), value=0)])
-    torch.manual_seed(0)
-    return {"pil_weak_img_s": _rate(lambda: torch.stack([weak(im) for im in pil]), n_images, seconds),
-            "pil_strong_img_s": _rate(lambda: torch.stack([strong(im) for im in pil]), n_images, seconds)}
-
-
-def bench_views(device: str | torch.device = "cpu", size: int = 112, channels: int = 3, batch: int = 256,
-                seconds: float = 2.0, threads: int | None = None, reference: bool = True) -> dict:
-    """img/s of Views.weak / Views.strong on ``device`` (uint8 batch already
-    there), optionally with the PIL reference and the ratios to it.
-    ``threads``: torch CPU threads during the measurement (restored after)."""
-    device = torch.device(device)
-    x = _images(batch, size, channels, device)
-    views = Views([0.5] * channels, [0.25] * channels, crop_pad=BENCH_PAD, randaug_n=BENCH_RANDAUG_N).to(device)
-    gen = torch.Generator(device=device).manual_seed(0)
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    with torch_threads(threads):
-        out = {"device": str(device), "size": size, "channels": channels, "batch": batch,
-               "threads": torch.get_num_threads() if device.type == "cpu" else None,
-               "weak_img_s": _rate(lambda: views.weak(x, gen), batch, seconds, sync),
-               "strong_img_s": _rate(lambda: views.strong(x, gen), batch, seconds, sync)}
-        if reference:
-            out.update(pil_reference(size, channels, batch, seconds))
-    if reference:
-        out["weak_ratio"] = out["weak_img_s"] / out["pil_weak_img_s"]
-        out["strong_ratio"] = out["strong_img_s"] / out["pil_strong_img_s"]
-    return out

@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 import torch
 
-from ssfer.bench import ALGOS, main, step_times
+from ssfer.bench import ALGOS, bench_views, main, step_times
 
 
 def test_step_times_interleaves_rounds_and_reports_per_round_ratios(monkeypatch):
@@ -32,9 +32,9 @@ def test_step_times_interleaves_rounds_and_reports_per_round_ratios(monkeypatch)
 
 
 def test_bench_cli_prints_each_ratio_with_its_range_over_rounds(capsys, monkeypatch):
-    import ssfer.views
+    import ssfer.bench
 
-    monkeypatch.setattr(ssfer.views, "bench_views", lambda **k: {"stub": True})  # views have their own test
+    monkeypatch.setattr(ssfer.bench, "bench_views", lambda **k: {"stub": True})  # views have their own test
     args = SimpleNamespace(device="cpu", rounds=2, steps_per_round=1, batch_size=8, size=32, model="test_resnet",
                            json=False, threads=1)
     assert main(args) == 0
@@ -48,3 +48,11 @@ def test_the_command_defaults_to_one_thread_and_many_short_turns():
 
     args = build_parser().parse_args(["bench"])
     assert args.threads == 1 and args.steps_per_round == 1 and args.rounds >= 20
+
+
+def test_bench_views_reports_rates_and_ratios():
+    r = bench_views("cpu", size=16, channels=3, batch=8, seconds=0.01, threads=1)
+    for key in ("weak_img_s", "strong_img_s", "pil_weak_img_s", "pil_strong_img_s", "weak_ratio", "strong_ratio"):
+        assert r[key] > 0, key
+    assert r["threads"] == 1 and r["device"] == "cpu"
+    assert r["strong_ratio"] == r["strong_img_s"] / r["pil_strong_img_s"]

@@ -122,3 +122,34 @@ def test_notebook_parameters_from_the_command_line_read_scientific_notation_too(
     from ssfer.reproduce import parse_overrides
 
     assert parse_overrides(["02_thresholds.lr=3e-3", "steps=1_000"]) == {"02_thresholds.lr": 0.003, "steps": 1000}
+
+
+@pytest.mark.parametrize("key, a_known_one", [
+    ("data.dataset", "synthfer"), ("data.tone", "equalize"), ("model.stem", "small_pool"),
+    ("model.attention", "region"), ("model.feature_dropout", "channel"), ("algo.name", "dta_snl"),
+    ("algo.threshold", "flexmatch"), ("algo.negatives", "snl"),
+])
+def test_a_field_naming_an_unknown_part_is_refused_listing_the_known_ones(key, a_known_one):
+    with pytest.raises(ConfigError, match=rf"^{key}: unknown [a-z ]+ 'nope'; known: \[.*'{a_known_one}'"):
+        Config.default().with_overrides({key: "nope"})
+
+
+def test_a_threshold_rule_added_to_its_registry_is_a_config_value_the_trainer_uses(monkeypatch, tiny_overrides):
+    """A new rule is its class and its registry entry (plus its test): nothing else names it."""
+    from ssfer.algo.thresholds import THRESHOLDS, FixedThreshold
+    from ssfer.train.loop import Trainer
+
+    class HalfThreshold(FixedThreshold):
+        def __init__(self, num_classes: int, tau: float = 0.5) -> None:
+            super().__init__(num_classes, tau)
+
+    half = {"algo.name": "custom", "algo.threshold": "half", "algo.negatives": "snl"}
+    with pytest.raises(ConfigError, match=r"algo.threshold: unknown threshold rule 'half'"):
+        Config.default().with_overrides(half)
+    monkeypatch.setitem(THRESHOLDS, "half", HalfThreshold)
+    with pytest.raises(ConfigError, match=r"algo.threshold_args: threshold 'half': unknown option\(s\) \['m'\]"):
+        Config.default().with_overrides({**half, "algo.threshold_args": {"m": 1}})
+    cfg = Config.default().with_overrides({**tiny_overrides, **half, "algo.threshold_args": {"tau": 0.25}})
+    rec = Trainer(cfg).fit()
+    assert rec.summary["threshold"] == "half"
+    assert rec.history[-1]["thresholds"] == pytest.approx([0.25] * 7)

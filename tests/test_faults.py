@@ -145,6 +145,39 @@ def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_record(tmp_path):
     assert not (rd / CHECKPOINT).exists()
 
 
+def test_a_run_lock_held_by_a_killed_process_is_free_at_once(tmp_path):
+    """The run lock is the OS's lock on an open file: a ``kill -9`` of the process
+    training the run frees it, so the next ``run`` of that config proceeds (and
+    resumes from the checkpoint) instead of waiting for a process that is gone."""
+    import threading
+
+    from filelock import FileLock, Timeout
+
+    from ssfer.train import run_lock
+
+    rd = tmp_path / "runs" / "k"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from ssfer.train import run_lock\n"
+                               "with run_lock(Path(sys.argv[1])):\n print('held', flush=True); time.sleep(600)",
+         str(rd)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(Timeout):  # held while the holder lives: the check below can fail
+            FileLock(rd.with_name("k.lock"), timeout=0.5).acquire()
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.communicate()
+    entered = threading.Event()
+
+    def take():
+        with run_lock(rd):
+            entered.set()
+
+    waiter = threading.Thread(target=take, daemon=True)
+    waiter.start()
+    assert entered.wait(timeout=30), "the lock of a killed process still blocks"
+
+
 # ---------------------------------------------------------------- the run folder
 
 class _FullDisk:

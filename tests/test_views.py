@@ -4,6 +4,7 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
+from ssfer import tone as T
 from ssfer import views as V
 from ssfer.views import Views
 
@@ -204,19 +205,19 @@ def test_warp_shear_x_moves_rows_by_their_distance_from_the_centre():
 # ---- tone ops against PIL --------------------------------------------------------
 
 def _lut_apply(x, op, *args):
-    lut = V.identity_lut(*x.shape[:2])
-    return V.apply_lut(x, op(lut, *args))
+    lut = T.identity_lut(*x.shape[:2])
+    return T.apply_lut(x, op(lut, *args))
 
 
 @pytest.mark.parametrize("c", [1, 3])
 def test_solarize_and_posterize_match_pil(c):
     x = _images(b=4, c=c, h=7, w=9)
     for t in (0, 77, 128, 255, 256):
-        out = _lut_apply(x, V.solarize_lut, torch.full((4,), float(t)))
+        out = _lut_apply(x, T.solarize_lut, torch.full((4,), float(t)))
         for i in range(4):
             assert torch.equal(out[i], _np(ImageOps.solarize(_pil(x[i]), t), c))
     for bits in (8, 6, 4, 1):
-        out = _lut_apply(x, V.posterize_lut, torch.full((4,), bits))
+        out = _lut_apply(x, T.posterize_lut, torch.full((4,), bits))
         for i in range(4):
             assert torch.equal(out[i], _np(ImageOps.posterize(_pil(x[i]), bits), c))
 
@@ -225,9 +226,9 @@ def test_solarize_and_posterize_match_pil(c):
 def test_autocontrast_and_equalize_match_pil(c):
     x = (_images(b=4, c=c, h=7, w=9).float() * 0.4 + 60).to(torch.uint8)  # a narrow range to stretch
     x[3] = 90  # constant image: both ops must leave it alone
-    hist = V.histogram(x)
-    ac = _lut_apply(x, V.autocontrast_lut, hist)
-    eq = _lut_apply(x, V.equalize_lut, hist)
+    hist = T.histogram(x)
+    ac = _lut_apply(x, T.autocontrast_lut, hist)
+    eq = _lut_apply(x, T.equalize_lut, hist)
     for i in range(4):
         assert torch.equal(ac[i], _np(ImageOps.autocontrast(_pil(x[i])), c))
         assert torch.equal(eq[i], _np(ImageOps.equalize(_pil(x[i])), c))
@@ -239,7 +240,7 @@ def test_autocontrast_matches_pil_for_every_grey_range():
     pairs = [(lo, hi) for lo in range(255) for hi in range(lo + 1, 256)]
     ramp = torch.arange(256).view(1, 1, 16, 16)
     x = torch.stack([ramp.clamp(lo, hi) for lo, hi in pairs])[:, 0].to(torch.uint8)  # (N, 1, 16, 16)
-    ac = _lut_apply(x, V.autocontrast_lut, V.histogram(x))
+    ac = _lut_apply(x, T.autocontrast_lut, T.histogram(x))
     lut = torch.tensor([[min(255, max(0, int(ix * (255.0 / (hi - lo)) + -lo * (255.0 / (hi - lo)))))
                          for ix in range(256)] for lo, hi in pairs])  # ImageOps.autocontrast's table
     assert torch.equal(ac, lut.gather(1, x.view(len(pairs), -1).long()).view(x.shape).to(torch.uint8))
@@ -248,11 +249,11 @@ def test_autocontrast_matches_pil_for_every_grey_range():
 @pytest.mark.parametrize("c", [1, 3])
 def test_brightness_and_contrast_match_pil(c):
     x = _images(b=4, c=c, h=7, w=9)
-    hist = V.histogram(x)
+    hist = T.histogram(x)
     for f in (0.1, 0.55, 1.0, 1.6, 1.9):
         fac = torch.full((4,), f)
-        br = _lut_apply(x, V.brightness_lut, fac)
-        co = _lut_apply(x, V.contrast_lut, hist, fac)
+        br = _lut_apply(x, T.brightness_lut, fac)
+        co = _lut_apply(x, T.contrast_lut, hist, fac)
         for i in range(4):
             ref_b = _np(ImageEnhance.Brightness(_pil(x[i])).enhance(f), c)
             ref_c = _np(ImageEnhance.Contrast(_pil(x[i])).enhance(f), c)
@@ -264,13 +265,13 @@ def test_brightness_and_contrast_match_pil(c):
 def test_chained_tables_match_pil_chain():
     # the second op's statistics come from the histogram pushed through the first table
     x = _images(b=3, c=3, h=8, w=8)
-    hist = V.histogram(x)
-    lut = V.identity_lut(3, 3)
-    lut = V.solarize_lut(lut, torch.full((3,), 100.0))
-    lut = V.posterize_lut(lut, torch.full((3,), 5))
-    lut = V.equalize_lut(lut, hist)
-    lut = V.autocontrast_lut(lut, hist)
-    out = V.apply_lut(x, lut)
+    hist = T.histogram(x)
+    lut = T.identity_lut(3, 3)
+    lut = T.solarize_lut(lut, torch.full((3,), 100.0))
+    lut = T.posterize_lut(lut, torch.full((3,), 5))
+    lut = T.equalize_lut(lut, hist)
+    lut = T.autocontrast_lut(lut, hist)
+    out = T.apply_lut(x, lut)
     for i in range(3):
         ref = ImageOps.autocontrast(ImageOps.equalize(ImageOps.posterize(ImageOps.solarize(_pil(x[i]), 100), 5)))
         assert torch.equal(out[i], _np(ref, 3))
@@ -288,11 +289,3 @@ def test_color_and_sharpness_match_pil():
             tol = 1.0 + abs(1 - f) / 2 + 1e-3
             assert (col[i] - ref_c).abs().max() <= tol
             assert (sha[i] - ref_s).abs().max() <= tol
-
-
-def test_bench_views_reports_rates_and_ratios():
-    r = V.bench_views("cpu", size=16, channels=3, batch=8, seconds=0.01, threads=1)
-    for key in ("weak_img_s", "strong_img_s", "pil_weak_img_s", "pil_strong_img_s", "weak_ratio", "strong_ratio"):
-        assert r[key] > 0, key
-    assert r["threads"] == 1 and r["device"] == "cpu"
-    assert r["strong_ratio"] == r["strong_img_s"] / r["pil_strong_img_s"]

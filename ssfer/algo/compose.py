@@ -6,8 +6,9 @@ No algorithm has its own training code: each name is a recipe of parts, and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from ssfer.config import AlgoConfig, ConfigError
+from ssfer.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -32,19 +33,31 @@ RECIPES: dict[str, Recipe] = {
     "dta": Recipe("dta"),
     "dta_snl": Recipe("dta", "snl"),
 }
+CUSTOM = "custom"  # the parts named in the config
 
 
-def recipe_for(algo: AlgoConfig) -> Recipe:
-    """The parts an algorithm config asks for; explicit overrides win."""
-    if algo.name == "custom":
-        if algo.threshold is None:
-            raise ConfigError("algo.threshold: required when algo.name is 'custom'")
-        base = Recipe(algo.threshold, algo.negatives or "none")
-    else:
-        base = RECIPES[algo.name]
-    return Recipe(
-        threshold=algo.threshold or base.threshold,
-        negatives=algo.negatives or base.negatives,
-        student_view=algo.student_view if algo.name == "custom" or algo.student_view != "strong"
-        else base.student_view,
-    )
+def algorithms() -> tuple[str, ...]:
+    """Every algorithm name a config may give: the recipes, then ``custom``."""
+    return (*RECIPES, CUSTOM)
+
+
+def recipe(name: str, threshold: str | None = None, negatives: str | None = None,
+           student_view: str = "strong") -> Recipe:
+    """The parts of algorithm ``name``. A ``threshold`` or ``negatives`` given
+    replaces the recipe's, as does a ``student_view`` other than "strong";
+    ``custom`` takes all three as given (a threshold rule is required)."""
+    if name == CUSTOM:
+        if threshold is None:
+            raise ConfigError(f"algo.threshold: required when algo.name is {CUSTOM!r}")
+        return Recipe(threshold, negatives or "none", student_view)
+    if name not in RECIPES:
+        raise ValueError(f"unknown algorithm {name!r}; known: {list(algorithms())}")
+    base = RECIPES[name]
+    return Recipe(threshold=threshold or base.threshold, negatives=negatives or base.negatives,
+                  student_view=base.student_view if student_view == "strong" else student_view)
+
+
+def recipe_for(algo: Any) -> Recipe:
+    """``recipe`` of a config's ``algo`` section (anything with ``name``, ``threshold``,
+    ``negatives`` and ``student_view``)."""
+    return recipe(algo.name, algo.threshold, algo.negatives, algo.student_view)

@@ -1,4 +1,4 @@
-"""The losses of L = L_sup + λ_u·L_pos + λ_n·L_neg (DESIGN §1).
+"""The losses of the training objective L = L_sup + λ_u·L_pos + λ_n·L_neg.
 
 All of them compute in float32 whatever the logits' dtype (bf16 under
 autocast), return a scalar tensor and never read values on the host.

@@ -11,18 +11,20 @@ the host, so they cost no GPU sync.
 ``ups``   classes below a probability at temperature T, and, with ``kappa_neg``,
           below an MC-dropout spread (Rizve et al., ICLR 2021);
 ``ccl``   the ⌊frac·C⌋ lowest-probability classes;
-``snl``   Selective Negative Learning, this project's reconstruction (DESIGN §1):
-          only samples the threshold rejected, only classes the teacher is sure
-          are absent, never the protected top classes.
+``snl``   Selective Negative Learning, this project's reconstruction (the
+          paper describes it in words only): only samples the threshold
+          rejected, only classes the teacher is sure are absent, never the
+          protected top classes.
 """
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from ssfer.algo.options import check_part_options, part_options
 
 
 def _check_inputs(logits: Tensor, accepted: Tensor, where: str) -> None:
@@ -218,7 +220,8 @@ class CCLSelector(NegativeSelector):
 
 
 class SNLSelector(NegativeSelector):
-    """Selective Negative Learning — this project's reconstruction (DESIGN §1).
+    """Selective Negative Learning — this project's reconstruction of the paper's
+    description (its equations were not available).
 
     For samples the threshold rejected (accepted == 0) only:
         N = {k : softmax(z / T)_k < tau_neg} minus the ``protect_top`` most
@@ -264,17 +267,10 @@ NEGATIVES: dict[str, type[NegativeSelector]] = {
 
 def negatives_options(kind: str) -> dict[str, Any]:
     """Config options of a selector and their defaults."""
-    if kind not in NEGATIVES:
-        raise ValueError(f"unknown negative selector {kind!r}; known: {sorted(NEGATIVES)}")
-    params = inspect.signature(NEGATIVES[kind]).parameters
-    return {n: p.default for n, p in params.items()}
+    return part_options(NEGATIVES, kind, "negative selector")
 
 
 def build_negatives(kind: str, **kwargs: Any) -> NegativeSelector:
     """Make the selector ``kind`` from config values; unknown options raise ValueError."""
-    allowed = negatives_options(kind)
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        raise ValueError(f"negative selector {kind!r}: unknown option(s) {unknown}; "
-                         f"allowed: {sorted(allowed)}")
+    check_part_options(NEGATIVES, kind, "negative selector", kwargs)
     return NEGATIVES[kind](**kwargs)

@@ -4,8 +4,8 @@ An entry is a folder ``<cache_dir>/<name>/<split>-<H>x<W>x<C>-<key>/`` holding
 images.npy, labels.npy, (soft_labels.npy) and meta.json. The key hashes
 everything the pixels and labels depend on: each source file's path, size and
 mtime, the label files', the labels, face boxes and the transform. Every file is
-written to a temporary name and moved in place with os.replace, meta.json last,
-so a reader sees a complete entry or none, even with two writers at once.
+written atomically (``ssfer.io``), meta.json last, so a reader sees a complete
+entry or none, even with two writers at once.
 """
 from __future__ import annotations
 
@@ -13,21 +13,17 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..io import atomic_path, atomic_write, atomic_write_text, cache_root
 
 from . import decode
 from .dataset import FERData
 from .manifest import Manifest
 
 CACHE_VERSION = 2  # bump when the decoding or what an entry holds changes (2: digests)
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("SSFER_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "ssfer"
 
 
 def cache_key(m: Manifest, size, channels) -> str:
@@ -55,33 +51,8 @@ def cache_key(m: Manifest, size, channels) -> str:
     return h.hexdigest()[:24]
 
 
-def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, arr)
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink(tmp)
-        raise
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink(tmp)
-        raise
-
-
-def _unlink(path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    atomic_write(path, lambda f: np.save(f, arr))
 
 
 def _read_entry(entry: Path, key: str) -> FERData | None:
@@ -112,11 +83,11 @@ def materialize(m: Manifest, size=None, channels=None, cache_dir=None,
                 workers: int | None = None) -> FERData:
     """Decoded FERData of ``m``: read from the cache if present, else decode and store.
 
-    cache_dir: None for ``default_cache_dir()``; False to decode into memory only.
+    cache_dir: None for ``ssfer.io.cache_root()``; False to decode into memory only.
     """
     if cache_dir is False:
         return to_ferdata(m, decode.decode_manifest(m, size, channels, workers=workers))
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
     # None means "as the format stores it"; resolve it now so the key and the
     # entry name say what was built.
     size, channels = size or m.native_size, channels or m.native_channels
@@ -126,27 +97,23 @@ def materialize(m: Manifest, size=None, channels=None, cache_dir=None,
     cached = _read_entry(entry, key)
     if cached is not None:
         return cached
-    entry.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=entry, prefix="images.npy.", suffix=".tmp")
-    os.close(fd)
     try:
-        images = decode.decode_manifest(m, size, channels, out_path=tmp, workers=workers)
-        shape = list(images.shape)
-        del images  # close the writable map before the file moves
-        os.replace(tmp, entry / "images.npy")
+        with atomic_path(entry / "images.npy") as tmp:
+            images = decode.decode_manifest(m, size, channels, out_path=str(tmp), workers=workers)
+            shape = list(images.shape)
+            del images  # close the writable map before the file moves
     except BaseException:
-        _unlink(tmp)
-        if not any(entry.iterdir()):
+        if entry.is_dir() and not any(entry.iterdir()):
             entry.rmdir()  # leave no empty entry behind a failed decode
         raise
-    _atomic_save_npy(entry / "labels.npy", m.labels)
+    _save_npy(entry / "labels.npy", m.labels)
     if m.soft_labels is not None:
-        _atomic_save_npy(entry / "soft_labels.npy", m.soft_labels)
+        _save_npy(entry / "soft_labels.npy", m.soft_labels)
     meta = {"key": key, "version": CACHE_VERSION, "name": m.name, "split": m.split,
             "root": os.path.abspath(m.root), "shape": shape, "class_names": list(m.class_names),
             "soft_labels": m.soft_labels is not None, "dropped": dict(m.dropped),
             "paths": list(m.display), "digests": decode.digest_manifest(m)}
-    _atomic_write_text(entry / "meta.json", json.dumps(meta))
+    atomic_write_text(entry / "meta.json", json.dumps(meta))
     data = _read_entry(entry, key)
     assert data is not None, f"cache entry {entry} unreadable right after writing it"
     return data
@@ -154,7 +121,7 @@ def materialize(m: Manifest, size=None, channels=None, cache_dir=None,
 
 def clear_cache(cache_dir=None, name: str | None = None) -> int:
     """Remove cached entries (all, or one data set's); returns how many folders went."""
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
     base = root / name if name else root
     if not base.is_dir():
         return 0

@@ -14,17 +14,17 @@ import numpy as np
 import torch
 
 from ssfer.data.dataset import FERData
-from ssfer.views import apply_lut, autocontrast_lut, equalize_lut, histogram, identity_lut, to_nchw
+from ssfer.tone import apply_lut, autocontrast_lut, equalize_lut, histogram, identity_lut
 
-TONES = ("none", "autocontrast", "equalize")
 _RULES = {"autocontrast": autocontrast_lut, "equalize": equalize_lut}
+TONES = ("none", *_RULES)  # the values of data.tone
 
 
 def apply_tone(images: np.ndarray, tone: str, chunk: int = 4096) -> np.ndarray:
     """Each image of uint8 (N, H, W, C) ``images`` through PIL's per-channel
     ``ImageOps.autocontrast`` (cutoff 0) or ``ImageOps.equalize``, exactly,
-    computed in batches with the same lookup-table ops RandAugment uses
-    (``ssfer.views``). Equalisation maps any one-to-one increasing tone curve
+    computed in batches with the lookup-table ops RandAugment uses
+    (``ssfer.tone``). Equalisation maps any one-to-one increasing tone curve
     of an image to the same result."""
     if tone not in _RULES:
         raise ValueError(f"apply_tone: tone={tone!r}; choose one of {tuple(_RULES)}")
@@ -33,7 +33,8 @@ def apply_tone(images: np.ndarray, tone: str, chunk: int = 4096) -> np.ndarray:
                          f"got {images.dtype} {images.shape}")
     out = np.empty_like(images)
     for s in range(0, len(images), chunk):
-        x = to_nchw(torch.from_numpy(np.array(images[s:s + chunk])))  # a writable copy: inputs may be read-only memmaps
+        # a writable copy: inputs may be read-only memmaps
+        x = torch.from_numpy(np.array(images[s:s + chunk])).permute(0, 3, 1, 2)
         lut = _RULES[tone](identity_lut(*x.shape[:2]), histogram(x))
         out[s:s + chunk] = apply_lut(x, lut).permute(0, 2, 3, 1).numpy()
     return out

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..classes import RAFDB_ORDER, canonical_name
+from ..io import atomic_write_text
 from .errors import DataError
 
 # Ada-CM (CVPR 2022) RAF-DB label budgets: Fear gets fewer, every other class
@@ -62,20 +61,11 @@ class Split:
 
     def save(self, directory) -> Path:
         """Write ``<directory>/split.json`` atomically; returns its path."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
+        path = Path(directory) / SPLIT_FILE
         payload = {"info": self.info, "labeled": self.labeled.tolist(),
                    "unlabeled": self.unlabeled.tolist(), "val": self.val.tolist()}
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=SPLIT_FILE + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(payload, f)
-            os.replace(tmp, d / SPLIT_FILE)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return d / SPLIT_FILE
+        atomic_write_text(path, json.dumps(payload))
+        return path
 
     @classmethod
     def load(cls, path) -> "Split":

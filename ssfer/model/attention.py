@@ -1,7 +1,8 @@
 """Local attention enhancement and feature-map dropout on a backbone's last map.
 
-Both exist so that no single face region dominates the prediction (DESIGN §1):
-attention re-weights regions, dropout removes one now and then during training.
+Both exist so that no single face region dominates the prediction, as the
+paper asks: attention re-weights regions, dropout removes one now and then
+during training.
 Every module here maps (B, D, h, w) -> (B, D, h, w) and exposes its map so the
 book can plot it over faces. No data-dependent Python branching, no host syncs:
 the modules trace cleanly under torch.compile and run under autocast.

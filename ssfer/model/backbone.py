@@ -1,5 +1,5 @@
 """FERNet: a timm body, local attention on its last feature map, feature-map
-dropout, and a linear head (DESIGN §1, Backbone)."""
+dropout, and a linear head: the paper's backbone as this project builds it."""
 from __future__ import annotations
 
 import math

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from pathlib import Path
 from typing import Iterator
 
+from filelock import FileLock
+
 from ssfer.config import Config
-from ssfer.record import RunRecord, cache_root, run_key, write_error
+from ssfer.io import cache_root, write_error
+from ssfer.record import RunRecord, run_key
 
 
 def run_dir_for(cfg: Config, cache_dir: str | Path | None = None) -> Path:
@@ -20,20 +22,20 @@ def run_dir_for(cfg: Config, cache_dir: str | Path | None = None) -> Path:
 def run_lock(rd: Path) -> Iterator[None]:
     """Hold ``<run dir>.lock`` exclusively: two notebooks executed side by side
     that need the same run train it once, the second waits and then loads it.
-    The kernel drops the lock when its holder dies, so a killed run never
-    blocks the next one (which then resumes from its checkpoint)."""
-    lock = rd.with_name(rd.name + ".lock")
+    The lock is an OS lock on an open file (flock on Unix), which the kernel
+    drops when its holder dies, so a killed run never blocks the next one
+    (which then resumes from its checkpoint)."""
+    path = rd.with_name(rd.name + ".lock")
+    lock = FileLock(path)
     try:
         rd.parent.mkdir(parents=True, exist_ok=True)
-        f = open(lock, "a+b")
+        lock.acquire()
     except OSError as e:
-        raise write_error(lock, e) from e
-    with f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        raise write_error(path, e) from e
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def run(cfg: Config | dict, cache_dir: str | Path | None = None, force: bool = False,

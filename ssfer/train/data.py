@@ -1,7 +1,7 @@
 """From a data config to device-resident tensors and a label split.
 
-Images stay uint8 on the training device (DESIGN §4): augmentation happens in
-batches there, so there are no loader workers and no per-image PIL.
+Images stay uint8 on the training device: augmentation happens in batches
+there (``ssfer.views``), so there are no loader workers and no per-image PIL.
 """
 from __future__ import annotations
 

@@ -76,14 +76,16 @@ def test_damaged_entry_is_rebuilt(tmp_path):
 
 
 def test_default_cache_dir_follows_env(tmp_path, monkeypatch):
+    from ssfer.io import cache_root
+
     monkeypatch.setenv("SSFER_CACHE", str(tmp_path / "envcache"))
-    assert cache.default_cache_dir() == tmp_path / "envcache"
+    assert cache_root() == tmp_path / "envcache"
     fx.build_rafdb(tmp_path / "raf")
     load_dataset("rafdb", tmp_path / "raf", "test", size=8)
     assert len(list((tmp_path / "envcache" / "rafdb").iterdir())) == 1
     assert cache.clear_cache(name="rafdb") == 1
     monkeypatch.delenv("SSFER_CACHE")
-    assert str(cache.default_cache_dir()).endswith(".cache/ssfer")
+    assert str(cache_root()).endswith(".cache/ssfer")
 
 
 def test_parallel_decoding_matches_in_process(tmp_path, monkeypatch):
