@@ -22,8 +22,10 @@ LAYERS = [
     ("config", ["ssfer.config"]),           # validates against the registries of data, model and algo
     ("record", ["ssfer.record"]),           # run records and run keys, which the trainer writes
     ("train", ["ssfer.predict", "ssfer.train", "ssfer.train.*"]),
-    ("runs", ["ssfer.evaluate", "ssfer.bench", "ssfer.results"]),
-    ("notebook tooling", ["ssfer.book", "ssfer.params", "ssfer.labs", "ssfer.reproduce", "ssfer.report"]),
+    ("runs", ["ssfer.evaluate", "ssfer.bench"]),
+    # results records the real-data grid and tabulates it for chapter 06 with report's comparisons
+    ("notebook tooling", ["ssfer.book", "ssfer.params", "ssfer.labs", "ssfer.reproduce", "ssfer.report",
+                          "ssfer.results"]),
     ("command line", ["ssfer.cli", "ssfer.__main__"]),
 ]
 
