@@ -43,7 +43,14 @@ def book_config(*, n_train: int, n_test: int, image_size: int, labels_per_class:
     return Config.default().with_overrides(base)
 
 
-def scale_of(P) -> dict[str, Any]:
-    """The run-scale parameters of a notebook's checked parameters ``P``."""
-    keys = ("n_train", "n_test", "image_size", "labels_per_class", "model", "steps", "batch_size", "seed", "device")
-    return {k: getattr(P, k) for k in keys}
+SCALE_KEYS = ("n_train", "n_test", "image_size", "labels_per_class", "model", "steps", "batch_size", "seed",
+              "device")
+
+
+def scale_of(P, **override: Any) -> dict[str, Any]:
+    """The run-scale parameters of a notebook's checked parameters ``P``, with
+    ``override`` (say ``seed=2``) taking the place of what ``P`` has or lacks."""
+    missing = [k for k in SCALE_KEYS if k not in override and not hasattr(P, k)]
+    if missing:
+        raise AttributeError(f"scale_of: the parameters have no {', '.join(missing)}; pass them as keywords")
+    return {k: override[k] if k in override else getattr(P, k) for k in SCALE_KEYS}

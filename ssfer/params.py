@@ -10,9 +10,10 @@ and the next cell is ``P = ssfer.params.check(globals())``. A rule that a type
 cannot say is added with ``typing.Annotated`` and the markers of this module::
 
     seeds: Annotated[list[int], NonEmpty, Distinct] = [0, 1, 2]
-    fractions: Annotated[list[float], NonEmpty, Range(0, 1, low_open=True)] = [0.01, 0.1]
+    fractions: Annotated[list[float], NonEmpty, Share] = [0.01, 0.1]
+    n_stages: Annotated[int, Range(1, 20)] = 4
 
-(``Range`` on a list bounds every element.) Papermill (``-p``)
+(``Range`` and ``Share`` on a list bound every element.) Papermill (``-p``)
 only *warns* about a name the notebook does not declare and never checks a
 type, so a typo would silently run the defaults; ``check`` turns both into an
 error naming the parameter. ``declared_parameters`` reads the same
@@ -88,6 +89,9 @@ class Range(_Marker):
 
 NonEmpty = _NonEmpty()   # a list with at least one element
 Distinct = _Distinct()   # a list without repeated elements
+# a share of a whole, 0 < x <= 1 (a name, not Range(0, 1, low_open=True): papermill's
+# reader of parameters cells cannot parse a line holding a second "=")
+Share = Range(0, 1, low_open=True)
 
 
 # Names IPython puts in every user namespace; never parameters.
@@ -99,7 +103,7 @@ _ANNOTATION_NS = {
     "int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict,
     "tuple": tuple, "None": None, "Literal": typing.Literal, "Optional": typing.Optional,
     "Union": typing.Union, "typing": typing, "Annotated": typing.Annotated,
-    "NonEmpty": NonEmpty, "Distinct": Distinct, "Range": Range,
+    "NonEmpty": NonEmpty, "Distinct": Distinct, "Range": Range, "Share": Share,
 }
 
 
@@ -331,5 +335,5 @@ def check_parameters(declared: dict[str, tuple[str, Any]], values: dict[str, Any
             for k, v in values.items()}
 
 
-__all__ = ["Distinct", "NonEmpty", "ParameterError", "Range", "check", "check_parameters", "check_value", "declared_parameters",
+__all__ = ["Distinct", "NonEmpty", "ParameterError", "Range", "Share", "check", "check_parameters", "check_value", "declared_parameters",
            "parameters_cell", "parse_annotation", "parse_parameters", "type_name"]

@@ -96,6 +96,12 @@ class Comparison:
     metric: str
     a_scores: Mapping[int, float]
     b_scores: Mapping[int, float]
+    name: str | None = None      # what the metric measures, for tables and figures (default: the column)
+    higher: str = "scores higher"  # the verdict's words for "is higher" ("accepts more", "is more precise")
+
+    @property
+    def what(self) -> str:
+        return self.name or self.metric
 
     @property
     def seeds(self) -> list[int]:
@@ -107,20 +113,24 @@ class Comparison:
 
     @property
     def paired(self) -> Paired:
+        if not self.seeds:  # no seed measured it for both methods (e.g. a precision with no pseudo label)
+            nan = math.nan
+            return Paired(nan, nan, nan, nan, 0, 0)
         return paired(dict(self.a_scores), dict(self.b_scores))
 
     @property
     def label(self) -> str:
         return f"{self.a} − {self.b}"
 
-    def verdict(self, higher: str = "scores higher") -> str:
-        return verdict(self.paired, self.a, self.b, higher)
+    def verdict(self) -> str:
+        return verdict(self.paired, self.a, self.b, self.higher)
 
 
 def compare(table: pd.DataFrame, a: str, b: str, metric: str, by: str = "method", seed: str = "seed",
-            **where: Any) -> Comparison:
+            name: str | None = None, higher: str = "scores higher", **where: Any) -> Comparison:
     """``a`` against ``b`` (values of column ``by``) on ``metric``, paired by the ``seed`` column,
-    over the rows matching ``where`` (e.g. ``budget=100``)."""
+    over the rows matching ``where`` (e.g. ``budget=100``); ``name`` says what the metric is,
+    ``higher`` how the verdict words a higher value."""
     rows = table
     for col, value in where.items():
         rows = rows[rows[col] == value]
@@ -131,9 +141,11 @@ def compare(table: pd.DataFrame, a: str, b: str, metric: str, by: str = "method"
             raise ValueError(f"compare: no run of {by}={name!r}{' where ' + str(where) if where else ''}")
         if sel[seed].duplicated().any():
             raise ValueError(f"compare: {by}={name!r} has more than one run per seed; narrow it with where=")
-        return {int(s): float(v) for s, v in zip(sel[seed], sel[metric])}
+        # a seed whose run did not measure the metric (NaN: say, a precision without any
+        # pseudo label) is left out of the pairing; the comparison's n says how many remain
+        return {int(s): float(v) for s, v in zip(sel[seed], sel[metric]) if math.isfinite(v)}
 
-    return Comparison(a, b, metric, scores(a), scores(b))
+    return Comparison(a, b, metric, scores(a), scores(b), name, higher)
 
 
 def verdict(p: Paired, a: str, b: str, higher: str = "scores higher") -> str:
@@ -141,26 +153,27 @@ def verdict(p: Paired, a: str, b: str, higher: str = "scores higher") -> str:
     :data:`MIN_SEEDS` seeds, "the runs show no difference" when the 95 %
     interval holds 0, else which of ``a`` and ``b`` is higher."""
     if p.n < MIN_SEEDS:
-        return "one seed: no claim" if p.n == 1 else f"{p.n} seeds: no claim"
+        return {0: "not measured: no claim", 1: "one seed: no claim"}.get(p.n, f"{p.n} seeds: no claim")
     if not p.shows_difference:
         return NO_DIFFERENCE
     return f"{a if p.mean > 0 else b} {higher}"
 
 
-def comparison_table(comparisons: Iterable[Comparison], unit: str = "points") -> pd.DataFrame:
-    """One row per comparison: the mean paired difference, its 95 % interval, wins and the verdict."""
+def comparison_table(comparisons: Iterable[Comparison], spec: str = "+.1f") -> pd.DataFrame:
+    """One row per comparison: what is compared, the mean paired difference (in the
+    metric's own unit: points for a score in %), its 95 % interval, wins and the verdict."""
     rows = []
     for c in comparisons:
         p = c.paired
-        rows.append({"comparison": c.label, "metric": c.metric, f"difference ({unit})": p.mean,
-                     "95 % interval": interval(p), "wins": f"{p.wins}/{p.n}", "verdict": c.verdict()})
+        rows.append({"comparison": c.label, "metric": c.what, "mean difference": p.mean,
+                     "95 % interval": interval(p, spec), "wins": f"{p.wins}/{p.n}", "verdict": c.verdict()})
     return pd.DataFrame(rows)
 
 
 def interval(p: Paired, spec: str = "+.1f") -> str:
     """``[-1.2, +3.4]``, or ``none (one seed)``."""
     if p.n < 2:
-        return "none (one seed)"
+        return "none (one seed)" if p.n == 1 else "none (not measured)"
     return f"[{format(p.low, spec)}, {format(p.high, spec)}]"
 
 
@@ -174,6 +187,26 @@ def glue_comparison(glue: Callable, name: str, c: Comparison, spec: str = "+.1f"
     glue(f"{name}_wins", p.wins, display=False)
     glue(f"{name}_n", p.n, display=False)
     glue(f"{name}_verdict", c.verdict(), display=False)
+
+
+def flexmatch_phase(thresholds: Sequence[float], tau: float = 0.95) -> str:
+    """Where FlexMatch stands, from its per-class thresholds at one step.
+
+    During its warm-up β_c = σ_c / max(max σ, #unused) stays below 1 for every
+    class (more unlabeled samples were never confidently predicted than the
+    most-predicted class holds), so every threshold is below τ; it ends when the
+    most-predicted class reaches β = 1, a threshold of exactly τ.
+    """
+    top = max(thresholds)
+    return "out of its warm-up" if top >= tau * (1 - 1e-6) else "still in its warm-up"
+
+
+def comparability(measured_on: str, published_on: str) -> str:
+    """How this page's rows may be read against published ones: a neutral phrase."""
+    if measured_on == published_on:
+        return (f"measured on {published_on} with the same protocol, so they can be read against the "
+                "published rows, keeping in mind that backbone, pre-training and schedule differ")
+    return f"measured on {measured_on}, not on {published_on}: they cannot be compared with the published rows"
 
 
 # ------------------------------------------------------------------ pseudo labels
@@ -211,22 +244,24 @@ def pseudo_labels(record: Any, stages: int | None = None) -> pd.DataFrame:
     return out.drop(columns="stage")
 
 
-def pseudo_label_course(records: Mapping[str, Any], key: str = "method") -> pd.DataFrame:
+def pseudo_label_course(records: Mapping[Any, Any], keys: Sequence[str] = ("method",)) -> pd.DataFrame:
     """Accepted share and precision of the pseudo labels at every logged step, long:
-    ``key``, ``step``, ``quantity`` ("accepted share" | "precision"), ``value``."""
+    the key columns, ``step``, ``quantity`` ("accepted share" | "precision"), ``value``.
+    Runs that give no pseudo labels (supervised) are left out."""
     frames = []
-    for name, rec in records.items():
+    for key, rec in records.items():
         h = rec.history_frame()
         if "mask_rate" not in h:
             continue
         h = h[["step", "mask_rate", "pl_precision"]].rename(
             columns={"mask_rate": "accepted share", "pl_precision": "precision"})
-        frames.append(h.melt(id_vars="step", var_name="quantity", value_name="value").assign(**{key: name}))
+        frames.append(h.melt(id_vars="step", var_name="quantity", value_name="value").assign(**_keys(key, keys)))
+    cols = [*keys, "step", "quantity", "value"]
     if not frames:
-        return pd.DataFrame(columns=[key, "step", "quantity", "value"])
+        return pd.DataFrame(columns=cols)
     out = pd.concat(frames, ignore_index=True)
     out["value"] = pd.to_numeric(out["value"], errors="coerce")
-    return out[[key, "step", "quantity", "value"]]
+    return out[cols]
 
 
 def window_mean(course: pd.DataFrame, name: str, quantity: str, first: int, last: int,
@@ -314,7 +349,7 @@ def plot_paired(comparisons: Sequence[Comparison], ax=None, unit: str = "points"
         else:
             ax.plot(p.mean, y, "o", color="C0", zorder=3, label="mean (one seed: no interval)" if i == 0 else None)
     ax.axvline(0, color="0.3", linestyle="--", linewidth=1)
-    ax.set_yticks(range(len(comparisons)), [f"{c.label}\n{c.metric}" for c in reversed(comparisons)])
+    ax.set_yticks(range(len(comparisons)), [f"{c.label}\n{c.what}" for c in reversed(comparisons)])
     ax.set_ylim(-0.6, len(comparisons) - 0.4)
     ax.set_xlabel(f"paired difference ({unit})")
     if title:
@@ -334,7 +369,7 @@ def cross_test(record: Any, dataset: str, root: str | None, options: dict | None
         return evaluate_run(record.run_dir, dataset, root, "test", options=options, device=device)
 
 
-__all__ = ["MIN_SEEDS", "NO_DIFFERENCE", "Comparison", "Table", "compare", "comparison_table",
-           "cross_test", "glue_comparison", "interval", "legend_below", "num", "plot_paired",
+__all__ = ["MIN_SEEDS", "NO_DIFFERENCE", "Comparison", "Table", "comparability", "compare", "comparison_table",
+           "cross_test", "flexmatch_phase", "glue_comparison", "interval", "legend_below", "num", "plot_paired",
            "pseudo_label_course", "pseudo_labels", "recall_per_class", "recall_table", "run_table",
            "table", "verdict", "window_mean"]

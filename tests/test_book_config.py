@@ -26,6 +26,10 @@ def test_scale_and_overrides_reach_the_config():
     assert (cfg.data.size, cfg.data.difficulty, cfg.train.mu, cfg.train.steps) == (24, 0.6, 2, 300)
     assert (cfg.algo.name, cfg.model.attention, cfg.train.optimizer) == ("fixmatch", "none", "adamw")
     assert (cfg.train.eval_every, cfg.train.log_every) == (30, 7)
+    # a chapter over several seeds asks for each one; a protocol without a per-class budget passes its own
+    assert scale_of(P, seed=2)["seed"] == 2 and scale_of(P)["seed"] == 0
+    del P.labels_per_class
+    assert scale_of(P, labels_per_class=10)["labels_per_class"] == 10
 
 
 def test_book_runs_use_one_thread_so_a_rerun_repeats_every_number(tmp_path):

@@ -141,7 +141,10 @@ def test_annotated_rules_non_empty_distinct_and_range():
     for bad in ([], [0, 0], [0, "1"]):
         with pytest.raises(ParameterError, match=r"parameter 'seeds' expects list\[int\] \(NonEmpty, Distinct\)"):
             check(ns({"seeds": seeds}, seeds=bad))
-    fractions = Annotated[list[float], NonEmpty, Range(0, 1, low_open=True)]
+    from ssfer.params import Share
+
+    assert Share == Range(0, 1, low_open=True)
+    fractions = Annotated[list[float], NonEmpty, Share]
     assert check(ns({"f": fractions}, f=[0.5, 1])).f == [0.5, 1.0]  # ints widen inside Annotated too
     for bad in ([0.0], [1.5], [], [float("nan")]):
         with pytest.raises(ParameterError, match=r"expects list\[float\] \(NonEmpty, Range\(0, 1\]\)"):

@@ -81,6 +81,12 @@ def test_compare_pairs_by_seed_within_a_selection():
     assert c.label == "A − B" and c.metric == "acc"
     one = report.compare(frame(), "A", "B", "acc", budget=400)
     assert one.paired.n == 1 and one.verdict() == "one seed: no claim"
+    gaps = frame().assign(acc=[70.0, float("nan"), 65.0, 68.0, 59.0, 60.0, 80.0, float("nan")])
+    c2 = report.compare(gaps, "A", "B", "acc", budget=100)   # seed 1 did not measure it for A
+    assert c2.seeds == [0, 2] and c2.paired.n == 2 and c2.verdict() == "2 seeds: no claim"
+    none = report.compare(gaps, "A", "B", "acc", budget=400)
+    assert none.paired.n == 0 and none.verdict() == "not measured: no claim"
+    assert report.interval(none.paired) == "none (not measured)"
     with pytest.raises(ValueError, match="more than one run per seed"):
         report.compare(frame(), "A", "B", "acc")
     with pytest.raises(ValueError, match="no run of method='C'"):
@@ -102,16 +108,23 @@ def test_verdict_is_neutral_and_follows_the_interval(p, expected):
 def test_verdict_wording_can_name_the_quantity():
     p = Paired(2.0, 0.1, 1.8, 2.2, 3, 3)
     assert report.verdict(p, "DTA", "FixMatch", higher="accepts more") == "DTA accepts more"
+    steady = pd.DataFrame({"method": ["A"] * 3 + ["B"] * 3, "seed": [0, 1, 2] * 2,
+                           "acc": [70.0, 60.0, 65.0, 68.0, 58.1, 63.0]})
+    c = report.compare(steady, "B", "A", "acc", higher="is more precise")
+    assert c.paired.shows_difference and c.verdict() == "A is more precise"
 
 
 def test_comparison_table_interval_and_glue():
     c = report.compare(frame(), "A", "B", "acc", budget=100)
     t = report.comparison_table([c])
     p = c.paired
-    assert t.iloc[0]["comparison"] == "A − B" and t.iloc[0]["difference (points)"] == pytest.approx(p.mean)
+    assert t.iloc[0]["comparison"] == "A − B" and t.iloc[0]["mean difference"] == pytest.approx(p.mean)
     assert t.iloc[0]["95 % interval"] == f"[{p.low:+.1f}, {p.high:+.1f}]" and t.iloc[0]["wins"] == "3/3"
     assert t.iloc[0]["verdict"] == c.verdict()
     assert report.interval(report.compare(frame(), "A", "B", "acc", budget=400).paired) == "none (one seed)"
+    named = report.compare(frame(), "A", "B", "acc", budget=100, name="accuracy (%)")
+    assert named.what == "accuracy (%)" and c.what == "acc"
+    assert report.comparison_table([named], spec="+.2f").iloc[0]["95 % interval"] == f"[{p.low:+.2f}, {p.high:+.2f}]"
     glued = {}
     report.glue_comparison(lambda k, v, display: glued.__setitem__(k, v), "ab", c)
     assert glued == {"ab_mean": f"{p.mean:+.1f}", "ab_low": f"{p.low:+.1f}", "ab_high": f"{p.high:+.1f}",
@@ -119,6 +132,17 @@ def test_comparison_table_interval_and_glue():
     report.glue_comparison(lambda k, v, display: glued.__setitem__(k, v), "one",
                            report.compare(frame(), "A", "B", "acc", budget=400))
     assert glued["one_low"] == "—" and glued["one_verdict"] == "one seed: no claim"
+
+
+def test_flexmatch_phase_reads_the_warm_up_from_the_thresholds():
+    assert report.flexmatch_phase([0.02, 0.4, 0.9]) == "still in its warm-up"
+    assert report.flexmatch_phase([0.3, 0.95, 0.5]) == "out of its warm-up"
+    assert report.flexmatch_phase([0.3, 0.9], tau=0.9) == "out of its warm-up"
+
+
+def test_comparability_says_when_published_rows_can_be_read_against_ours():
+    assert report.comparability("SynthFER", "RAF-DB").startswith("measured on SynthFER, not on RAF-DB: they cannot")
+    assert report.comparability("RAF-DB", "RAF-DB").startswith("measured on RAF-DB with the same protocol")
 
 
 # ------------------------------------------------------------------ pseudo labels
@@ -158,6 +182,8 @@ def test_pseudo_label_course_and_window_mean():
     assert math.isnan(report.window_mean(course, "DTA", "precision", 5, 8))
     empty = report.pseudo_label_course({"supervised": FakeRecord(history=[{"step": 2}])})
     assert empty.empty and list(empty.columns) == ["method", "step", "quantity", "value"]
+    seeded = report.pseudo_label_course({("DTA", 3): FakeRecord(history=history())}, keys=("method", "seed"))
+    assert set(seeded["seed"]) == {3} and list(seeded.columns[:2]) == ["method", "seed"]
 
 
 # ------------------------------------------------------------------ display
