@@ -204,8 +204,8 @@ def flexmatch_phase(thresholds: Sequence[float], tau: float = 0.95) -> str:
 def comparability(measured_on: str, published_on: str) -> str:
     """How this page's rows may be read against published ones: a neutral phrase."""
     if measured_on == published_on:
-        return (f"measured on {published_on} with the same protocol, so they can be read against the "
-                "published rows, keeping in mind that backbone, pre-training and schedule differ")
+        return (f"measured on {published_on} with the same protocol; backbone, pre-training and schedule "
+                "differ from the published rows")
     return f"measured on {measured_on}, not on {published_on}: they cannot be compared with the published rows"
 
 

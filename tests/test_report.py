@@ -143,6 +143,7 @@ def test_flexmatch_phase_reads_the_warm_up_from_the_thresholds():
 def test_comparability_says_when_published_rows_can_be_read_against_ours():
     assert report.comparability("SynthFER", "RAF-DB").startswith("measured on SynthFER, not on RAF-DB: they cannot")
     assert report.comparability("RAF-DB", "RAF-DB").startswith("measured on RAF-DB with the same protocol")
+    assert all(len(report.comparability(a, "RAF-DB").split()) <= 16 for a in ("RAF-DB", "SynthFER"))  # a phrase
 
 
 # ------------------------------------------------------------------ pseudo labels
