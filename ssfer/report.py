@@ -362,11 +362,17 @@ def cross_test(record: Any, dataset: str, root: str | None, options: dict | None
                device: str = "auto") -> dict:
     """``ssfer.evaluate.evaluate_run`` with the CPU thread count the run trained
     with, so a re-run gives the same numbers whatever the kernel's default."""
-    from ssfer.evaluate import evaluate_run
-    from ssfer.views import torch_threads
+    import torch
 
-    with torch_threads(record.config.train.threads or None):
+    from ssfer.evaluate import evaluate_run
+
+    before = torch.get_num_threads()
+    if record.config.train.threads:
+        torch.set_num_threads(record.config.train.threads)
+    try:
         return evaluate_run(record.run_dir, dataset, root, "test", options=options, device=device)
+    finally:
+        torch.set_num_threads(before)
 
 
 __all__ = ["MIN_SEEDS", "NO_DIFFERENCE", "Comparison", "Table", "comparability", "compare", "comparison_table",

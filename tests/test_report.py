@@ -224,3 +224,18 @@ def test_legend_below_moves_axes_and_grid_legends_off_the_data():
     report.legend_below(g)
     assert g.legend.get_bbox_to_anchor().y0 <= g.figure.bbox.y0 + 1
     plt.close("all")
+
+
+def test_cross_test_evaluates_a_run_with_its_own_thread_count(tmp_path):
+    import torch
+
+    from ssfer.book import book_config
+    from ssfer.train import run
+
+    cfg = book_config(n_train=400, n_test=70, image_size=32, labels_per_class=4, model="test_resnet", steps=2,
+                      batch_size=8, seed=0, device="cpu", algo__name="supervised")
+    rec = run(cfg, cache_dir=tmp_path)
+    before = torch.get_num_threads()
+    out = report.cross_test(rec, "synthfer", None, {"n": 50, "seed": 1, "difficulty": 1.0}, device="cpu")
+    assert out["n"] == 50 and 0 <= out["accuracy"] <= 1
+    assert torch.get_num_threads() == before   # the kernel's setting is restored
