@@ -24,10 +24,13 @@ book: $(STAMP)
 	$(VENV)/bin/ssfer reproduce --profile $(PROFILE)
 
 # The smoke profile executes every notebook and builds the book first; the tests
-# then check its pages (and a headless Chromium loads them).
+# then check its pages (and a headless Chromium loads them). Last, nbval
+# re-executes the smoke chapters and lab solutions with an empty run cache and
+# checks that every output repeats exactly (tests/nbval_rerun.py).
 test: $(STAMP)
 	$(VENV)/bin/ssfer reproduce --profile smoke --build-dir _build/smoke
 	SSFER_BOOK_HTML=_build/smoke/_build/html $(PY) -m pytest
+	$(PY) tests/nbval_rerun.py _build/smoke
 
 bench: $(STAMP)
 	$(VENV)/bin/ssfer bench

@@ -33,12 +33,24 @@ def book_config(*, n_train: int, n_test: int, image_size: int, labels_per_class:
         # short CPU-scale runs: AdamW got a small ResNet much further than SGD in a
         # few hundred steps on SynthFER (74% vs 62% with all labels after 600 steps)
         "train.optimizer": "adamw", "train.lr": 3e-3, "train.weight_decay": 0.05,
+        # one CPU thread per run: on a CPU the result depends on the thread count
+        # (the order of floating-point sums in convolutions), so a run that two
+        # notebooks share, or that a re-execution trains again, must always get
+        # the same one; `ssfer reproduce` runs notebooks side by side instead
+        "train.threads": 1,
     }
     base.update({k.replace("__", "."): v for k, v in overrides.items()})
     return Config.default().with_overrides(base)
 
 
-def scale_of(P) -> dict[str, Any]:
-    """The run-scale parameters of a notebook's checked parameters ``P``."""
-    keys = ("n_train", "n_test", "image_size", "labels_per_class", "model", "steps", "batch_size", "seed", "device")
-    return {k: getattr(P, k) for k in keys}
+SCALE_KEYS = ("n_train", "n_test", "image_size", "labels_per_class", "model", "steps", "batch_size", "seed",
+              "device")
+
+
+def scale_of(P, **override: Any) -> dict[str, Any]:
+    """The run-scale parameters of a notebook's checked parameters ``P``, with
+    ``override`` (say ``seed=2``) taking the place of what ``P`` has or lacks."""
+    missing = [k for k in SCALE_KEYS if k not in override and not hasattr(P, k)]
+    if missing:
+        raise AttributeError(f"scale_of: the parameters have no {', '.join(missing)}; pass them as keywords")
+    return {k: override[k] if k in override else getattr(P, k) for k in SCALE_KEYS}

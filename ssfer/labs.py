@@ -3,12 +3,14 @@
 A lab source in ``notebooks/labs/`` is a runnable notebook holding the
 solutions. Solution code sits between ``# BEGIN SOLUTION`` and
 ``# END SOLUTION`` lines, or fills a code cell tagged ``solution``; model
-answers in prose are markdown cells tagged ``solution``.
+answers in prose are markdown cells tagged ``solution``; a cell tagged
+``solution-only`` (say, the code that computes the numbers a model answer
+glues in) belongs to the solution alone.
 
 - ``make_student``: each marked block becomes ``# YOUR CODE HERE`` +
   ``raise NotImplementedError`` at the block's indentation, a ``solution``
-  code cell becomes just those two lines, a ``solution`` markdown cell is
-  dropped.
+  code cell becomes just those two lines, a ``solution`` markdown cell and
+  any ``solution-only`` cell are dropped.
 - ``make_solution``: the marker lines go, everything else stays.
 
 Both clear outputs, so neither version leaks a stale result. Command line:
@@ -28,6 +30,7 @@ import nbformat
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)#+\s*BEGIN SOLUTION\s*$")
 END = re.compile(r"^[ \t]*#+\s*END SOLUTION\s*$")
 TAG = "solution"
+ONLY = "solution-only"
 PLACEHOLDER = "# YOUR CODE HERE", "raise NotImplementedError"
 
 
@@ -78,7 +81,7 @@ def _transform(src, student: bool) -> nbformat.NotebookNode:
         where = f"{origin}, cell {idx}"
         tagged = TAG in _tags(cell)
         _clear(cell)
-        if cell.cell_type == "markdown" and tagged and student:
+        if student and (ONLY in _tags(cell) or (cell.cell_type == "markdown" and tagged)):
             continue
         if cell.cell_type == "code":
             lines = cell.source.splitlines()
@@ -126,7 +129,7 @@ def make_solution(src: str | Path | nbformat.NotebookNode) -> nbformat.NotebookN
 def is_lab(src: str | Path | nbformat.NotebookNode) -> bool:
     """Whether a notebook has anything for ``make_student`` to hide."""
     nb, origin = _load(src)
-    return any(TAG in _tags(c) or (c.cell_type == "code" and _blocks(c.source, origin))
+    return any(TAG in _tags(c) or ONLY in _tags(c) or (c.cell_type == "code" and _blocks(c.source, origin))
                for c in nb.cells)
 
 

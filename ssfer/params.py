@@ -6,7 +6,14 @@ parameters as annotated literals::
     n_labels_per_class: int = 10   # labels per class
     device: str = "auto"           # auto | cpu | cuda
 
-and the next cell is ``P = ssfer.params.check(globals())``. Papermill (``-p``)
+and the next cell is ``P = ssfer.params.check(globals())``. A rule that a type
+cannot say is added with ``typing.Annotated`` and the markers of this module::
+
+    seeds: Annotated[list[int], NonEmpty, Distinct] = [0, 1, 2]
+    fractions: Annotated[list[float], NonEmpty, Share] = [0.01, 0.1]
+    n_stages: Annotated[int, Range(1, 20)] = 4
+
+(``Range`` and ``Share`` on a list bound every element.) Papermill (``-p``)
 only *warns* about a name the notebook does not declare and never checks a
 type, so a typo would silently run the defaults; ``check`` turns both into an
 error naming the parameter. ``declared_parameters`` reads the same
@@ -16,8 +23,10 @@ parameters before a kernel starts.
 from __future__ import annotations
 
 import ast
+import math
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +37,63 @@ class ParameterError(ValueError):
     """A notebook parameter is unknown, undeclared or has the wrong type."""
 
 
+# ---------------------------------------------------------------- constraints
+class _Marker:
+    """A rule on a value, used as ``Annotated[T, marker]``."""
+
+    def ok(self, value: Any) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class _NonEmpty(_Marker):
+    def ok(self, value: Any) -> bool:
+        return len(value) > 0
+
+    def __repr__(self) -> str:
+        return "NonEmpty"
+
+
+class _Distinct(_Marker):
+    def ok(self, value: Any) -> bool:
+        return len(set(map(repr, value))) == len(value)
+
+    def __repr__(self) -> str:
+        return "Distinct"
+
+
+@dataclass(frozen=True)
+class Range(_Marker):
+    """low <= value <= high (either bound None: unbounded; ``*_open``: strict).
+    On a list, every element."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def _one(self, v: Any) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+            return False
+        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
+            return False
+        return not (self.high is not None and (v >= self.high if self.high_open else v > self.high))
+
+    def ok(self, value: Any) -> bool:
+        return all(map(self._one, value)) if isinstance(value, (list, tuple)) else self._one(value)
+
+    def __repr__(self) -> str:
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        return f"Range{'(' if self.low_open or self.low is None else '['}{lo}, {hi}{')' if self.high_open or self.high is None else ']'}"
+
+
+NonEmpty = _NonEmpty()   # a list with at least one element
+Distinct = _Distinct()   # a list without repeated elements
+# a share of a whole, 0 < x <= 1 (a name, not Range(0, 1, low_open=True): papermill's
+# reader of parameters cells cannot parse a line holding a second "=")
+Share = Range(0, 1, low_open=True)
+
+
 # Names IPython puts in every user namespace; never parameters.
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
 # Values papermill can inject (it writes Python literals of JSON/YAML values).
@@ -36,7 +102,8 @@ _PLAIN = (str, int, float, bool, type(None), list, dict, tuple)
 _ANNOTATION_NS = {
     "int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict,
     "tuple": tuple, "None": None, "Literal": typing.Literal, "Optional": typing.Optional,
-    "Union": typing.Union, "typing": typing,
+    "Union": typing.Union, "typing": typing, "Annotated": typing.Annotated,
+    "NonEmpty": NonEmpty, "Distinct": Distinct, "Range": Range, "Share": Share,
 }
 
 
@@ -48,6 +115,9 @@ def type_name(tp: Any) -> str:
     if tp is None:
         return "None"
     origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        base, *rules = typing.get_args(tp)
+        return f"{type_name(base)} ({', '.join(map(repr, rules))})"
     if origin is typing.Literal:
         return "Literal[" + ", ".join(repr(a) for a in typing.get_args(tp)) + "]"
     if origin in (typing.Union, types.UnionType):
@@ -63,6 +133,14 @@ def _matches(value: Any, tp: Any) -> bool:
     if tp is None or tp is type(None):
         return value is None
     origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        base, *rules = typing.get_args(tp)
+        if not _matches(value, base):
+            return False
+        bad = [r for r in rules if not isinstance(r, _Marker)]
+        if bad:
+            raise ParameterError(f"unsupported Annotated rule {bad[0]!r}; use NonEmpty, Distinct or Range(...)")
+        return all(r.ok(value) for r in rules)
     if origin is typing.Literal:
         # type equality too, so that True does not pass for Literal[1]
         return any(type(value) is type(a) and value == a for a in typing.get_args(tp))
@@ -88,12 +166,14 @@ def _matches(value: Any, tp: Any) -> bool:
     if tp in (str, list, dict, tuple):
         return isinstance(value, tp)
     raise ParameterError(f"unsupported parameter type {type_name(tp)}; use int, float, str, bool, "
-                         "list[...], dict[...], X | None or Literal[...]")
+                         "list[...], dict[...], X | None, Literal[...] or Annotated[X, NonEmpty | Distinct | Range(...)]")
 
 
 def _normalise(value: Any, tp: Any) -> Any:
     """int -> float where a float is declared (also inside lists), tuples -> lists."""
     origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _normalise(value, typing.get_args(tp)[0])
     if tp is float and isinstance(value, int):
         return float(value)
     if origin in (typing.Union, types.UnionType):
@@ -255,5 +335,5 @@ def check_parameters(declared: dict[str, tuple[str, Any]], values: dict[str, Any
             for k, v in values.items()}
 
 
-__all__ = ["ParameterError", "check", "check_parameters", "check_value", "declared_parameters",
+__all__ = ["Distinct", "NonEmpty", "ParameterError", "Range", "Share", "check", "check_parameters", "check_value", "declared_parameters",
            "parameters_cell", "parse_annotation", "parse_parameters", "type_name"]

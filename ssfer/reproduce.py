@@ -28,6 +28,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -61,6 +62,7 @@ class Job:
     params: dict[str, Any] = field(default_factory=dict)
     status: str = "pending"
     seconds: float = 0.0
+    cpu: float = 0.0              # CPU seconds of the run: papermill and the kernel it started
     error: str = ""
 
     @property
@@ -364,20 +366,29 @@ def _threads_per_kernel(workers: int) -> int | None:
     return max(1, _cpus() // workers)
 
 
-def _execute_task(task: tuple) -> tuple[str, float, str]:
-    """Run one notebook; (status, seconds, error), never raising (it may run in a worker process)."""
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (a notebook's kernel
+    is a child of the process that ran it, and is waited for when it shuts down)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _execute_task(task: tuple) -> tuple[str, float, float, str]:
+    """Run one notebook; (status, seconds, CPU seconds, error), never raising (it may
+    run in a worker process, which runs one notebook at a time)."""
     job, out, root, build_dir, profile, key, kernel, threads = task
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {}
     try:
         with _env(**env):
             execute(job, out, root, build_dir, profile, key, kernel)
-        return "ran", time.perf_counter() - t0, ""
+        return "ran", time.perf_counter() - t0, _cpu_seconds() - c0, ""
     except Exception as e:  # noqa: BLE001 - report every notebook's failure, then stop
-        return "FAILED", time.perf_counter() - t0, job.error or f"{job.name}: {type(e).__name__}: {e}"
+        return ("FAILED", time.perf_counter() - t0, _cpu_seconds() - c0,
+                job.error or f"{job.name}: {type(e).__name__}: {e}")
 
 
-def _run_tasks(tasks: list[tuple], workers: int) -> Iterator[tuple[Job, tuple[str, float, str]]]:
+def _run_tasks(tasks: list[tuple], workers: int) -> Iterator[tuple[Job, tuple[str, float, float, str]]]:
     """Each task's job and result, in the order they finish."""
     if workers == 1:
         for task in tasks:
@@ -391,7 +402,7 @@ def _run_tasks(tasks: list[tuple], workers: int) -> Iterator[tuple[Job, tuple[st
             try:
                 yield job, fut.result()
             except Exception as e:  # noqa: BLE001 - a worker process died (killed, out of memory)
-                yield job, ("FAILED", 0.0, f"{job.name}: its worker process died: {type(e).__name__}: {e}")
+                yield job, ("FAILED", 0.0, 0.0, f"{job.name}: its worker process died: {type(e).__name__}: {e}")
 
 
 def html_dir(build_dir: Path) -> Path:
@@ -416,9 +427,9 @@ def build_html(src: Path, build_dir: Path, strict: bool = False) -> int:
 
 def _summary(jobs: list[Job]) -> str:
     width = max([len(j.name) for j in jobs] + [8])
-    lines = [f"{'notebook':<{width}}  {'status':<8}  {'seconds':>8}", "-" * (width + 20)]
-    lines += [f"{j.name:<{width}}  {j.status:<8}  {j.seconds:>8.1f}" for j in jobs]
-    lines.append(f"{'total':<{width}}  {'':<8}  {sum(j.seconds for j in jobs):>8.1f}")
+    lines = [f"{'notebook':<{width}}  {'status':<8}  {'seconds':>8}  {'CPU s':>8}", "-" * (width + 30)]
+    lines += [f"{j.name:<{width}}  {j.status:<8}  {j.seconds:>8.1f}  {j.cpu:>8.1f}" for j in jobs]
+    lines.append(f"{'total':<{width}}  {'':<8}  {sum(j.seconds for j in jobs):>8.1f}  {sum(j.cpu for j in jobs):>8.1f}")
     return "\n".join(lines)
 
 
@@ -477,12 +488,15 @@ def reproduce(profile: str = "book", only: list[str] | None = None, build_dir: s
         print(f"[run]    {job.name} {job.params or ''}", flush=True)
     failed = False
     tasks = [(job, out, root, build_dir, profile, key, kernel, threads) for job, out, key in pending]
-    for job, (status, seconds, error) in _run_tasks(tasks, workers):
-        job.status, job.seconds, job.error = status, seconds, error
+    t0 = time.perf_counter()
+    for job, (status, seconds, cpu, error) in _run_tasks(tasks, workers):
+        job.status, job.seconds, job.cpu, job.error = status, seconds, cpu, error
         if status == "FAILED":
             failed = True
             print(f"error: {job.error}", file=sys.stderr, flush=True)
-        print(f"         {job.name}: {job.status} in {job.seconds:.1f} s", flush=True)
+        print(f"         {job.name}: {job.status} in {job.seconds:.1f} s ({job.cpu:.1f} CPU s)", flush=True)
+    if pending:
+        print(f"executed {len(pending)} notebook(s) in {time.perf_counter() - t0:.1f} s wall", flush=True)
 
     print(_summary(jobs), flush=True)
     if failed:

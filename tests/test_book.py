@@ -39,3 +39,78 @@ def test_index_links_to_the_executed_quickstart():
     assert html.count("<img") >= 4
     # glued numbers were substituted into the prose, not left as roles
     assert "glue:text" not in html and "test accuracy" in html
+
+
+def _executed():
+    return [p for p in sorted((SRC / "notebooks").rglob("*.ipynb"))
+            if json.loads(p.read_text()).get("metadata", {}).get("ssfer", {}).get("reproduce")]
+
+
+@needs_book
+def test_every_glued_value_is_defined_once_and_renders_as_text():
+    """A glued numpy scalar (repr "np.float64(...)") cannot be formatted by
+    {glue:text}`key:.1f` and silently renders nothing; a key glued twice or never
+    glued leaves a sentence with a hole."""
+    import ast
+    import re
+
+    notebooks = _executed()
+    assert len(notebooks) >= 8, notebooks
+    for path in notebooks:
+        nb = json.loads(path.read_text())
+        glued: dict[str, str] = {}
+        for cell in nb["cells"]:
+            for out in cell.get("outputs", []) if cell["cell_type"] == "code" else []:
+                name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+                if name:
+                    assert name not in glued, f"{path.name}: {name!r} glued twice"
+                    glued[name] = "".join(out["data"].get("application/papermill.record/text/plain", ""))
+        for name, text in glued.items():
+            try:
+                ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise AssertionError(f"{path.name}: glued {name!r} = {text} is not a plain number or string")
+        used = {m for c in nb["cells"] if c["cell_type"] == "markdown"
+                for m in re.findall(r"\{glue:text\}`([^`:]+)", "".join(c["source"]))}
+        assert used <= set(glued), f"{path.name}: prose uses unglued {sorted(used - set(glued))}"
+
+
+@needs_book
+def test_no_sentence_of_the_chapters_is_assembled_in_code():
+    """Prose lives in markdown cells with glued values; a code cell glues numbers
+    and short verdict phrases, not sentences (chapters 0 and 2 to 5, the labs)."""
+    import re
+
+    mine = ["00_quickstart", "02_thresholds", "03_negative_learning", "04_rafdb", "05_affectnet"]
+    for path in _executed():
+        if path.stem not in mine and "labs" not in path.parts:
+            continue
+        nb = json.loads(path.read_text())
+        for cell in nb["cells"]:
+            for out in cell.get("outputs", []) if cell["cell_type"] == "code" else []:
+                text = "".join(out.get("data", {}).get("application/papermill.record/text/plain", ""))
+                words = len(text.split())
+                assert words <= 16 and not re.search(r"[a-z]\. [A-Z]", text), \
+                    f"{path.name}: a glued value reads like a sentence: {text[:120]}"
+
+
+REPO = Path(__file__).resolve().parents[1]
+# pages whose prose cites chapters (the lead's 01 and 06 are not checked here)
+CITING = [*sorted((REPO / "book").glob("*.md")),
+          *(REPO / "notebooks" / f"{n}.ipynb" for n in ("00_quickstart", "02_thresholds", "03_negative_learning",
+                                                        "04_rafdb", "05_affectnet")),
+          *sorted((REPO / "notebooks" / "labs").glob("*.ipynb"))]
+
+
+def test_chapter_numbers_in_the_prose_come_from_the_table_of_contents():
+    """The sidebar numbers the chapters; prose cites them with {numref} to a
+    chapter's label, so a number typed by hand can never disagree with it."""
+    import re
+
+    typed = []
+    for path in CITING:
+        text = path.read_text() if path.suffix == ".md" else "\n".join(
+            "".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown")
+        text = re.sub(r"\{numref\}`[^`]*`", "", text)
+        typed += [f"{path.name}: {m}" for m in re.findall(r"\b[Cc]hapters? \d[^\n]{0,20}", text)]
+    assert typed == [], typed

@@ -26,3 +26,29 @@ def test_scale_and_overrides_reach_the_config():
     assert (cfg.data.size, cfg.data.difficulty, cfg.train.mu, cfg.train.steps) == (24, 0.6, 2, 300)
     assert (cfg.algo.name, cfg.model.attention, cfg.train.optimizer) == ("fixmatch", "none", "adamw")
     assert (cfg.train.eval_every, cfg.train.log_every) == (30, 7)
+    # a chapter over several seeds asks for each one; a protocol without a per-class budget passes its own
+    assert scale_of(P, seed=2)["seed"] == 2 and scale_of(P)["seed"] == 0
+    del P.labels_per_class
+    assert scale_of(P, labels_per_class=10)["labels_per_class"] == 10
+
+
+def test_book_runs_use_one_thread_so_a_rerun_repeats_every_number(tmp_path):
+    # on a CPU the numbers depend on torch's thread count; a book run fixes it, so
+    # the same config gives the same run whatever the process it trains in
+    import torch
+
+    from ssfer.train import run
+
+    cfg = book_config(n_train=400, n_test=70, image_size=32, labels_per_class=4, model="test_resnet", steps=4,
+                      batch_size=8, seed=0, device="cpu", algo__name="fixmatch")
+    assert cfg.train.threads == 1
+    before = torch.get_num_threads()
+    try:
+        out = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            rec = run(cfg, cache_dir=tmp_path / str(threads))
+            out.append((rec.summary["ece"], rec.summary["confusion"], rec.history[-1]["loss"]))
+    finally:
+        torch.set_num_threads(before)
+    assert out[0] == out[1]

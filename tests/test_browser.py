@@ -3,8 +3,12 @@
 Serves the HTML (``$SSFER_BOOK_HTML``, else ``_build/html``) on localhost,
 loads the index and one chapter in headless Chromium, and checks that every
 internal link, image, stylesheet and script the pages refer to is served, and
-that every ``#fragment`` names an element of its target page. Screenshots go
-to ``_build/screenshots/``. The book is built by ``make book`` (or
+that every ``#fragment`` names an element of its target page. Every page of the
+book is then loaded at 1280 px with a checker script injected
+(``tests/browser/layout_check.js``): no element of the main column is wider than
+the column (a table or an equation scrolls inside its own box, or fits), every
+``<img>`` loaded with a natural size above 0, and no table cell reads "nan".
+Screenshots go to ``_build/screenshots/``. The book is built by ``make book`` (or
 ``ssfer reproduce``) before this runs; without it, or without
 ``/usr/bin/chromium``, the book tests skip and say why. The checker itself is
 tested on a small hand-written site either way.
@@ -13,15 +17,19 @@ from __future__ import annotations
 
 import base64
 import functools
+import html as html_lib
 import http.server
 import io
+import json
 import os
+import re
 import shutil
 import subprocess
 import threading
 import urllib.error
 import urllib.request
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlsplit
@@ -151,9 +159,76 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def browse(url: str, profile_dir: Path, screenshot: Path | None = None) -> str:
+CHECKER = REPO / "tests" / "browser" / "layout_check.js"
+CHECKER_URL = "/__ssfer_layout_check.js"
+
+
+class _CheckingHandler(_QuietHandler):
+    """Serves the site, with the layout checker injected into every HTML page
+    (a copy as served: the built files are never touched)."""
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        path = urlsplit(self.path).path
+        if path == CHECKER_URL:
+            return self._send(CHECKER.read_bytes(), "application/javascript")
+        local = Path(self.translate_path(path))
+        if local.is_dir():
+            local = local / "index.html"
+        if local.suffix == ".html" and local.is_file():
+            page = local.read_text("utf-8", "replace")
+            tag = f'<script src="{CHECKER_URL}"></script>'
+            page = page.replace("</body>", tag + "</body>", 1) if "</body>" in page else page + tag
+            return self._send(page.encode(), "text/html; charset=utf-8")
+        return super().do_GET()
+
+    def _send(self, body: bytes, ctype: str):
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture(scope="module")
+def serve_checked():
+    """Like ``serve``, with the layout checker injected into every page."""
+    servers = []
+
+    def start(folder: Path) -> str:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                 functools.partial(_CheckingHandler, directory=str(folder)))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def layout_findings(url: str, profile_dir: Path, screenshot: Path | None = None) -> dict:
+    """What the injected checker found on one page (loaded at 1280 px). On a busy
+    machine a page may not finish loading within Chromium's time budget: one more
+    try with a longer budget before calling it a failure."""
+    for budget in (15000, 45000):
+        dom = browse(url, profile_dir, screenshot, budget_ms=budget)
+        m = re.search(r'<pre id="ssfer-layout-check">(.*?)</pre>', dom, re.S)
+        if m:
+            return json.loads(html_lib.unescape(m.group(1)))
+    raise AssertionError(f"the layout checker did not report on {url} (the page never finished loading)")
+
+
+def layout_problems(url: str, found: dict) -> list[str]:
+    out = [f"{url}: wider than the column {found['column']}: {o}" for o in found["overflow"]]
+    out += [f"{url}: image not loaded: {i}" for i in found["images"]]
+    out += [f"{url}: table cell {n}" for n in found["nan"]]
+    return out
+
+
+def browse(url: str, profile_dir: Path, screenshot: Path | None = None, budget_ms: int = 3000) -> str:
     """The DOM after Chromium loaded ``url`` and ran its scripts (and a screenshot, same launch)."""
-    cmd = [chromium_path(), *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", "--virtual-time-budget=3000"]
+    cmd = [chromium_path(), *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", f"--virtual-time-budget={budget_ms}"]
     if screenshot is not None:
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         screenshot.unlink(missing_ok=True)
@@ -209,6 +284,27 @@ def test_checker_sees_what_scripts_add_in_chromium(site, serve, tmp_path):
     dom = browse(base + "page.html", tmp_path / "chromium", screenshot=tmp_path / "page.png")
     assert f"{base}page.html: <img> 'img/js.png' -> HTTP 404" in problems(base + "page.html", dom)
     assert (tmp_path / "page.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@needs_chromium
+def test_layout_checker_finds_overflow_broken_images_and_nan_cells(tmp_path, serve_checked):
+    from PIL import Image
+    Image.new("RGB", (4, 4), "red").save(tmp_path / "ok.png")
+    wide = "<table><tr>" + "<td>wide&nbsp;column&nbsp;of&nbsp;numbers</td>" * 20 + "</tr></table>"
+    (tmp_path / "bad.html").write_text(
+        '<html><body><article style="width:600px">'
+        f'{wide}<div style="overflow-x:auto">{wide}</div>'
+        '<table><tr><td>NaN</td><td>1.0</td></tr></table>'
+        '<img src="ok.png"><img src="missing.png"></article></body></html>')
+    (tmp_path / "good.html").write_text(
+        '<html><body><article style="width:600px">'
+        f'<div style="overflow-x:auto">{wide}</div><img src="ok.png"><p>fits</p></article></body></html>')
+    base = serve_checked(tmp_path)
+    bad = layout_findings(base + "bad.html", tmp_path / "chromium")
+    assert len(bad["overflow"]) == 1 and bad["overflow"][0].startswith("table"), bad["overflow"]
+    assert bad["images"] == ["missing.png"] and bad["nan"] == ['table "NaN1.0": NaN']
+    good = layout_findings(base + "good.html", tmp_path / "chromium")
+    assert layout_problems("good", good) == [] and good["checked"] > 3
 
 
 # ------------------------------------------------------------------ the book
@@ -277,3 +373,27 @@ def test_equations_are_typeset_by_the_books_own_mathjax(serve, tmp_path):
     base = serve(html)
     dom = browse(base + "book/method.html", tmp_path / "chromium", html.parent / "screenshots" / "method.png")
     assert "<mjx-container" in dom, "MathJax did not typeset the equations of book/method.html"
+
+
+@needs_book
+@needs_chromium
+def test_every_page_fits_the_column_loads_its_images_and_has_no_nan(serve, serve_checked, tmp_path):
+    """At 1280 px, on every page of the book (chapters, labs, solutions, the
+    other pages): nothing wider than the main column unless it scrolls in its own
+    box, every image loaded, no "nan" in a table."""
+    html = book_html()
+    plain = serve(html)
+    pages = [p for p in _internal_pages(plain, plain + "index.html") if "/notebooks/" in p or "/book/" in p]
+    assert len(pages) >= 10, pages
+    base = serve_checked(html)
+    shots = html.parent / "screenshots"
+
+    def one(i_url):
+        i, url = i_url
+        local = base + url[len(plain):]
+        name = Path(urlsplit(url).path).stem
+        return layout_problems(local, layout_findings(local, tmp_path / f"chromium{i}", shots / f"{name}.png"))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        found = [p for problems_of_page in pool.map(one, enumerate(pages)) for p in problems_of_page]
+    assert found == [], "\n".join(found)

@@ -38,7 +38,9 @@ def source_nb() -> nbformat.NotebookNode:
     whole.metadata["tags"] = ["solution", "keep-me"]
     answer = nbformat.v4.new_markdown_cell("**Answer.** secret_d")
     answer.metadata["tags"] = ["solution"]
-    nb.cells = [title, fn, whole, answer, nbformat.v4.new_markdown_cell("## Exercise 2")]
+    numbers = nbformat.v4.new_code_cell("secret_e = 6  # computes what the answer glues in")
+    numbers.metadata["tags"] = ["solution-only"]
+    nb.cells = [title, fn, whole, answer, nbformat.v4.new_markdown_cell("## Exercise 2"), numbers]
     return nb
 
 
@@ -64,7 +66,7 @@ def test_student_version_replaces_solutions_and_keeps_the_rest():
 
 def test_solution_version_strips_markers_only():
     sol = labs.make_solution(source_nb())
-    assert len(sol.cells) == 5
+    assert len(sol.cells) == 6 and sol.cells[5].source.startswith("secret_e = 6")
     assert sol.cells[1].source == (
         "def f(x):\n    y = 2\n    secret_a = x * y\n    return secret_a\n\ntop = 1\nsecret_b = 3")
     assert sol.cells[2].source == "secret_c = 5\nprint(secret_c)"

@@ -129,3 +129,44 @@ def test_parse_annotation_rejects_unknown_names():
     assert parse_annotation("dict[str, float]") == dict[str, float]
     with pytest.raises(ParameterError, match="cannot read the annotation 'np.ndarray'"):
         parse_annotation("np.ndarray")
+
+
+def test_annotated_rules_non_empty_distinct_and_range():
+    from typing import Annotated
+
+    from ssfer.params import Distinct, NonEmpty, Range
+
+    seeds = Annotated[list[int], NonEmpty, Distinct]
+    assert check(ns({"seeds": seeds}, seeds=[0, 1, 2])).seeds == [0, 1, 2]
+    for bad in ([], [0, 0], [0, "1"]):
+        with pytest.raises(ParameterError, match=r"parameter 'seeds' expects list\[int\] \(NonEmpty, Distinct\)"):
+            check(ns({"seeds": seeds}, seeds=bad))
+    from ssfer.params import Share
+
+    assert Share == Range(0, 1, low_open=True)
+    fractions = Annotated[list[float], NonEmpty, Share]
+    assert check(ns({"f": fractions}, f=[0.5, 1])).f == [0.5, 1.0]  # ints widen inside Annotated too
+    for bad in ([0.0], [1.5], [], [float("nan")]):
+        with pytest.raises(ParameterError, match=r"expects list\[float\] \(NonEmpty, Range\(0, 1\]\)"):
+            check(ns({"f": fractions}, f=bad))
+    steps = Annotated[int, Range(1)]
+    check(ns({"n": steps}, n=1))
+    with pytest.raises(ParameterError, match=r"expects int \(Range\[1, inf\)\), got 0"):
+        check(ns({"n": steps}, n=0))
+    with pytest.raises(ParameterError, match="unsupported Annotated rule"):
+        check(ns({"n": Annotated[int, "positive"]}, n=1))
+
+
+def test_annotated_rules_are_read_from_a_parameters_cell_and_checked_before_running():
+    src = ("from typing import Annotated, Literal\n"
+           "from ssfer.params import Distinct, NonEmpty, Range\n"
+           "seeds: Annotated[list[int], NonEmpty, Distinct] = [0, 1, 2]  # one run per seed\n"
+           "sources: Annotated[list[Literal['labeled', 'unlabeled']], NonEmpty] = ['labeled']\n"
+           "share: Annotated[float, Range(0, 1, low_open=True)] = 0.1\n")
+    decl = parse_parameters(src)
+    assert decl["seeds"] == ("Annotated[list[int], NonEmpty, Distinct]", [0, 1, 2])
+    assert check_parameters(decl, {"seeds": [3, 4], "share": 1}) == {"seeds": [3, 4], "share": 1.0}
+    with pytest.raises(ParameterError, match=r"parameter 'sources' expects list\[Literal\['labeled', 'unlabeled'\]\]"):
+        check_parameters(decl, {"sources": ["both"]})
+    with pytest.raises(ParameterError, match="parameter 'seeds'"):
+        check_parameters(decl, {"seeds": [1, 1]})

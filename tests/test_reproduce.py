@@ -1,6 +1,7 @@
 """ssfer.reproduce on a tiny throwaway book (two notebooks and a lab)."""
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -167,6 +168,9 @@ def test_notebooks_run_side_by_side_with_a_thread_each(book, capsys, monkeypatch
     assert rp.reproduce(profile="smoke", root=root, build_dir="side", build_book=False, n_jobs=2) == 0
     out = capsys.readouterr().out
     assert "running 3 notebooks, 2 at a time, 1 thread(s) each" in out
+    # wall and CPU seconds per notebook (a kernel's CPU is counted in its worker)
+    cpu = [float(m) for m in re.findall(r"ran in [\d.]+ s \(([\d.]+) CPU s\)", out)]
+    assert len(cpu) == 3 and all(c > 0.1 for c in cpu), out
     src = root / "side" / "src" / "notebooks"
     assert "n2 6 x smoke" in outputs(src / "a.ipynb") and "fine" in outputs(src / "b.ipynb")
     assert "lab 8" in outputs(src / "labs" / "lab_solution.ipynb")

@@ -1,0 +1,381 @@
+"""Tables, figures and verdicts that the book's chapters share.
+
+A comparison of two methods is a paired difference over seeds
+(:func:`ssfer.stats.paired`): :func:`compare` builds one from a table of runs,
+:func:`verdict` turns it into a short, neutral phrase the prose can glue in
+("the runs show no difference", "DTA scores higher", "one seed: no claim"),
+:func:`comparison_table` and :func:`plot_paired` show it. The other helpers
+read what every run records: :func:`run_table` (one row per run),
+:func:`recall_per_class` (from the confusion matrix, with scikit-learn),
+:func:`pseudo_labels` (quantity and precision per class) and
+:func:`pseudo_label_course` (accepted share and precision over training).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ssfer.stats import Paired, paired
+
+MIN_SEEDS = 3          # fewer paired seeds than this: the book makes no claim
+NO_DIFFERENCE = "the runs show no difference"
+SCORES = {"accuracy (%)": "accuracy", "mean class accuracy (%)": "mean_class_accuracy",
+          "macro F1 (%)": "macro_f1"}
+
+
+# ------------------------------------------------------------------ numbers
+def num(value: Any, spec: str = ".1f", missing: str = "—") -> str:
+    """``format(value, spec)``, or ``missing`` for None and NaN (a value a run did not measure)."""
+    if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
+        return missing
+    return format(value, spec)
+
+
+def recall_per_class(confusion: Sequence[Sequence[int]]) -> np.ndarray:
+    """Recall of each true class (rows of the confusion matrix); NaN for a class with no test sample."""
+    from sklearn.metrics import recall_score
+
+    cm = np.asarray(confusion, dtype=np.int64)
+    c = len(cm)
+    if cm.shape != (c, c) or (cm < 0).any():
+        raise ValueError(f"recall_per_class: expected a square matrix of counts, got shape {cm.shape}")
+    classes = np.arange(c)
+    # the samples the matrix counts: cell (i, j) is cm[i, j] samples of class i predicted as j
+    y_true = np.repeat(np.repeat(classes, c), cm.ravel())
+    y_pred = np.repeat(np.tile(classes, c), cm.ravel())
+    return recall_score(y_true, y_pred, labels=classes, average=None, zero_division=np.nan)
+
+
+# ------------------------------------------------------------------ runs as tables
+def _keys(key: Any, names: Sequence[str]) -> dict:
+    key = key if isinstance(key, tuple) else (key,)
+    if len(key) != len(names):
+        raise ValueError(f"run key {key!r} does not match the key names {tuple(names)}")
+    return dict(zip(names, key))
+
+
+def run_table(records: Mapping[Any, Any], keys: Sequence[str] = ("method",)) -> pd.DataFrame:
+    """One row per run: its key columns, then accuracy, mean class accuracy and
+    macro-F1 in %, ECE, the labeled and unlabeled counts.
+
+    ``records`` maps a key (a value, or a tuple matching ``keys``) to a
+    :class:`ssfer.record.RunRecord`.
+    """
+    rows = []
+    for key, rec in records.items():
+        s = rec.summary
+        row = _keys(key, keys)
+        row.update({col: 100 * s[name] for col, name in SCORES.items()})
+        row.update({"ECE": s["ece"], "labeled": s["n_labeled"], "unlabeled": s["n_unlabeled"]})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def recall_table(records: Mapping[Any, Any], keys: Sequence[str] = ("method",)) -> pd.DataFrame:
+    """Per-class test recall of every run, long: key columns, ``class``, ``recall (%)``."""
+    rows = []
+    for key, rec in records.items():
+        r = recall_per_class(rec.summary["confusion"])
+        rows += [{**_keys(key, keys), "class": c, "recall (%)": 100 * v} for c, v in zip(rec.class_names, r)]
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ comparisons
+@dataclass(frozen=True)
+class Comparison:
+    """Method ``a`` against method ``b`` on one metric, seed by seed (same seed: same labeled split)."""
+
+    a: str
+    b: str
+    metric: str
+    a_scores: Mapping[int, float]
+    b_scores: Mapping[int, float]
+    name: str | None = None      # what the metric measures, for tables and figures (default: the column)
+    higher: str = "scores higher"  # the verdict's words for "is higher" ("accepts more", "is more precise")
+
+    @property
+    def what(self) -> str:
+        return self.name or self.metric
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(set(self.a_scores) & set(self.b_scores))
+
+    @property
+    def differences(self) -> dict[int, float]:
+        return {s: self.a_scores[s] - self.b_scores[s] for s in self.seeds}
+
+    @property
+    def paired(self) -> Paired:
+        if not self.seeds:  # no seed measured it for both methods (e.g. a precision with no pseudo label)
+            nan = math.nan
+            return Paired(nan, nan, nan, nan, 0, 0)
+        return paired(dict(self.a_scores), dict(self.b_scores))
+
+    @property
+    def label(self) -> str:
+        return f"{self.a} − {self.b}"
+
+    def verdict(self) -> str:
+        return verdict(self.paired, self.a, self.b, self.higher)
+
+
+def compare(table: pd.DataFrame, a: str, b: str, metric: str, by: str = "method", seed: str = "seed",
+            name: str | None = None, higher: str = "scores higher", **where: Any) -> Comparison:
+    """``a`` against ``b`` (values of column ``by``) on ``metric``, paired by the ``seed`` column,
+    over the rows matching ``where`` (e.g. ``budget=100``); ``name`` says what the metric is,
+    ``higher`` how the verdict words a higher value."""
+    rows = table
+    for col, value in where.items():
+        rows = rows[rows[col] == value]
+
+    def scores(name: str) -> dict[int, float]:
+        sel = rows[rows[by] == name]
+        if sel.empty:
+            raise ValueError(f"compare: no run of {by}={name!r}{' where ' + str(where) if where else ''}")
+        if sel[seed].duplicated().any():
+            raise ValueError(f"compare: {by}={name!r} has more than one run per seed; narrow it with where=")
+        # a seed whose run did not measure the metric (NaN: say, a precision without any
+        # pseudo label) is left out of the pairing; the comparison's n says how many remain
+        return {int(s): float(v) for s, v in zip(sel[seed], sel[metric]) if math.isfinite(v)}
+
+    return Comparison(a, b, metric, scores(a), scores(b), name, higher)
+
+
+def verdict(p: Paired, a: str, b: str, higher: str = "scores higher") -> str:
+    """A short phrase that is true whatever the numbers: no claim below
+    :data:`MIN_SEEDS` seeds, "the runs show no difference" when the 95 %
+    interval holds 0, else which of ``a`` and ``b`` is higher."""
+    if p.n < MIN_SEEDS:
+        return {0: "not measured: no claim", 1: "one seed: no claim"}.get(p.n, f"{p.n} seeds: no claim")
+    if not p.shows_difference:
+        return NO_DIFFERENCE
+    return f"{a if p.mean > 0 else b} {higher}"
+
+
+def comparison_table(comparisons: Iterable[Comparison], spec: str = "+.1f") -> pd.DataFrame:
+    """One row per comparison: what is compared, the mean paired difference (in the
+    metric's own unit: points for a score in %), its 95 % interval, wins and the verdict."""
+    rows = []
+    for c in comparisons:
+        p = c.paired
+        rows.append({"comparison": c.label, "metric": c.what, "mean difference": p.mean,
+                     "95 % interval": interval(p, spec), "wins": f"{p.wins}/{p.n}", "verdict": c.verdict()})
+    return pd.DataFrame(rows)
+
+
+def interval(p: Paired, spec: str = "+.1f") -> str:
+    """``[-1.2, +3.4]``, or ``none (one seed)``."""
+    if p.n < 2:
+        return "none (one seed)" if p.n == 1 else "none (not measured)"
+    return f"[{format(p.low, spec)}, {format(p.high, spec)}]"
+
+
+def glue_comparison(glue: Callable, name: str, c: Comparison, spec: str = "+.1f") -> None:
+    """Glue ``name_mean``, ``name_low``, ``name_high`` (formatted; "—" without an interval),
+    ``name_wins``, ``name_n`` and ``name_verdict`` for the prose."""
+    p = c.paired
+    glue(f"{name}_mean", num(p.mean, spec), display=False)
+    glue(f"{name}_low", num(p.low, spec), display=False)
+    glue(f"{name}_high", num(p.high, spec), display=False)
+    glue(f"{name}_wins", p.wins, display=False)
+    glue(f"{name}_n", p.n, display=False)
+    glue(f"{name}_verdict", c.verdict(), display=False)
+
+
+def flexmatch_phase(thresholds: Sequence[float], tau: float = 0.95) -> str:
+    """Where FlexMatch stands, from its per-class thresholds at one step.
+
+    During its warm-up β_c = σ_c / max(max σ, #unused) stays below 1 for every
+    class (more unlabeled samples were never confidently predicted than the
+    most-predicted class holds), so every threshold is below τ; it ends when the
+    most-predicted class reaches β = 1, a threshold of exactly τ.
+    """
+    top = max(thresholds)
+    return "out of its warm-up" if top >= tau * (1 - 1e-6) else "still in its warm-up"
+
+
+def comparability(measured_on: str, published_on: str) -> str:
+    """How this page's rows may be read against published ones: a neutral phrase."""
+    if measured_on == published_on:
+        return (f"measured on {published_on} with the same protocol; backbone, pre-training and schedule "
+                "differ from the published rows")
+    return f"measured on {measured_on}, not on {published_on}: they cannot be compared with the published rows"
+
+
+# ------------------------------------------------------------------ pseudo labels
+def pseudo_labels(record: Any, stages: int | None = None) -> pd.DataFrame:
+    """Pseudo labels per class from a run's history, against the hidden true labels.
+
+    ``accepted``: pseudo labels given as class c; ``seen``: unlabeled samples of
+    true class c; ``correct``: accepted labels of c that were right. Then
+    ``quantity`` = accepted / seen (above 1 when other faces are called c too),
+    ``precision`` = correct / accepted (NaN where c got none) and
+    ``correct share`` = correct / seen. With ``stages``, one row per stage and
+    class (``stage`` 0..stages-1, ``step`` its last step); else whole-run sums.
+    """
+    names = record.class_names
+    steps = record.config.train.steps
+    rows = []
+    for h in record.history:
+        if h.get("pl_count_per_class") is None:
+            continue
+        stage = min(stages - 1, (h["step"] - 1) * stages // steps) if stages else 0
+        for c, name in enumerate(names):
+            n = h["pl_count_per_class"][c]
+            prec = h["pl_precision_per_class"][c]
+            rows.append({"stage": stage, "class": name, "accepted": n, "seen": h["unlabeled_count_per_class"][c],
+                         "correct": (prec or 0.0) * n})
+    cols = ["stage", "class", "accepted", "seen", "correct"]
+    frame = pd.DataFrame(rows, columns=cols)
+    out = frame.groupby(["stage", "class"], as_index=False, sort=False)[cols[2:]].sum()
+    out["quantity"] = out["accepted"] / out["seen"].where(out["seen"] > 0)
+    out["precision"] = out["correct"] / out["accepted"].where(out["accepted"] > 0)
+    out["correct share"] = out["correct"] / out["seen"].where(out["seen"] > 0)
+    if stages:
+        out["step"] = (out["stage"] + 1) * steps / stages
+        return out
+    return out.drop(columns="stage")
+
+
+def pseudo_label_course(records: Mapping[Any, Any], keys: Sequence[str] = ("method",)) -> pd.DataFrame:
+    """Accepted share and precision of the pseudo labels at every logged step, long:
+    the key columns, ``step``, ``quantity`` ("accepted share" | "precision"), ``value``.
+    Runs that give no pseudo labels (supervised) are left out."""
+    frames = []
+    for key, rec in records.items():
+        h = rec.history_frame()
+        if "mask_rate" not in h:
+            continue
+        h = h[["step", "mask_rate", "pl_precision"]].rename(
+            columns={"mask_rate": "accepted share", "pl_precision": "precision"})
+        frames.append(h.melt(id_vars="step", var_name="quantity", value_name="value").assign(**_keys(key, keys)))
+    cols = [*keys, "step", "quantity", "value"]
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    out = pd.concat(frames, ignore_index=True)
+    out["value"] = pd.to_numeric(out["value"], errors="coerce")
+    return out[cols]
+
+
+def window_mean(course: pd.DataFrame, name: str, quantity: str, first: int, last: int,
+                key: str = "method") -> float:
+    """Mean of one curve of :func:`pseudo_label_course` over logged steps first..last (NaN if none)."""
+    sel = course[(course[key] == name) & (course["quantity"] == quantity)
+                 & course["step"].between(first, last)]["value"]
+    return float(sel.mean()) if sel.notna().any() else float("nan")
+
+
+# ------------------------------------------------------------------ display
+class Table:
+    """A DataFrame shown rounded, with "—" for missing values: HTML through pandas'
+    Styler (a fixed id, so re-running gives the same page) and the same text as plain text."""
+
+    def __init__(self, frame: pd.DataFrame, digits: int | Mapping[str, int] = 1, index: bool = False):
+        self.frame = frame
+        self.digits = digits
+        self.index = index
+
+    def _formats(self) -> dict:
+        num_cols = self.frame.select_dtypes("number").columns
+        if isinstance(self.digits, Mapping):
+            return {c: f"{{:.{self.digits.get(c, 1)}f}}" for c in num_cols
+                    if not pd.api.types.is_integer_dtype(self.frame[c])}
+        return {c: f"{{:.{self.digits}f}}" for c in num_cols if not pd.api.types.is_integer_dtype(self.frame[c])}
+
+    def styler(self):
+        uid = hashlib.sha1(self.frame.to_json(orient="split", default_handler=str).encode()).hexdigest()[:10]
+        st = self.frame.style.format(self._formats(), na_rep="—").set_uuid(uid)
+        st = st.set_table_attributes('class="dataframe ssfer-table"')
+        return st if self.index else st.hide(axis="index")
+
+    def text(self) -> pd.DataFrame:
+        out = self.frame.copy()
+        for col, spec in self._formats().items():
+            out[col] = [num(v, spec[2:-1]) for v in self.frame[col]]
+        return out.fillna("—")
+
+    def _repr_html_(self) -> str:
+        return self.styler().to_html()
+
+    def __repr__(self) -> str:
+        return self.text().to_string(index=self.index)
+
+
+def table(frame: pd.DataFrame, digits: int | Mapping[str, int] = 1, index: bool = False) -> Table:
+    """Display ``frame`` with ``digits`` decimals (per column with a mapping) and "—" for NaN."""
+    return Table(frame, digits, index)
+
+
+def legend_below(obj: Any, ncol: int = 3, title: str | None = None) -> None:
+    """Move a legend below the plot, so it never covers data.
+
+    ``obj``: a seaborn FacetGrid, or an Axes whose figure uses the constrained
+    layout (``plt.subplots(layout="constrained")``), which makes room for it.
+    """
+    import seaborn as sns
+
+    if hasattr(obj, "axes") and hasattr(obj, "add_legend"):  # a FacetGrid: its legend is the figure's
+        sns.move_legend(obj, "upper center", bbox_to_anchor=(0.5, -0.01), ncol=ncol, title=title,
+                        frameon=False)
+        return
+    handles, labels = obj.get_legend_handles_labels()
+    if obj.get_legend() is not None:
+        obj.get_legend().remove()
+    obj.figure.legend(handles, labels, loc="outside lower center", ncol=ncol, title=title, frameon=False)
+
+
+def plot_paired(comparisons: Sequence[Comparison], ax=None, unit: str = "points", title: str | None = None):
+    """Each comparison on one row: its per-seed differences (dots), their mean and 95 %
+    interval (bar), and 0 (dashed): a bar that crosses 0 shows no difference."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.0, 0.6 * len(comparisons) + 1.4), layout="constrained")
+    for i, c in enumerate(comparisons):
+        y = len(comparisons) - 1 - i
+        d = list(c.differences.values())
+        ax.scatter(d, [y] * len(d), color="0.55", s=18, zorder=2, label="one seed" if i == 0 else None)
+        p = c.paired
+        if p.n >= 2:
+            ax.errorbar(p.mean, y, xerr=[[p.mean - p.low], [p.high - p.mean]], fmt="o", color="C0",
+                        capsize=4, zorder=3, label="mean, 95 % interval" if i == 0 else None)
+        else:
+            ax.plot(p.mean, y, "o", color="C0", zorder=3, label="mean (one seed: no interval)" if i == 0 else None)
+    ax.axvline(0, color="0.3", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(comparisons)), [f"{c.label}\n{c.what}" for c in reversed(comparisons)])
+    ax.set_ylim(-0.6, len(comparisons) - 0.4)
+    ax.set_xlabel(f"paired difference ({unit})")
+    if title:
+        ax.set_title(title)
+    legend_below(ax, ncol=2)
+    return ax
+
+
+def cross_test(record: Any, dataset: str, root: str | None, options: dict | None = None,
+               device: str = "auto") -> dict:
+    """``ssfer.evaluate.evaluate_run`` with the CPU thread count the run trained
+    with, so a re-run gives the same numbers whatever the kernel's default."""
+    import torch
+
+    from ssfer.evaluate import evaluate_run
+
+    before = torch.get_num_threads()
+    if record.config.train.threads:
+        torch.set_num_threads(record.config.train.threads)
+    try:
+        return evaluate_run(record.run_dir, dataset, root, "test", options=options, device=device)
+    finally:
+        torch.set_num_threads(before)
+
+
+__all__ = ["MIN_SEEDS", "NO_DIFFERENCE", "Comparison", "Table", "comparability", "compare", "comparison_table",
+           "cross_test", "flexmatch_phase", "glue_comparison", "interval", "legend_below", "num", "plot_paired",
+           "pseudo_label_course", "pseudo_labels", "recall_per_class", "recall_table", "run_table",
+           "table", "verdict", "window_mean"]

@@ -1,0 +1,241 @@
+"""ssfer.report: the tables, figures and verdicts the chapters share."""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from ssfer import report  # noqa: E402
+from ssfer.stats import Paired, paired  # noqa: E402
+
+
+class FakeRecord:
+    """What the helpers read of a ssfer.record.RunRecord."""
+
+    def __init__(self, summary=None, history=(), steps=8, class_names=("a", "b")):
+        self.summary = {"class_names": list(class_names), **(summary or {})}
+        self.history = list(history)
+        self.config = SimpleNamespace(train=SimpleNamespace(steps=steps, threads=1))
+
+    @property
+    def class_names(self):
+        return self.summary["class_names"]
+
+    def history_frame(self):
+        return pd.DataFrame(self.history)
+
+
+def summary(acc, mca=0.5, f1=0.4, confusion=((3, 1), (2, 2))):
+    return {"accuracy": acc, "mean_class_accuracy": mca, "macro_f1": f1, "ece": 0.1, "n_labeled": 20,
+            "n_unlabeled": 80, "confusion": [list(r) for r in confusion]}
+
+
+# ------------------------------------------------------------------ numbers
+def test_num_formats_and_marks_missing_values():
+    assert report.num(3.14159) == "3.1"
+    assert report.num(2, "+.2f") == "+2.00"
+    assert report.num(None) == report.num(float("nan")) == report.num(np.float64("nan")) == "—"
+    assert report.num(float("nan"), missing="n/a") == "n/a"
+
+
+def test_recall_per_class_from_a_confusion_matrix():
+    cm = [[3, 1, 0], [2, 2, 0], [0, 0, 0]]  # class 2 has no test sample
+    r = report.recall_per_class(cm)
+    assert r[:2].tolist() == [0.75, 0.5] and math.isnan(r[2])
+    assert report.recall_per_class([[0, 5], [0, 5]]).tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError, match="square matrix"):
+        report.recall_per_class([[1, 2, 3]])
+
+
+def test_run_and_recall_tables():
+    recs = {("FixMatch", 0): FakeRecord(summary(0.6)), ("DTA", 0): FakeRecord(summary(0.7, confusion=((4, 0), (1, 3))))}
+    runs = report.run_table(recs, keys=("method", "seed"))
+    assert list(runs.columns[:5]) == ["method", "seed", "accuracy (%)", "mean class accuracy (%)", "macro F1 (%)"]
+    assert runs["accuracy (%)"].tolist() == pytest.approx([60.0, 70.0])
+    rec = report.recall_table(recs, keys=("method", "seed"))
+    assert rec[rec["method"] == "DTA"]["recall (%)"].tolist() == [100.0, 75.0]
+    assert rec["class"].tolist() == ["a", "b", "a", "b"]
+    with pytest.raises(ValueError, match="does not match the key names"):
+        report.run_table({"x": FakeRecord(summary(0.5))}, keys=("method", "seed"))
+
+
+# ------------------------------------------------------------------ comparisons
+def frame():
+    return pd.DataFrame({"method": ["A"] * 3 + ["B"] * 3 + ["A", "B"],
+                         "seed": [0, 1, 2, 0, 1, 2, 0, 0],
+                         "budget": [100] * 6 + [400, 400],
+                         "acc": [70.0, 60.0, 65.0, 68.0, 59.0, 60.0, 80.0, 75.0]})
+
+
+def test_compare_pairs_by_seed_within_a_selection():
+    c = report.compare(frame(), "A", "B", "acc", budget=100)
+    assert c.differences == pytest.approx({0: 2.0, 1: 1.0, 2: 5.0})
+    assert c.paired == paired([70, 60, 65], [68, 59, 60])
+    assert c.label == "A − B" and c.metric == "acc"
+    one = report.compare(frame(), "A", "B", "acc", budget=400)
+    assert one.paired.n == 1 and one.verdict() == "one seed: no claim"
+    gaps = frame().assign(acc=[70.0, float("nan"), 65.0, 68.0, 59.0, 60.0, 80.0, float("nan")])
+    c2 = report.compare(gaps, "A", "B", "acc", budget=100)   # seed 1 did not measure it for A
+    assert c2.seeds == [0, 2] and c2.paired.n == 2 and c2.verdict() == "2 seeds: no claim"
+    none = report.compare(gaps, "A", "B", "acc", budget=400)
+    assert none.paired.n == 0 and none.verdict() == "not measured: no claim"
+    assert report.interval(none.paired) == "none (not measured)"
+    with pytest.raises(ValueError, match="more than one run per seed"):
+        report.compare(frame(), "A", "B", "acc")
+    with pytest.raises(ValueError, match="no run of method='C'"):
+        report.compare(frame(), "A", "C", "acc", budget=100)
+
+
+@pytest.mark.parametrize("p, expected", [
+    (Paired(1.0, math.nan, math.nan, math.nan, 1, 1), "one seed: no claim"),
+    (Paired(5.0, 0.1, 4.0, 6.0, 2, 2), "2 seeds: no claim"),        # an interval, but below MIN_SEEDS
+    (Paired(1.5, 3.4, -3.0, 6.0, 2, 3), "the runs show no difference"),
+    (Paired(-0.4, 3.4, -8.8, 8.0, 1, 3), "the runs show no difference"),
+    (Paired(2.7, 0.5, 1.5, 3.9, 3, 3), "DTA scores higher"),
+    (Paired(-2.7, 0.5, -3.9, -1.5, 0, 3), "FixMatch scores higher"),
+])
+def test_verdict_is_neutral_and_follows_the_interval(p, expected):
+    assert report.verdict(p, "DTA", "FixMatch") == expected
+
+
+def test_verdict_wording_can_name_the_quantity():
+    p = Paired(2.0, 0.1, 1.8, 2.2, 3, 3)
+    assert report.verdict(p, "DTA", "FixMatch", higher="accepts more") == "DTA accepts more"
+    steady = pd.DataFrame({"method": ["A"] * 3 + ["B"] * 3, "seed": [0, 1, 2] * 2,
+                           "acc": [70.0, 60.0, 65.0, 68.0, 58.1, 63.0]})
+    c = report.compare(steady, "B", "A", "acc", higher="is more precise")
+    assert c.paired.shows_difference and c.verdict() == "A is more precise"
+
+
+def test_comparison_table_interval_and_glue():
+    c = report.compare(frame(), "A", "B", "acc", budget=100)
+    t = report.comparison_table([c])
+    p = c.paired
+    assert t.iloc[0]["comparison"] == "A − B" and t.iloc[0]["mean difference"] == pytest.approx(p.mean)
+    assert t.iloc[0]["95 % interval"] == f"[{p.low:+.1f}, {p.high:+.1f}]" and t.iloc[0]["wins"] == "3/3"
+    assert t.iloc[0]["verdict"] == c.verdict()
+    assert report.interval(report.compare(frame(), "A", "B", "acc", budget=400).paired) == "none (one seed)"
+    named = report.compare(frame(), "A", "B", "acc", budget=100, name="accuracy (%)")
+    assert named.what == "accuracy (%)" and c.what == "acc"
+    assert report.comparison_table([named], spec="+.2f").iloc[0]["95 % interval"] == f"[{p.low:+.2f}, {p.high:+.2f}]"
+    glued = {}
+    report.glue_comparison(lambda k, v, display: glued.__setitem__(k, v), "ab", c)
+    assert glued == {"ab_mean": f"{p.mean:+.1f}", "ab_low": f"{p.low:+.1f}", "ab_high": f"{p.high:+.1f}",
+                     "ab_wins": 3, "ab_n": 3, "ab_verdict": c.verdict()}
+    report.glue_comparison(lambda k, v, display: glued.__setitem__(k, v), "one",
+                           report.compare(frame(), "A", "B", "acc", budget=400))
+    assert glued["one_low"] == "—" and glued["one_verdict"] == "one seed: no claim"
+
+
+def test_flexmatch_phase_reads_the_warm_up_from_the_thresholds():
+    assert report.flexmatch_phase([0.02, 0.4, 0.9]) == "still in its warm-up"
+    assert report.flexmatch_phase([0.3, 0.95, 0.5]) == "out of its warm-up"
+    assert report.flexmatch_phase([0.3, 0.9], tau=0.9) == "out of its warm-up"
+
+
+def test_comparability_says_when_published_rows_can_be_read_against_ours():
+    assert report.comparability("SynthFER", "RAF-DB").startswith("measured on SynthFER, not on RAF-DB: they cannot")
+    assert report.comparability("RAF-DB", "RAF-DB").startswith("measured on RAF-DB with the same protocol")
+    assert all(len(report.comparability(a, "RAF-DB").split()) <= 16 for a in ("RAF-DB", "SynthFER"))  # a phrase
+
+
+# ------------------------------------------------------------------ pseudo labels
+def history():
+    # class a: 6 unlabeled seen, 4 accepted as a (3 right); class b: 2 seen, 0 accepted, then 2 accepted (1 right)
+    return [
+        {"step": 2, "mask_rate": 0.5, "pl_precision": 0.75, "pl_count_per_class": [4.0, 0.0],
+         "pl_precision_per_class": [0.75, None], "unlabeled_count_per_class": [6.0, 2.0]},
+        {"step": 4, "loss": 1.0},  # a row without pseudo-label counts (e.g. supervised) is skipped
+        {"step": 8, "mask_rate": 0.25, "pl_precision": None, "pl_count_per_class": [0.0, 2.0],
+         "pl_precision_per_class": [None, 0.5], "unlabeled_count_per_class": [0.0, 8.0]},
+    ]
+
+
+def test_pseudo_labels_whole_run_and_by_stage():
+    rec = FakeRecord(history=history(), steps=8)
+    tot = report.pseudo_labels(rec).set_index("class")
+    assert tot.loc["a", ["accepted", "seen", "correct"]].tolist() == [4.0, 6.0, 3.0]
+    assert tot.loc["a", "quantity"] == pytest.approx(4 / 6) and tot.loc["a", "precision"] == 0.75
+    assert tot.loc["b", "correct share"] == pytest.approx(1 / 10) and tot.loc["b", "precision"] == 0.5
+    st = report.pseudo_labels(rec, stages=2)
+    assert st["stage"].tolist() == [0, 0, 1, 1] and st["step"].tolist() == [4.0, 4.0, 8.0, 8.0]
+    first_b = st[(st["stage"] == 0) & (st["class"] == "b")].iloc[0]
+    assert math.isnan(first_b["precision"])  # no pseudo label of b in the first stage
+    later_a = st[(st["stage"] == 1) & (st["class"] == "a")].iloc[0]
+    assert math.isnan(later_a["quantity"])    # no unlabeled face of a seen
+
+
+def test_pseudo_label_course_and_window_mean():
+    course = report.pseudo_label_course({"DTA": FakeRecord(history=history()),
+                                         "supervised": FakeRecord(history=[{"step": 2, "loss": 1.0}])})
+    assert set(course["method"]) == {"DTA"}
+    acc = course[course["quantity"] == "accepted share"]
+    assert acc["step"].tolist() == [2, 4, 8] and acc["value"].iloc[0] == 0.5 and math.isnan(acc["value"].iloc[1])
+    assert report.window_mean(course, "DTA", "accepted share", 1, 8) == pytest.approx(0.375)
+    assert report.window_mean(course, "DTA", "precision", 1, 8) == 0.75
+    assert math.isnan(report.window_mean(course, "DTA", "precision", 5, 8))
+    empty = report.pseudo_label_course({"supervised": FakeRecord(history=[{"step": 2}])})
+    assert empty.empty and list(empty.columns) == ["method", "step", "quantity", "value"]
+    seeded = report.pseudo_label_course({("DTA", 3): FakeRecord(history=history())}, keys=("method", "seed"))
+    assert set(seeded["seed"]) == {3} and list(seeded.columns[:2]) == ["method", "seed"]
+
+
+# ------------------------------------------------------------------ display
+def test_table_rounds_marks_missing_and_repeats_exactly():
+    df = pd.DataFrame({"method": ["A", "B"], "accuracy (%)": [19.044302, np.nan], "labeled": [10, 20]})
+    t = report.table(df, digits=1)
+    html = t._repr_html_()
+    assert "19.0" in html and "19.04" not in html and "—" in html and ">nan<" not in html.lower()
+    assert ">10<" in html  # integers stay integers
+    assert html == report.table(df.copy(), digits=1)._repr_html_()   # a fixed id: the same HTML every run
+    assert repr(t).splitlines()[1].split() == ["A", "19.0", "10"] and "—" in repr(t)
+    per_col = report.table(df, digits={"accuracy (%)": 3})._repr_html_()
+    assert "19.044" in per_col
+
+
+def test_plot_paired_draws_each_comparison_with_zero_marked():
+    c3 = report.compare(frame(), "A", "B", "acc", budget=100)
+    c1 = report.compare(frame(), "A", "B", "acc", budget=400)
+    ax = report.plot_paired([c3, c1], title="t")
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["A − B\nacc", "A − B\nacc"] and ax.get_title() == "t"
+    assert any(line.get_xdata()[0] == 0 for line in ax.get_lines())  # the dashed zero line
+    assert ax.figure.legends and ax.get_legend() is None   # the legend sits below, not on the data
+    plt.close("all")
+
+
+def test_legend_below_moves_axes_and_grid_legends_off_the_data():
+    import seaborn as sns
+
+    fig, ax = plt.subplots(layout="constrained")
+    ax.plot([0, 1], label="x")
+    ax.legend()
+    report.legend_below(ax)
+    assert ax.get_legend() is None and len(fig.legends) == 1
+    data = pd.DataFrame({"x": [0, 1, 0, 1], "y": [1, 2, 3, 4], "h": ["p", "p", "q", "q"], "c": ["u", "u", "u", "u"]})
+    g = sns.relplot(data=data, x="x", y="y", hue="h", col="c", kind="line")
+    report.legend_below(g)
+    assert g.legend.get_bbox_to_anchor().y0 <= g.figure.bbox.y0 + 1
+    plt.close("all")
+
+
+def test_cross_test_evaluates_a_run_with_its_own_thread_count(tmp_path):
+    import torch
+
+    from ssfer.book import book_config
+    from ssfer.train import run
+
+    cfg = book_config(n_train=400, n_test=70, image_size=32, labels_per_class=4, model="test_resnet", steps=2,
+                      batch_size=8, seed=0, device="cpu", algo__name="supervised")
+    rec = run(cfg, cache_dir=tmp_path)
+    before = torch.get_num_threads()
+    out = report.cross_test(rec, "synthfer", None, {"n": 50, "seed": 1, "difficulty": 1.0}, device="cpu")
+    assert out["n"] == 50 and 0 <= out["accuracy"] <= 1
+    assert torch.get_num_threads() == before   # the kernel's setting is restored
