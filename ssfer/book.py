@@ -17,10 +17,8 @@ def book_config(*, n_train: int, n_test: int, image_size: int, labels_per_class:
     """A SynthFER run at the given scale; ``overrides`` are dotted config keys
     passed as keyword arguments with ``__`` for the dot (``algo__name="dta"``)."""
     base = {
-        # 300 steps at 24 px with ten labels per class (measured with test_resnet):
-        # difficulty 0.75 left every method near chance (supervised 32%, FixMatch
-        # 34%); at 0.5 supervised reached 77% and FixMatch added nothing; at 0.6
-        # supervised 53%, FixMatch 59%: room for unlabeled data to matter
+        # hard enough that ten labels per class leave room for unlabeled data,
+        # easy enough that the book's short runs learn (benchmarks/README.md)
         "data.difficulty": difficulty,
         "data.n_train": n_train, "data.n_test": n_test, "data.size": image_size,
         "model.name": model, "split.n_per_class": labels_per_class, "split.seed": seed,
@@ -30,8 +28,8 @@ def book_config(*, n_train: int, n_test: int, image_size: int, labels_per_class:
         # step, so the whole book's runs fit a laptop CPU's quarter of an hour
         "train.mu": 2,
         "train.eval_every": max(1, steps // 10), "train.log_every": max(1, steps // 40),
-        # short CPU-scale runs: AdamW got a small ResNet much further than SGD in a
-        # few hundred steps on SynthFER (74% vs 62% with all labels after 600 steps)
+        # short CPU-scale runs: AdamW gets a small ResNet further than SGD in a
+        # few hundred steps (benchmarks/README.md)
         "train.optimizer": "adamw", "train.lr": 3e-3, "train.weight_decay": 0.05,
         # one CPU thread per run: on a CPU the result depends on the thread count
         # (the order of floating-point sums in convolutions), so a run that two

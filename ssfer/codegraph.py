@@ -23,11 +23,12 @@ def read_source(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def module_files() -> dict[str, Path]:
-    """Every module of the package by dotted name (a package by its ``__init__.py``)."""
+def module_files(package_dir: Path = PACKAGE_DIR) -> dict[str, Path]:
+    """Every module of the package by dotted name (a package by its ``__init__.py``);
+    ``package_dir``: another copy of the package (a book's own checkout)."""
     out = {}
-    for p in sorted(PACKAGE_DIR.rglob("*.py")):
-        parts = p.relative_to(PACKAGE_DIR).with_suffix("").parts
+    for p in sorted(package_dir.rglob("*.py")):
+        parts = p.relative_to(package_dir).with_suffix("").parts
         out[".".join((PACKAGE, *(parts[:-1] if parts[-1] == "__init__" else parts)))] = p
     return out
 
@@ -87,9 +88,9 @@ def _analysis(name: str, files: dict[str, Path]) -> tuple[frozenset[str], str]:
     return _analyse(name, path.name == "__init__.py", read_source(path), frozenset(files))
 
 
-def import_graph() -> dict[str, frozenset[str]]:
+def import_graph(package_dir: Path = PACKAGE_DIR) -> dict[str, frozenset[str]]:
     """Each module of the package -> the package's modules it imports (anywhere in it)."""
-    files = module_files()
+    files = module_files(package_dir)
     return {m: _analysis(m, files)[0] for m in files}
 
 
@@ -98,10 +99,10 @@ def _parents(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def closure(roots: Iterable[str]) -> list[str]:
+def closure(roots: Iterable[str], package_dir: Path = PACKAGE_DIR) -> list[str]:
     """``roots`` and every module of the package they import, transitively,
     with the packages above each (whose ``__init__`` runs first), sorted."""
-    files = module_files()
+    files = module_files(package_dir)
     seen: set[str] = set()
     todo = list(roots)
     while todo:
@@ -109,16 +110,34 @@ def closure(roots: Iterable[str]) -> list[str]:
         if m in seen:
             continue
         if m not in files:
-            raise KeyError(f"no module {m!r} in {PACKAGE_DIR}")
+            raise KeyError(f"no module {m!r} in {package_dir}")
         seen.add(m)
         todo += [*_analysis(m, files)[0], *_parents(m)]
     return sorted(seen)
 
 
-def code_digest(names: Iterable[str]) -> str:
+def code_digest(names: Iterable[str], package_dir: Path = PACKAGE_DIR) -> str:
     """sha256 over the named modules' code, docstrings and comments left out."""
-    files = module_files()
+    files = module_files(package_dir)
     h = hashlib.sha256()
     for m in sorted(names):
         h.update(f"{m}\0{_analysis(m, files)[1]}\n".encode())
     return h.hexdigest()
+
+
+def _python_lines(cell: str) -> str:
+    # IPython's magics and shell escapes are not Python; they import nothing of ours
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in cell.splitlines())
+
+
+def imports_of_cells(cells: Iterable[str], package_dir: Path = PACKAGE_DIR) -> frozenset[str]:
+    """The package's modules that a notebook's code cells import (directly)."""
+    known = frozenset(module_files(package_dir))
+    found: set[str] = set()
+    for i, cell in enumerate(cells):
+        try:
+            tree = ast.parse(_python_lines(cell), filename=f"<cell {i}>")
+        except SyntaxError:
+            continue  # a cell that does not parse cannot import anything when run either
+        found |= _imported(tree, "__main__", False, known)
+    return frozenset(found)

@@ -11,9 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
+from ssfer import typecheck
 from ssfer.errors import ConfigError
 
 
@@ -245,59 +244,12 @@ def _build(cls, d: Any, prefix: str):
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for opt in options:
-            if opt is type(None):
-                continue
-            try:
-                return _coerce(value, opt, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value not in choices:
-            raise ConfigError(f"{key}: {value!r} is not one of {list(choices)}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, str):  # e.g. a notebook parameter: every Python int literal ("1_000", "0x10")
-            try:
-                value = int(value.strip(), 0)
-            except ValueError:
-                raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        number = value
-        if isinstance(value, str):  # every Python float literal ("3e-3", ".5", "1_000.0")
-            try:
-                number = float(value)
-            except ValueError:
-                raise ConfigError(f"{key}: expected a number, got {value!r}") from None
-        if isinstance(number, bool) or not isinstance(number, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        if not math.isfinite(number):
-            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
-        return float(number)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
-    if tp is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return dict(value)
-    raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover - a bug in this file
+    # strings are read as numbers where a number is declared: a notebook
+    # parameter or an environment value arrives as text
+    try:
+        return typecheck.check(value, tp, parse_strings=True)
+    except typecheck.Mismatch as e:
+        raise ConfigError(f"{key}: expected {e.expected}, got {value!r}") from None
 
 
 def _check(cond: bool, key: str, msg: str) -> None:

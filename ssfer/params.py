@@ -23,75 +23,20 @@ parameters before a kernel starts.
 from __future__ import annotations
 
 import ast
-import math
 import types
 import typing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
+from ssfer import typecheck
+# the rules a parameters cell may use, re-exported: `from ssfer.params import NonEmpty`
+from ssfer.typecheck import Distinct, NonEmpty, Range, Share, type_name
+
 
 class ParameterError(ValueError):
     """A notebook parameter is unknown, undeclared or has the wrong type."""
-
-
-# ---------------------------------------------------------------- constraints
-class _Marker:
-    """A rule on a value, used as ``Annotated[T, marker]``."""
-
-    def ok(self, value: Any) -> bool:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-
-class _NonEmpty(_Marker):
-    def ok(self, value: Any) -> bool:
-        return len(value) > 0
-
-    def __repr__(self) -> str:
-        return "NonEmpty"
-
-
-class _Distinct(_Marker):
-    def ok(self, value: Any) -> bool:
-        return len(set(map(repr, value))) == len(value)
-
-    def __repr__(self) -> str:
-        return "Distinct"
-
-
-@dataclass(frozen=True)
-class Range(_Marker):
-    """low <= value <= high (either bound None: unbounded; ``*_open``: strict).
-    On a list, every element."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-
-    def _one(self, v: Any) -> bool:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
-            return False
-        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
-            return False
-        return not (self.high is not None and (v >= self.high if self.high_open else v > self.high))
-
-    def ok(self, value: Any) -> bool:
-        return all(map(self._one, value)) if isinstance(value, (list, tuple)) else self._one(value)
-
-    def __repr__(self) -> str:
-        lo = "-inf" if self.low is None else f"{self.low:g}"
-        hi = "inf" if self.high is None else f"{self.high:g}"
-        return f"Range{'(' if self.low_open or self.low is None else '['}{lo}, {hi}{')' if self.high_open or self.high is None else ']'}"
-
-
-NonEmpty = _NonEmpty()   # a list with at least one element
-Distinct = _Distinct()   # a list without repeated elements
-# a share of a whole, 0 < x <= 1 (a name, not Range(0, 1, low_open=True): papermill's
-# reader of parameters cells cannot parse a line holding a second "=")
-Share = Range(0, 1, low_open=True)
 
 
 # Names IPython puts in every user namespace; never parameters.
@@ -108,92 +53,15 @@ _ANNOTATION_NS = {
 
 
 # ---------------------------------------------------------------- checking values
-def type_name(tp: Any) -> str:
-    """A readable name for an annotation: ``int``, ``list[int]``, ``str | None``."""
-    if isinstance(tp, type) and not typing.get_args(tp):
-        return "None" if tp is type(None) else tp.__name__
-    if tp is None:
-        return "None"
-    origin = typing.get_origin(tp)
-    if origin is typing.Annotated:
-        base, *rules = typing.get_args(tp)
-        return f"{type_name(base)} ({', '.join(map(repr, rules))})"
-    if origin is typing.Literal:
-        return "Literal[" + ", ".join(repr(a) for a in typing.get_args(tp)) + "]"
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join(type_name(a) for a in typing.get_args(tp))
-    if origin is not None:
-        return f"{origin.__name__}[{', '.join(type_name(a) for a in typing.get_args(tp))}]"
-    return str(tp)
-
-
-def _matches(value: Any, tp: Any) -> bool:
-    if tp is Any:
-        return True
-    if tp is None or tp is type(None):
-        return value is None
-    origin = typing.get_origin(tp)
-    if origin is typing.Annotated:
-        base, *rules = typing.get_args(tp)
-        if not _matches(value, base):
-            return False
-        bad = [r for r in rules if not isinstance(r, _Marker)]
-        if bad:
-            raise ParameterError(f"unsupported Annotated rule {bad[0]!r}; use NonEmpty, Distinct or Range(...)")
-        return all(r.ok(value) for r in rules)
-    if origin is typing.Literal:
-        # type equality too, so that True does not pass for Literal[1]
-        return any(type(value) is type(a) and value == a for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, a) for a in typing.get_args(tp))
-    if origin in (list, tuple):
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            return False
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args))
-        return all(_matches(v, args[0]) for v in value) if args else True
-    if origin is dict:
-        kt, vt = typing.get_args(tp) or (Any, Any)
-        return isinstance(value, dict) and all(_matches(k, kt) and _matches(v, vt)
-                                               for k, v in value.items())
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp in (str, list, dict, tuple):
-        return isinstance(value, tp)
-    raise ParameterError(f"unsupported parameter type {type_name(tp)}; use int, float, str, bool, "
-                         "list[...], dict[...], X | None, Literal[...] or Annotated[X, NonEmpty | Distinct | Range(...)]")
-
-
-def _normalise(value: Any, tp: Any) -> Any:
-    """int -> float where a float is declared (also inside lists), tuples -> lists."""
-    origin = typing.get_origin(tp)
-    if origin is typing.Annotated:
-        return _normalise(value, typing.get_args(tp)[0])
-    if tp is float and isinstance(value, int):
-        return float(value)
-    if origin in (typing.Union, types.UnionType):
-        for a in typing.get_args(tp):
-            try:
-                if _matches(value, a):
-                    return _normalise(value, a)
-            except ParameterError:
-                pass
-    if origin is list and isinstance(value, (list, tuple)) and typing.get_args(tp):
-        return [_normalise(v, typing.get_args(tp)[0]) for v in value]
-    return value
-
-
 def check_value(name: str, value: Any, tp: Any, where: str = "") -> Any:
     """Return ``value`` (ints widened where a float is declared) or raise naming it."""
-    if not _matches(value, tp):
-        raise ParameterError(f"{where}parameter {name!r} expects {type_name(tp)}, "
-                             f"got {value!r} ({type(value).__name__})")
-    return _normalise(value, tp)
+    try:
+        return typecheck.check(value, tp)
+    except typecheck.UnsupportedType as e:
+        raise ParameterError(f"{where}parameter {name!r}: {e}") from None
+    except typecheck.Mismatch as e:
+        raise ParameterError(f"{where}parameter {name!r} expects {e.expected}, "
+                             f"got {value!r} ({type(value).__name__})") from None
 
 
 def parse_annotation(text: str, where: str = "") -> Any:

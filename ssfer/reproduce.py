@@ -14,8 +14,9 @@
    are never written.
 4. Runs each notebook with papermill (cwd = repository root, env
    ``SSFER_PROFILE``), unless the staged copy already carries the same key:
-   sha256 of the notebook source, profile, parameters and every file under
-   ``ssfer/``. That key is what makes a warm rebuild take seconds. Several
+   sha256 of the notebook source, profile, parameters, the code of the
+   ``ssfer`` modules it imports (transitively) and the repository files its
+   parameters name (``job_key``). That key is what makes a warm rebuild take seconds. Several
    notebooks run side by side (``--jobs``); a training run two of them need is
    trained once (``ssfer.train.run`` locks it) and read by the other.
 5. Runs ``jupyter-book build``; the HTML lands in ``_build/html``.
@@ -26,6 +27,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import resource
@@ -41,11 +43,11 @@ from typing import Any, Iterator
 import nbformat
 import yaml
 
-from ssfer import labs
+from ssfer import codegraph, labs
 from ssfer.config import load_yaml
 from ssfer.params import ParameterError, check_parameters, declared_parameters
 
-KEY_VERSION = "ssfer-reproduce-1"
+KEY_VERSION = "ssfer-reproduce-2"
 SOLUTION_SUFFIX = "_solution"
 
 
@@ -80,35 +82,31 @@ class Job:
 
 # ------------------------------------------------------------------ the toc
 def toc_docnames(toc_path: Path, root: Path) -> list[str]:
-    """Every page of a jupyter-book 1.x ``_toc.yml`` (root, files, globs), in order."""
+    """Every page of a jupyter-book 1.x ``_toc.yml`` (root, files, globs), in
+    reading order, as Jupyter Book's own reader (``sphinx_external_toc``) sees it."""
+    from sphinx_external_toc.api import FileItem, GlobItem
+    from sphinx_external_toc.parsing import MalformedError, parse_toc_yaml
+
     try:
-        toc = yaml.safe_load(toc_path.read_text())
-    except (OSError, yaml.YAMLError) as e:
+        site = parse_toc_yaml(toc_path)
+    except (OSError, MalformedError, yaml.YAMLError) as e:
         raise ReproduceError(f"{toc_path}: cannot read the table of contents: {e}") from e
     found: list[str] = []
 
-    def strip(entry: str) -> str:
-        p = Path(entry)
-        return str(p.with_suffix("")) if p.suffix in (".ipynb", ".md") else entry
+    def walk(docname: str) -> None:
+        # outside Sphinx the reader does not know the source suffixes, so a
+        # "file: x.ipynb" entry keeps its suffix
+        p = Path(docname)
+        found.append(str(p.with_suffix("")) if p.suffix in (".ipynb", ".md") else docname)
+        for tree in site[docname].subtrees:
+            for item in tree.items:
+                if isinstance(item, GlobItem):
+                    found.extend(sorted({str(p.relative_to(root).with_suffix("")) for ext in ("ipynb", "md")
+                                         for p in root.glob(f"{item}.{ext}")} - set(found)))
+                elif isinstance(item, FileItem):
+                    walk(str(item))
 
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if "root" in node and isinstance(node["root"], str):
-                found.append(strip(node["root"]))
-            if "file" in node:
-                found.append(strip(node["file"]))
-            if "glob" in node:
-                hits = sorted({strip(str(p.relative_to(root))) for ext in ("ipynb", "md")
-                               for p in root.glob(f"{node['glob']}.{ext}")})
-                found.extend(hits)
-            for k, v in node.items():
-                if k not in ("root", "file", "glob"):
-                    walk(v)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(toc)
+    walk(site.root.docname)
     return list(dict.fromkeys(found))
 
 
@@ -204,22 +202,51 @@ def resolve_parameters(jobs: list[Job], profile: dict[str, dict[str, Any]], prof
 
 
 # ------------------------------------------------------------------ caching
-def library_digest(root: Path) -> str:
-    """sha256 over every file of the ``ssfer`` package (paths and contents)."""
-    h = hashlib.sha256()
-    pkg = root / "ssfer"
-    for p in sorted(pkg.rglob("*")):
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc":
-            h.update(str(p.relative_to(pkg)).encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
-    return h.hexdigest()
+def notebook_code(job: Job, root: Path) -> list[str]:
+    """The ``ssfer`` modules a notebook's run can depend on: what its code cells
+    import, followed through the package's imports (so a chapter that trains
+    covers the training code), plus the lab tooling that writes a solution."""
+    nb = nbformat.read(job.source, as_version=4)
+    roots = set(codegraph.imports_of_cells([c.source for c in nb.cells if c.cell_type == "code"],
+                                           _package_dir(root)))
+    if job.kind == "lab_solution":
+        roots.add("ssfer.labs")
+    return codegraph.closure(roots, _package_dir(root)) if roots else []
 
 
-def job_key(job: Job, profile_name: str, lib: str, kernel: str | None) -> str:
+def _package_dir(root: Path) -> Path:
+    # the book's notebooks import the checkout's ssfer (PYTHONPATH=root), or an installed one
+    return root / "ssfer" if (root / "ssfer").is_dir() else codegraph.PACKAGE_DIR
+
+
+def input_files(params: dict[str, Any], root: Path) -> list[Path]:
+    """Files inside the repository that a parameter names (say ``results_dir:
+    results``): a notebook that reads them must run again when they change.
+    Paths outside the repository (a data set's folder) are the user's to track."""
+    found = set()
+    for value in params.values():
+        if not isinstance(value, str) or not value:
+            continue
+        p = (root / value).resolve()
+        if not p.is_relative_to(root) or p == root or not p.exists():
+            continue
+        found.update(f for f in ([p] if p.is_file() else p.rglob("*"))
+                     if f.is_file() and not any(part.startswith(".") for part in f.relative_to(root).parts))
+    return sorted(found)
+
+
+def job_key(job: Job, profile_name: str, root: Path, kernel: str | None) -> str:
+    """What a notebook's output depends on: its source, its parameters, the code
+    of the modules it imports (``notebook_code``) and the repository files its
+    parameters name. Editing the CLI or the book tooling reruns no notebook."""
     h = hashlib.sha256(KEY_VERSION.encode())
     h.update(job.source.read_bytes())
     blob = {"kind": job.kind, "profile": profile_name, "kernel": kernel, "params": job.params}
     h.update(json.dumps(blob, sort_keys=True, default=str).encode())
-    h.update(lib.encode())
+    h.update(codegraph.code_digest(notebook_code(job, root), _package_dir(root)).encode())
+    values = {name: default for name, (_, default) in declared_parameters(job.source).items()} | job.params
+    for f in input_files(values, root):
+        h.update(str(f.relative_to(root)).encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()
 
 
@@ -299,11 +326,33 @@ def _env(**values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
+class _CheckedParameters(logging.Filter):
+    """Drops papermill's warnings about parameters it cannot read: its pattern
+    does not parse annotations such as ``Literal[...]``, ``str | None`` or
+    ``Annotated[...]``, so it calls such a parameter unknown. ``ssfer
+    reproduce`` has already checked every value against the notebook's
+    declarations (``resolve_parameters``), and refuses a truly unknown one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not msg.startswith(("Passed unknown parameter:", "Unable to parse line"))
+
+
+def _quiet_papermill() -> None:
+    # a logger's filters see only its own records, not its children's
+    for name in ("papermill", "papermill.translators"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _CheckedParameters) for f in log.filters):
+            log.addFilter(_CheckedParameters())
+
+
 def execute(job: Job, out: Path, root: Path, build_dir: Path, profile_name: str, key: str,
             kernel: str | None) -> None:
     """Run one notebook with papermill into ``out``; on failure keep the partial run."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
+
+    _quiet_papermill()
 
     if job.kind == "lab_solution":
         input_path = build_dir / "labs" / "solution" / job.source.name
@@ -459,7 +508,6 @@ def reproduce(profile: str = "book", only: list[str] | None = None, build_dir: s
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    lib = library_digest(root)
     pending: list[tuple[Job, Path, str]] = []
     for job in jobs:
         out = src / f"{job.docname}.ipynb"
@@ -472,7 +520,7 @@ def reproduce(profile: str = "book", only: list[str] | None = None, build_dir: s
                                   else job.source.read_bytes())
             job.status = "skipped"
             continue
-        key = job_key(job, profile, lib, kernel)
+        key = job_key(job, profile, root, kernel)
         if stored_key(out) == key:
             job.status = "cached"
             print(f"[cached] {job.name}", flush=True)

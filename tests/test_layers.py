@@ -13,7 +13,7 @@ from ssfer.codegraph import import_graph
 # Lowest first. A module may import modules of its own layer and of the layers
 # below it, never of a layer above. "ssfer.data.*" is every module inside ssfer.data.
 LAYERS = [
-    ("basics", ["ssfer", "ssfer.errors", "ssfer.classes", "ssfer.io", "ssfer.codegraph", "ssfer.tone",
+    ("basics", ["ssfer", "ssfer.errors", "ssfer.classes", "ssfer.io", "ssfer.codegraph", "ssfer.tone", "ssfer.typecheck",
                 "ssfer.metrics", "ssfer.stats", "ssfer.references"]),
     ("data", ["ssfer.data", "ssfer.data.*"]),
     ("views", ["ssfer.views"]),

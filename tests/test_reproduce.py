@@ -151,14 +151,16 @@ def test_second_run_is_cached_and_library_change_reruns(built, capsys):
     out = capsys.readouterr().out
     assert "[run]    a" in out and "[cached] b" in out
     assert "n2 6 y smoke" in outputs(a)
-    # so does any change to the library the notebooks import
-    (root / "ssfer" / "_touched.py").write_text("# changed\n")
+    # so does a change to the code of a module the notebooks import
+    typecheck = root / "ssfer" / "typecheck.py"  # ssfer.params imports it
+    original = typecheck.read_text()
+    typecheck.write_text(original + "\n\ndef _added_by_a_test():\n    return 1\n")
     try:
         assert rp.reproduce(profile="smoke", root=root, build_book=False, only=["b"]) == 0
         out = capsys.readouterr().out
         assert "[run]    b" in out and "[run]    a" not in out
     finally:
-        (root / "ssfer" / "_touched.py").unlink()
+        typecheck.write_text(original)
 
 
 def test_notebooks_run_side_by_side_with_a_thread_each(book, capsys, monkeypatch):
@@ -217,3 +219,63 @@ def test_profile_errors_name_the_problem(book):
     assert rp.parse_overrides(["a.ids=[1, 2]", "root="]) == {"a.ids": [1, 2], "root": ""}
     with pytest.raises(rp.ReproduceError, match="expected NOTEBOOK.PARAM=VALUE"):
         rp.parse_overrides(["a.n"])
+
+
+def _keys(root: Path) -> dict[str, str]:
+    jobs, _ = rp.classify(rp.toc_docnames(root / "_toc.yml", root), root)
+    return {j.name: rp.job_key(j, "smoke", root, None) for j in jobs if j.executes}
+
+
+@pytest.mark.parametrize("path, edit, changes", [
+    ("ssfer/cli.py", lambda s: s + "\n\ndef _added():\n    return 1\n", False),
+    ("ssfer/reproduce.py", lambda s: s + "\n\ndef _added():\n    return 1\n", False),
+    ("ssfer/params.py", lambda s: s.replace('"""Typed notebook parameters.', '"""Notebook parameters, typed.', 1), False),
+    ("ssfer/typecheck.py", lambda s: s + "\n\ndef _added():\n    return 1\n", True),
+    ("ssfer/labs.py", lambda s: s + "\n\ndef _added():\n    return 1\n", "lab_solution"),
+], ids=["cli", "reproduce", "docstring", "imported module", "lab tooling"])
+def test_notebook_keys_follow_the_code_the_notebooks_import(tmp_path, path, edit, changes):
+    root = make_book(tmp_path)
+    before = _keys(root)
+    f = root / path
+    text = f.read_text()
+    assert edit(text) != text, "the edit changed nothing: the test would prove nothing"
+    f.write_text(edit(text))
+    after = _keys(root)
+    changed = {n for n in before if before[n] != after[n]}
+    expected = set(before) if changes is True else {changes} if changes else set()
+    assert changed == expected
+
+
+def test_notebook_key_covers_the_repository_files_its_parameters_name(tmp_path):
+    root = make_book(tmp_path)
+    (root / "results").mkdir()
+    (root / "results" / "run.json").write_text('{"accuracy": 50}')
+    nb = nbformat.read(root / "notebooks" / "a.ipynb", as_version=4)
+    nb.cells[1].source += '\nresults_dir: str = "results"  # recorded runs'
+    nbformat.write(nb, root / "notebooks" / "a.ipynb")
+    outside = tmp_path.parent / f"{tmp_path.name}_data"
+    outside.mkdir()
+    (outside / "x").write_text("1")
+    job = next(j for j in rp.classify(rp.toc_docnames(root / "_toc.yml", root), root)[0] if j.name == "a")
+    key = rp.job_key(job, "smoke", root, None)
+    (root / "results" / "run.json").write_text('{"accuracy": 51}')
+    assert rp.job_key(job, "smoke", root, None) != key
+    key = rp.job_key(job, "smoke", root, None)
+    job.params = {"results_dir": str(outside)}  # outside the repository: not followed
+    k_out = rp.job_key(job, "smoke", root, None)
+    (outside / "x").write_text("2")
+    assert rp.job_key(job, "smoke", root, None) == k_out
+
+
+def test_parameters_papermill_cannot_parse_raise_no_warning(tmp_path, caplog, capsys):
+    root = make_book(tmp_path)
+    nb = nbformat.read(root / "notebooks" / "a.ipynb", as_version=4)
+    nb.cells[1].source = ("from typing import Literal\n" + nb.cells[1].source
+                          + "\nmode: Literal['p', 'q'] = 'p'  # papermill's pattern cannot read this annotation")
+    nb.cells[3].source += "\nprint('mode', P.mode)"
+    nbformat.write(nb, root / "notebooks" / "a.ipynb")
+    with caplog.at_level("WARNING"):
+        assert rp.reproduce(profile="smoke", root=root, build_book=False, only=["a"], overrides=["a.mode=q"]) == 0
+    assert "mode q" in outputs(root / "_build" / "src" / "notebooks" / "a.ipynb")
+    said = caplog.text + capsys.readouterr().err
+    assert "unknown parameter" not in said and "Unable to parse" not in said
