@@ -114,3 +114,25 @@ def test_chapter_numbers_in_the_prose_come_from_the_table_of_contents():
         text = re.sub(r"\{numref\}`[^`]*`", "", text)
         typed += [f"{path.name}: {m}" for m in re.findall(r"\b[Cc]hapters? \d[^\n]{0,20}", text)]
     assert typed == [], typed
+
+
+@needs_book
+def test_pages_glue_from_chapters_with_keys_that_exist_and_render():
+    """``{glue:text}`nb.ipynb::key``` on a page: myst-nb splits the role's text at
+    its last colon into key and format, so without a format (``::key:s``) it looks
+    for a key named "nb.ipynb:" and renders nothing, with only a build warning."""
+    import re
+
+    pages = sorted((REPO / "book").glob("*.md"))
+    found = 0
+    for page in pages:
+        for path, key, fmt in re.findall(r"\{glue:text\}`([^`:]+\.ipynb)::([^`:]+)(:[^`]*)?`", page.read_text()):
+            found += 1
+            assert fmt, f"{page.name}: {{glue:text}}`{path}::{key}` needs a format (`{path}::{key}:s`)"
+            nb = json.loads((SRC / "book" / path).resolve().read_text())
+            names = {o.get("metadata", {}).get("scrapbook", {}).get("name")
+                     for c in nb["cells"] for o in c.get("outputs", [])}
+            assert key in names, f"{page.name}: {path} glues no {key!r}"
+    assert found, "no page glues from a chapter: the Findings section lost its numbers"
+    intro = (HTML / "book" / "intro.html").read_text()
+    assert "DTA+SNL − FixMatch is" in intro and not re.search(r"accuracy \[\s*,", intro)
