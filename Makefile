@@ -23,12 +23,13 @@ $(STAMP): pyproject.toml
 book: $(STAMP)
 	$(VENV)/bin/ssfer reproduce --profile $(PROFILE)
 
-# The smoke profile executes every notebook and builds the book first; the tests
+# The smoke profile executes every notebook and builds the book first, strictly (a
+# Sphinx warning, such as a glued key that renders nothing, fails it); the tests
 # then check its pages (and a headless Chromium loads them). Last, nbval
 # re-executes the smoke chapters and lab solutions with an empty run cache and
 # checks that every output repeats exactly (tests/nbval_rerun.py).
 test: $(STAMP)
-	$(VENV)/bin/ssfer reproduce --profile smoke --build-dir _build/smoke
+	$(VENV)/bin/ssfer reproduce --profile smoke --build-dir _build/smoke --strict
 	SSFER_BOOK_HTML=_build/smoke/_build/html $(PY) -m pytest
 	$(PY) tests/nbval_rerun.py _build/smoke
 
