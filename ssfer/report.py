@@ -338,16 +338,25 @@ def plot_paired(comparisons: Sequence[Comparison], ax=None, unit: str = "points"
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7.0, 0.6 * len(comparisons) + 1.4), layout="constrained")
+    labelled: set[str] = set()
+
+    def once(label: str) -> str | None:
+        # each kind of mark in the legend once, whichever row shows it first
+        if label in labelled:
+            return None
+        labelled.add(label)
+        return label
+
     for i, c in enumerate(comparisons):
         y = len(comparisons) - 1 - i
         d = list(c.differences.values())
-        ax.scatter(d, [y] * len(d), color="0.55", s=18, zorder=2, label="one seed" if i == 0 else None)
+        ax.scatter(d, [y] * len(d), color="0.55", s=18, zorder=2, label=once("one seed"))
         p = c.paired
         if p.n >= 2:
             ax.errorbar(p.mean, y, xerr=[[p.mean - p.low], [p.high - p.mean]], fmt="o", color="C0",
-                        capsize=4, zorder=3, label="mean, 95 % interval" if i == 0 else None)
+                        capsize=4, zorder=3, label=once("mean, 95 % interval"))
         else:
-            ax.plot(p.mean, y, "o", color="C0", zorder=3, label="mean (one seed: no interval)" if i == 0 else None)
+            ax.plot(p.mean, y, "D", color="C0", zorder=3, label=once("one seed only: no interval"))
     ax.axvline(0, color="0.3", linestyle="--", linewidth=1)
     ax.set_yticks(range(len(comparisons)), [f"{c.label}\n{c.what}" for c in reversed(comparisons)])
     ax.set_ylim(-0.6, len(comparisons) - 0.4)

@@ -211,6 +211,16 @@ def test_plot_paired_draws_each_comparison_with_zero_marked():
     plt.close("all")
 
 
+def test_plot_paired_legend_names_every_kind_of_mark_shown_whatever_the_row_order():
+    c3 = report.compare(frame(), "A", "B", "acc", budget=100)
+    c1 = report.compare(frame(), "A", "B", "acc", budget=400)
+    for rows in ([c1, c3], [c3, c1]):
+        ax = report.plot_paired(rows)
+        texts = sorted(t.get_text() for t in ax.figure.legends[0].get_texts())
+        assert texts == ["mean, 95 % interval", "one seed", "one seed only: no interval"], texts
+        plt.close("all")
+
+
 def test_legend_below_moves_axes_and_grid_legends_off_the_data():
     import seaborn as sns
 
