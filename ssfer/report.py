@@ -87,6 +87,13 @@ def recall_table(records: Mapping[Any, Any], keys: Sequence[str] = ("method",)) 
 
 
 # ------------------------------------------------------------------ comparisons
+def select(table: pd.DataFrame, **where: Any) -> pd.DataFrame:
+    """The rows of ``table`` whose columns hold the given values (``budget=100``)."""
+    for col, value in where.items():
+        table = table[table[col] == value]
+    return table
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Method ``a`` against method ``b`` on one metric, seed by seed (same seed: same labeled split)."""
@@ -131,9 +138,7 @@ def compare(table: pd.DataFrame, a: str, b: str, metric: str, by: str = "method"
     """``a`` against ``b`` (values of column ``by``) on ``metric``, paired by the ``seed`` column,
     over the rows matching ``where`` (e.g. ``budget=100``); ``name`` says what the metric is,
     ``higher`` how the verdict words a higher value."""
-    rows = table
-    for col, value in where.items():
-        rows = rows[rows[col] == value]
+    rows = select(table, **where)
 
     def scores(name: str) -> dict[int, float]:
         sel = rows[rows[by] == name]
@@ -386,5 +391,5 @@ def cross_test(record: Any, dataset: str, root: str | None, options: dict | None
 
 __all__ = ["MIN_SEEDS", "NO_DIFFERENCE", "Comparison", "Table", "comparability", "compare", "comparison_table",
            "cross_test", "flexmatch_phase", "glue_comparison", "interval", "legend_below", "num", "plot_paired",
-           "pseudo_label_course", "pseudo_labels", "recall_per_class", "recall_table", "run_table",
+           "pseudo_label_course", "pseudo_labels", "recall_per_class", "recall_table", "run_table", "select",
            "table", "verdict", "window_mean"]

@@ -45,7 +45,8 @@ import yaml
 
 from ssfer import codegraph, labs
 from ssfer.config import load_yaml
-from ssfer.params import ParameterError, check_parameters, declared_parameters
+from ssfer.params import (ParameterError, check_parameters, declared_parameters, parameters_cell,
+                          parse_parameters)
 
 KEY_VERSION = "ssfer-reproduce-2"
 SOLUTION_SUFFIX = "_solution"
@@ -102,7 +103,7 @@ def toc_docnames(toc_path: Path, root: Path) -> list[str]:
             for item in tree.items:
                 if isinstance(item, GlobItem):
                     found.extend(sorted({str(p.relative_to(root).with_suffix("")) for ext in ("ipynb", "md")
-                                         for p in root.glob(f"{item}.{ext}")} - set(found)))
+                                         for p in root.glob(f"{item}.{ext}")}))
                 elif isinstance(item, FileItem):
                     walk(str(item))
 
@@ -202,16 +203,14 @@ def resolve_parameters(jobs: list[Job], profile: dict[str, dict[str, Any]], prof
 
 
 # ------------------------------------------------------------------ caching
-def notebook_code(job: Job, root: Path) -> list[str]:
+def notebook_code(job: Job, nb: nbformat.NotebookNode, package_dir: Path) -> list[str]:
     """The ``ssfer`` modules a notebook's run can depend on: what its code cells
     import, followed through the package's imports (so a chapter that trains
     covers the training code), plus the lab tooling that writes a solution."""
-    nb = nbformat.read(job.source, as_version=4)
-    roots = set(codegraph.imports_of_cells([c.source for c in nb.cells if c.cell_type == "code"],
-                                           _package_dir(root)))
+    roots = set(codegraph.imports_of_cells([c.source for c in nb.cells if c.cell_type == "code"], package_dir))
     if job.kind == "lab_solution":
         roots.add("ssfer.labs")
-    return codegraph.closure(roots, _package_dir(root)) if roots else []
+    return codegraph.closure(roots, package_dir) if roots else []
 
 
 def _package_dir(root: Path) -> Path:
@@ -239,13 +238,17 @@ def job_key(job: Job, profile_name: str, root: Path, kernel: str | None) -> str:
     """What a notebook's output depends on: its source, its parameters, the code
     of the modules it imports (``notebook_code``) and the repository files its
     parameters name. Editing the CLI or the book tooling reruns no notebook."""
+    source = job.source.read_bytes()
+    nb = nbformat.reads(source.decode(), as_version=4)
     h = hashlib.sha256(KEY_VERSION.encode())
-    h.update(job.source.read_bytes())
+    h.update(source)
     blob = {"kind": job.kind, "profile": profile_name, "kernel": kernel, "params": job.params}
     h.update(json.dumps(blob, sort_keys=True, default=str).encode())
-    h.update(codegraph.code_digest(notebook_code(job, root), _package_dir(root)).encode())
-    values = {name: default for name, (_, default) in declared_parameters(job.source).items()} | job.params
-    for f in input_files(values, root):
+    package_dir = _package_dir(root)
+    h.update(codegraph.code_digest(notebook_code(job, nb, package_dir), package_dir).encode())
+    cell = parameters_cell(nb)
+    defaults = {name: default for name, (_, default) in parse_parameters(cell[1]).items()} if cell else {}
+    for f in input_files(defaults | job.params, root):
         h.update(str(f.relative_to(root)).encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()
 

@@ -239,11 +239,9 @@ def comparisons(table, metric: str, **where):
     """The paired comparisons of ``KEY_COMPARISONS`` and of every method against
     supervised training, on ``metric``, over the runs matching ``where`` (e.g.
     ``budget="10 % labeled"``); only those whose two methods both have runs."""
-    from ssfer.report import compare
+    from ssfer.report import compare, select
 
-    rows = table
-    for col, value in where.items():
-        rows = rows[rows[col] == value]
+    rows = select(table, **where)
     have = set(rows["method"])
     pairs = [p for p in KEY_COMPARISONS if set(p) <= have]
     pairs += [(m, "supervised") for m in METHODS.values() if m != "supervised" and {m, "supervised"} <= have]
@@ -253,11 +251,9 @@ def comparisons(table, metric: str, **where):
 def glue_pair(glue, name: str, table, a: str, b: str, metric: str = "accuracy (%)", **where) -> None:
     """Glue one paired comparison for the prose (``report.glue_comparison``'s keys);
     when either method has no recorded run yet, the same keys say so."""
-    from ssfer.report import compare, glue_comparison
+    from ssfer.report import compare, glue_comparison, select
 
-    rows = table
-    for col, value in where.items():
-        rows = rows[rows[col] == value]
+    rows = select(table, **where)
     if not {a, b} <= set(rows["method"]):
         for key in ("mean", "low", "high"):
             glue(f"{name}_{key}", "—", display=False)
