@@ -182,8 +182,10 @@ METHODS = {"supervised": "supervised", "fixmatch": "FixMatch", "flexmatch": "Fle
 DATASETS = {"ferplus": "FERPlus", "fer2013": "FER2013", "rafdb": "RAF-DB", "affectnet": "AffectNet",
             "synthfer": "SynthFER"}
 # the comparisons the results chapter makes at every budget: the method against its
-# parts and its baseline, then each method against training on the labels alone
-KEY_COMPARISONS = (("DTA+SNL", "FixMatch"), ("DTA", "FixMatch"), ("DTA+SNL", "DTA"))
+# baseline and its parts, DTA against the other per-class thresholds, then (in
+# ``comparisons``) each method against training on the labels alone
+KEY_COMPARISONS = (("DTA+SNL", "FixMatch"), ("DTA", "FixMatch"), ("DTA+SNL", "DTA"),
+                   ("DTA", "FlexMatch"), ("DTA", "FreeMatch"), ("DTA", "Ada-CM"))
 
 
 def budget_of(cfg: Config) -> str:

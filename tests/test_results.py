@@ -58,3 +58,44 @@ def test_a_missing_data_root_and_a_bad_grid_are_named(tmp_path):
     g.write_text("groups:\n  - {name: 'a_{algorithm}', config: x.yaml, seeds: [0]}\n")
     with pytest.raises(ConfigError, match="groups\\[0\\]: missing 'algorithms'"):
         load_grid(g)
+
+
+def _scores(rows):
+    import pandas as pd
+
+    return pd.DataFrame([{"data set": "FERPlus", "budget": b, "method": m, "seed": s, "accuracy (%)": v}
+                         for b, m, s, v in rows])
+
+
+def test_comparisons_pair_by_seed_within_a_budget_and_skip_methods_without_runs():
+    from ssfer.results import comparisons
+
+    table = _scores([("10 % labeled", "supervised", s, v) for s, v in enumerate([70.0, 71.0, 72.0])]
+                    + [("10 % labeled", "FixMatch", s, v) for s, v in enumerate([71.0, 71.0, 74.0])]
+                    + [("10 % labeled", "DTA", s, v) for s, v in enumerate([73.0, 72.0, 75.0])]
+                    + [("10 % labeled", "FlexMatch", s, v) for s, v in enumerate([72.0, 72.0, 76.0])]
+                    # another budget's runs must not enter the 10 % pairs
+                    + [("5 % labeled", "FixMatch", s, 10.0) for s in range(3)])
+    found = {(c.a, c.b): c.paired for c in comparisons(table, "accuracy (%)", budget="10 % labeled")}
+    # DTA+SNL, FreeMatch and Ada-CM have no runs: their comparisons are left out, not failed
+    assert list(found) == [("DTA", "FixMatch"), ("DTA", "FlexMatch"), ("FixMatch", "supervised"),
+                           ("FlexMatch", "supervised"), ("DTA", "supervised")]
+    # DTA - FixMatch: differences 2, 1, 1 -> mean 4/3, won at all three seeds
+    assert found[("DTA", "FixMatch")].mean == pytest.approx(4 / 3)
+    assert found[("DTA", "FixMatch")].wins == 3
+    # DTA - FlexMatch: 1, 0, -1 -> mean 0, one win, the interval holds 0
+    assert found[("DTA", "FlexMatch")].mean == pytest.approx(0.0)
+    assert found[("DTA", "FlexMatch")].wins == 1
+    assert not found[("DTA", "FlexMatch")].shows_difference
+
+
+def test_glue_pair_says_not_recorded_when_a_method_has_no_run():
+    from ssfer.results import glue_pair
+
+    glued = {}
+    table = _scores([("10 % labeled", m, s, 70.0 + s) for m in ("FixMatch", "DTA") for s in range(3)])
+    glue_pair(lambda k, v, display: glued.__setitem__(k, v), "x", table, "DTA+SNL", "FixMatch",
+              budget="10 % labeled")
+    assert glued["x_verdict"] == "not recorded yet: no claim" and glued["x_mean"] == "—" and glued["x_n"] == 0
+    glue_pair(lambda k, v, display: glued.__setitem__(k, v), "y", table, "DTA", "FixMatch", budget="10 % labeled")
+    assert glued["y_n"] == 3 and glued["y_mean"] == "+0.0" and glued["y_verdict"] == "the runs show no difference"
