@@ -37,6 +37,7 @@ class Planned:
     name: str
     config: str                      # path of a configs/*.yaml, relative to the repository root
     overrides: dict[str, Any] = field(default_factory=dict)
+    variant: str = ""                # a control's name (e.g. "no label smoothing"); "" for the profile itself
 
     def resolve(self, root: Path, data_roots: dict[str, str]) -> Config:
         cfg = Config.from_yaml(root / self.config).with_overrides(self.overrides)
@@ -60,9 +61,10 @@ class Planned:
 
 
 def load_grid(path: str | Path) -> list[Planned]:
-    """``grid.yaml``: ``{groups: [{config, seeds, algorithms, name, set}]}`` expanded
-    to one ``Planned`` per (algorithm, seed); ``name`` is a format string over
-    ``algorithm`` and ``seed``. Names must be unique."""
+    """``grid.yaml``: ``{groups: [{config, seeds, algorithms, name, set, variant}]}``
+    expanded to one ``Planned`` per (algorithm, seed); ``name`` is a format string
+    over ``algorithm`` and ``seed``; ``variant`` (optional) names a control group,
+    whose runs the tables keep apart from the profile's. Names must be unique."""
     path = Path(path)
     try:
         spec = yaml.safe_load(path.read_text()) or {}
@@ -74,7 +76,7 @@ def load_grid(path: str | Path) -> list[Planned]:
     out: list[Planned] = []
     for i, g in enumerate(groups):
         where = f"{path}: groups[{i}]"
-        unknown = set(g) - {"config", "seeds", "algorithms", "name", "set"}
+        unknown = set(g) - {"config", "seeds", "algorithms", "name", "set", "variant"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
         try:
@@ -85,7 +87,8 @@ def load_grid(path: str | Path) -> list[Planned]:
         for algorithm in algorithms:
             for seed in seeds:
                 overrides = {"algo.name": algorithm, "split.seed": seed, "train.seed": seed, **(g.get("set") or {})}
-                out.append(Planned(name.format(algorithm=algorithm, seed=seed), config, overrides))
+                out.append(Planned(name.format(algorithm=algorithm, seed=seed), config, overrides,
+                                   str(g.get("variant") or "")))
     names = [p.name for p in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -195,13 +198,16 @@ def budget_of(cfg: Config) -> str:
             "fraction": f"{100 * s.fraction:g} % labeled", "all": "all labels"}[s.protocol]
 
 
-def results_table(records: dict[str, RunRecord]):
-    """One row per recorded run: data set, budget, method, seed; test scores in %
-    as published and leak-free; validation accuracy; the commonest-class rate of
-    the test split (what always answering its largest class scores); minutes."""
+def results_table(records: dict[str, RunRecord], grid: list[Planned] | None = None):
+    """One row per recorded run: data set, budget, method, seed, variant (the
+    grid group's control name, "" for the profile and for runs not in ``grid``);
+    test scores in % as published and leak-free; validation accuracy; the
+    commonest-class rate of the test split (what always answering its largest
+    class scores); minutes."""
     import numpy as np
     import pandas as pd
 
+    variant = {p.name: p.variant for p in grid or ()}
     rows = []
     for name, rec in records.items():
         c, s = rec.config, rec.summary
@@ -209,7 +215,7 @@ def results_table(records: dict[str, RunRecord]):
         lf = s.get("test_leak_free") or {}
         rows.append({
             "run": name, "data set": DATASETS.get(c.data.dataset, c.data.dataset), "budget": budget_of(c),
-            "method": METHODS.get(c.algo.name, c.algo.name), "seed": c.split.seed,
+            "method": METHODS.get(c.algo.name, c.algo.name), "seed": c.split.seed, "variant": variant.get(name, ""),
             "accuracy (%)": 100 * s["accuracy"], "mean class accuracy (%)": 100 * s["mean_class_accuracy"],
             "macro F1 (%)": 100 * s["macro_f1"],
             "leak-free accuracy (%)": 100 * lf["accuracy"] if lf else float("nan"),

@@ -99,3 +99,23 @@ def test_glue_pair_says_not_recorded_when_a_method_has_no_run():
     assert glued["x_verdict"] == "not recorded yet: no claim" and glued["x_mean"] == "—" and glued["x_n"] == 0
     glue_pair(lambda k, v, display: glued.__setitem__(k, v), "y", table, "DTA", "FixMatch", budget="10 % labeled")
     assert glued["y_n"] == 3 and glued["y_mean"] == "+0.0" and glued["y_verdict"] == "the runs show no difference"
+
+
+def test_a_control_group_keeps_its_variant_apart_in_the_table(tmp_path, monkeypatch):
+    from ssfer.results import results_table
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(REPO / "configs" / "synthfer_dta_snl.yaml", tmp_path / "c.yaml")
+    g = {"groups": [{"name": "s_{algorithm}_s{seed}", "config": "c.yaml", "algorithms": ["supervised"], "seeds": [0],
+                     "set": TINY},
+                    {"name": "s_ls0_{algorithm}_s{seed}", "variant": "no label smoothing", "config": "c.yaml",
+                     "algorithms": ["supervised"], "seeds": [0], "set": {**TINY, "train.label_smoothing": 0.0}}]}
+    (tmp_path / "grid.yaml").write_text(json.dumps(g))
+    grid = load_grid(tmp_path / "grid.yaml")
+    assert [(p.name, p.variant) for p in grid] == [("s_supervised_s0", ""), ("s_ls0_supervised_s0", "no label smoothing")]
+    record_grid(grid, tmp_path, tmp_path / "results", {}, cache_dir=str(tmp_path / "c"))
+    table = results_table(load_results(tmp_path / "results"), grid).set_index("run")
+    assert table.loc["s_supervised_s0", "variant"] == ""
+    assert table.loc["s_ls0_supervised_s0", "variant"] == "no label smoothing"
+    # without the grid, every run reads as the profile's
+    assert set(results_table(load_results(tmp_path / "results"))["variant"]) == {""}
