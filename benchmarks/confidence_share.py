@@ -20,11 +20,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ssfer.evaluate import load_teacher  # noqa: E402
-from ssfer.predict import predict_probs  # noqa: E402
+from ssfer.evaluate import teacher_probs  # noqa: E402
 from ssfer.record import RunRecord  # noqa: E402
-from ssfer.train.data import load_split_data, to_tensor  # noqa: E402
-from ssfer.views import Views  # noqa: E402
+from ssfer.train.data import load_split_data  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,15 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.9, 0.95])
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    cpu = torch.device("cpu")
     for run_dir in args.runs:
         rec = RunRecord.load(run_dir)
         c = rec.config.with_overrides({"data.root": args.root}) if args.root else rec.config
         data = load_split_data(c, "train")  # as the trainer read it
-        views = Views(mean=(0.5,) * c.data.channels, std=(0.5,) * c.data.channels)
-        probs = predict_probs(load_teacher(rec, cpu), to_tensor(data.images, cpu, channels_last=False), views)
-        top = probs.max(1).values
-        shares = ", ".join(f"> {t:g}: {100 * (top > t).float().mean():.1f} %" for t in args.thresholds)
+        top = teacher_probs(rec, data.images, torch.device("cpu")).max(1)
+        shares = ", ".join(f"> {t:g}: {100 * (top > t).mean():.1f} %" for t in args.thresholds)
         print(f"{run_dir}: {c.algo.name}, label smoothing {c.train.label_smoothing:g}, seed {c.train.seed}; "
               f"mean top probability {top.mean():.3f}; {shares}")
     return 0

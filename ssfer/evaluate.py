@@ -33,6 +33,14 @@ def load_teacher(rec: RunRecord, device: torch.device) -> torch.nn.Module:
     return model.to(device).eval()
 
 
+def teacher_probs(rec: RunRecord, images: np.ndarray, device: torch.device, flip: bool = False) -> np.ndarray:
+    """Softmax of a finished run's teacher over uint8 ``images``, normalised as in training."""
+    ch = rec.config.data.channels
+    views = Views(mean=(0.5,) * ch, std=(0.5,) * ch).to(device)
+    return predict_probs(load_teacher(rec, device), to_tensor(images, device, channels_last=False), views,
+                         flip=flip).cpu().numpy()
+
+
 def evaluate_run(run_dir: str | Path, dataset: str, root: str | Path | None, split: str = "test",
                  options: dict | None = None, device: str = "auto") -> dict:
     rec = RunRecord.load(run_dir)
@@ -41,9 +49,7 @@ def evaluate_run(run_dir: str | Path, dataset: str, root: str | Path | None, spl
     data = load_dataset(dataset, root, split, size=cfg.data.size, channels=cfg.data.channels, **(options or {}))
     data = preprocess(data, tone=cfg.data.tone)  # as the model was trained
     mapped = to_canonical(data, rec.class_names)
-    views = Views(mean=(0.5,) * cfg.data.channels, std=(0.5,) * cfg.data.channels).to(dev)
-    probs = predict_probs(load_teacher(rec, dev), to_tensor(mapped.images, dev, channels_last=False), views,
-                          flip=cfg.train.eval_flip).cpu().numpy()
+    probs = teacher_probs(rec, mapped.images, dev, flip=cfg.train.eval_flip)
     out = classification_metrics(probs, mapped.labels, len(rec.class_names))
     out.update(run=str(rec.run_dir), trained_on=cfg.data.dataset, evaluated_on=f"{dataset}/{split}",
                class_names=list(rec.class_names), n=len(mapped), left_out=mapped.dropped)
