@@ -15,3 +15,14 @@ def tiny_overrides():
         "train.steps": 6, "train.batch_size": 8, "train.mu": 2, "train.log_every": 2,
         "train.eval_every": 3, "train.progress": False, "train.device": "cpu",
     }
+
+
+@pytest.fixture
+def two_step_overrides():
+    """The smallest run that still writes every record file: two steps, no evaluation
+    during training, on the synthetic faces' real network (so grid and benchmark
+    code sees a run shaped like a recorded one)."""
+    return {
+        "data.n_train": 300, "data.n_test": 40, "data.size": 16, "split.n_per_class": 2, "train.steps": 2,
+        "train.batch_size": 4, "train.mu": 2, "train.eval_every": 0, "train.log_every": 1, "train.progress": False,
+    }

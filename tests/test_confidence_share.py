@@ -6,12 +6,10 @@ from ssfer.config import Config
 from ssfer.train import run
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = {"data.n_train": 300, "data.n_test": 40, "data.size": 16, "split.n_per_class": 2, "train.steps": 2,
-        "train.batch_size": 4, "train.mu": 2, "train.eval_every": 0, "train.log_every": 1, "train.progress": False}
 
 
-def test_the_confidence_benchmark_reads_a_finished_run(tmp_path, capsys):
-    cfg = Config.from_yaml(REPO / "configs" / "synthfer_dta_snl.yaml").with_overrides(TINY)
+def test_the_confidence_benchmark_reads_a_finished_run(tmp_path, capsys, two_step_overrides):
+    cfg = Config.from_yaml(REPO / "configs" / "synthfer_dta_snl.yaml").with_overrides(two_step_overrides)
     rec = run(cfg, cache_dir=str(tmp_path))
     spec = importlib.util.spec_from_file_location("confidence_share", REPO / "benchmarks" / "confidence_share.py")
     mod = importlib.util.module_from_spec(spec)

@@ -10,29 +10,27 @@ from ssfer.config import ConfigError
 from ssfer.results import ARTIFACTS, load_grid, load_results, pending, record_grid
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = {"data.n_train": 300, "data.n_test": 40, "data.size": 16, "split.n_per_class": 2, "train.steps": 2,
-        "train.batch_size": 4, "train.mu": 2, "train.eval_every": 0, "train.log_every": 1}
 
 
-def _grid(tmp_path) -> Path:
+def _grid(tmp_path, overrides) -> Path:
     shutil.copy(REPO / "configs" / "synthfer_dta_snl.yaml", tmp_path / "c.yaml")
     g = {"groups": [{"name": "synth_{algorithm}_s{seed}", "config": "c.yaml", "algorithms": ["supervised", "fixmatch"],
-                     "seeds": [0, 1], "set": TINY}]}
+                     "seeds": [0, 1], "set": overrides}]}
     (tmp_path / "grid.yaml").write_text(json.dumps(g))
     return tmp_path / "grid.yaml"
 
 
-def test_grid_expands_to_paired_runs_with_seeded_splits(tmp_path):
-    grid = load_grid(_grid(tmp_path))
+def test_grid_expands_to_paired_runs_with_seeded_splits(tmp_path, two_step_overrides):
+    grid = load_grid(_grid(tmp_path, two_step_overrides))
     assert [p.name for p in grid] == ["synth_supervised_s0", "synth_supervised_s1", "synth_fixmatch_s0",
                                       "synth_fixmatch_s1"]
     # methods at one seed share the labeled split: split seed = training seed
     assert all(p.overrides["split.seed"] == p.overrides["train.seed"] for p in grid)
 
 
-def test_record_writes_the_five_files_and_never_retrains_a_recorded_run(tmp_path, monkeypatch):
+def test_record_writes_the_five_files_and_never_retrains_a_recorded_run(tmp_path, monkeypatch, two_step_overrides):
     monkeypatch.chdir(tmp_path)
-    grid = load_grid(_grid(tmp_path))
+    grid = load_grid(_grid(tmp_path, two_step_overrides))
     out = record_grid(grid, tmp_path, tmp_path / "results", {}, only=["synth_*_s0"], cache_dir=str(tmp_path / "c"))
     assert out == {"synth_supervised_s0": "", "synth_fixmatch_s0": ""}
     for name in out:
@@ -101,15 +99,15 @@ def test_glue_pair_says_not_recorded_when_a_method_has_no_run():
     assert glued["y_n"] == 3 and glued["y_mean"] == "+0.0" and glued["y_verdict"] == "the runs show no difference"
 
 
-def test_a_control_group_keeps_its_variant_apart_in_the_table(tmp_path, monkeypatch):
+def test_a_control_group_keeps_its_variant_apart_in_the_table(tmp_path, monkeypatch, two_step_overrides):
     from ssfer.results import results_table
 
     monkeypatch.chdir(tmp_path)
     shutil.copy(REPO / "configs" / "synthfer_dta_snl.yaml", tmp_path / "c.yaml")
     g = {"groups": [{"name": "s_{algorithm}_s{seed}", "config": "c.yaml", "algorithms": ["supervised"], "seeds": [0],
-                     "set": TINY},
+                     "set": two_step_overrides},
                     {"name": "s_ls0_{algorithm}_s{seed}", "variant": "no label smoothing", "config": "c.yaml",
-                     "algorithms": ["supervised"], "seeds": [0], "set": {**TINY, "train.label_smoothing": 0.0}}]}
+                     "algorithms": ["supervised"], "seeds": [0], "set": {**two_step_overrides, "train.label_smoothing": 0.0}}]}
     (tmp_path / "grid.yaml").write_text(json.dumps(g))
     grid = load_grid(tmp_path / "grid.yaml")
     assert [(p.name, p.variant) for p in grid] == [("s_supervised_s0", ""), ("s_ls0_supervised_s0", "no label smoothing")]
