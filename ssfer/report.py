@@ -164,6 +164,26 @@ def verdict(p: Paired, a: str, b: str, higher: str = "scores higher") -> str:
     return f"{a if p.mean > 0 else b} {higher}"
 
 
+def under_control(main: Comparison, control: Comparison, change: str) -> str:
+    """One sentence on whether a comparison survives a control run with one setting
+    changed (``change``, e.g. "without label smoothing"), true whatever the numbers:
+    it only sets the two verdicts side by side, with :func:`verdict`'s rules."""
+    m, c = main.paired, control.paired
+    if m.n < MIN_SEEDS or c.n < MIN_SEEDS:
+        return (f"With {m.n} paired seeds on the profile and {c.n} in the control, "
+                f"the control supports no claim about {main.label} yet.")
+    if m.shows_difference and c.shows_difference:
+        if (m.mean > 0) == (c.mean > 0):
+            return f"The difference {main.label} holds {change} as well: {control.verdict()} in both."
+        return f"The difference {main.label} turns round {change}: {control.verdict()} in the control."
+    if m.shows_difference:
+        return (f"{change[0].upper() + change[1:]}, the runs show no difference between {main.a} and {main.b}: "
+                f"the difference seen on the profile does not hold up in this control.")
+    if c.shows_difference:
+        return f"{change[0].upper() + change[1:]}, {control.verdict()}, where the profile's runs show no difference."
+    return f"Neither the profile nor the control ({change}) shows a difference between {main.a} and {main.b}."
+
+
 def comparison_table(comparisons: Iterable[Comparison], spec: str = "+.1f") -> pd.DataFrame:
     """One row per comparison: what is compared, the mean paired difference (in the
     metric's own unit: points for a score in %), its 95 % interval, wins and the verdict."""
@@ -392,4 +412,4 @@ def cross_test(record: Any, dataset: str, root: str | None, options: dict | None
 __all__ = ["MIN_SEEDS", "NO_DIFFERENCE", "Comparison", "Table", "comparability", "compare", "comparison_table",
            "cross_test", "flexmatch_phase", "glue_comparison", "interval", "legend_below", "num", "plot_paired",
            "pseudo_label_course", "pseudo_labels", "recall_per_class", "recall_table", "run_table", "select",
-           "table", "verdict", "window_mean"]
+           "table", "under_control", "verdict", "window_mean"]

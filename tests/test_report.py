@@ -114,6 +114,29 @@ def test_verdict_wording_can_name_the_quantity():
     assert c.paired.shows_difference and c.verdict() == "A is more precise"
 
 
+def _cmp(diffs, a="DTA+SNL", b="FixMatch"):
+    base = {s: 70.0 + 3 * s for s in range(len(diffs))}
+    return report.Comparison(a, b, "acc", {s: base[s] + d for s, d in enumerate(diffs)}, base)
+
+
+@pytest.mark.parametrize("main, control, expected", [
+    ([2.0, 2.2, 1.9], [2.1, 1.8], "With 3 paired seeds on the profile and 2 in the control, the control supports "
+                                  "no claim about DTA+SNL − FixMatch yet."),
+    ([2.0, 2.2, 1.9], [1.0, 1.2, 0.9], "The difference DTA+SNL − FixMatch holds without label smoothing as well: "
+                                       "DTA+SNL scores higher in both."),
+    ([2.0, 2.2, 1.9], [-1.0, -1.2, -0.9], "The difference DTA+SNL − FixMatch turns round without label smoothing: "
+                                          "FixMatch scores higher in the control."),
+    ([2.0, 2.2, 1.9], [1.0, -2.0, 0.5], "Without label smoothing, the runs show no difference between DTA+SNL and "
+                                        "FixMatch: the difference seen on the profile does not hold up in this control."),
+    ([1.0, -2.0, 0.5], [2.0, 2.2, 1.9], "Without label smoothing, DTA+SNL scores higher, where the profile's runs "
+                                        "show no difference."),
+    ([1.0, -2.0, 0.5], [-1.0, 2.0, 0.5], "Neither the profile nor the control (without label smoothing) shows a "
+                                         "difference between DTA+SNL and FixMatch."),
+])
+def test_under_control_sets_the_two_verdicts_side_by_side(main, control, expected):
+    assert report.under_control(_cmp(main), _cmp(control), "without label smoothing") == expected
+
+
 def test_comparison_table_interval_and_glue():
     c = report.compare(frame(), "A", "B", "acc", budget=100)
     t = report.comparison_table([c])
