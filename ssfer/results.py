@@ -256,17 +256,19 @@ def comparisons(table, metric: str, **where):
     return [compare(rows, a, b, metric) for a, b in pairs]
 
 
-def glue_pair(glue, name: str, table, a: str, b: str, metric: str = "accuracy (%)", **where) -> None:
-    """Glue one paired comparison for the prose (``report.glue_comparison``'s keys);
-    when either method has no recorded run yet, the same keys say so."""
+def glue_pair(glue, name: str, table, a: str, b: str, metric: str = "accuracy (%)", by: str = "method",
+              **where) -> None:
+    """Glue one paired comparison of ``a`` and ``b`` (values of column ``by``) for the
+    prose (``report.glue_comparison``'s keys); when either has no recorded run yet,
+    the same keys say so."""
     from ssfer.report import compare, glue_comparison, select
 
     rows = select(table, **where)
-    if not {a, b} <= set(rows["method"]):
+    if not {a, b} <= set(rows[by]):
         for key in ("mean", "low", "high"):
             glue(f"{name}_{key}", "—", display=False)
         glue(f"{name}_wins", 0, display=False)
         glue(f"{name}_n", 0, display=False)
         glue(f"{name}_verdict", "not recorded yet: no claim", display=False)
         return
-    glue_comparison(glue, name, compare(rows, a, b, metric))
+    glue_comparison(glue, name, compare(rows, a, b, metric, by=by))

@@ -3,6 +3,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ssfer.cli import main
@@ -59,8 +60,6 @@ def test_a_missing_data_root_and_a_bad_grid_are_named(tmp_path):
 
 
 def _scores(rows):
-    import pandas as pd
-
     return pd.DataFrame([{"data set": "FERPlus", "budget": b, "method": m, "seed": s, "accuracy (%)": v}
                          for b, m, s, v in rows])
 
@@ -97,6 +96,15 @@ def test_glue_pair_says_not_recorded_when_a_method_has_no_run():
     assert glued["x_verdict"] == "not recorded yet: no claim" and glued["x_mean"] == "—" and glued["x_n"] == 0
     glue_pair(lambda k, v, display: glued.__setitem__(k, v), "y", table, "DTA", "FixMatch", budget="10 % labeled")
     assert glued["y_n"] == 3 and glued["y_mean"] == "+0.0" and glued["y_verdict"] == "the runs show no difference"
+    # one method against itself under two settings: pair by another column
+    settings = table[table["method"] == "DTA"].assign(setting="smoothed")
+    shifted = settings.assign(setting="control")
+    shifted["accuracy (%)"] += [1.0, 1.1, 0.9]
+    both = pd.concat([settings, shifted], ignore_index=True)
+    glue_pair(lambda k, v, display: glued.__setitem__(k, v), "z", both, "control", "smoothed", by="setting")
+    assert glued["z_n"] == 3 and glued["z_mean"] == "+1.0" and glued["z_verdict"] == "control scores higher"
+    glue_pair(lambda k, v, display: glued.__setitem__(k, v), "w", settings, "control", "smoothed", by="setting")
+    assert glued["w_verdict"] == "not recorded yet: no claim"
 
 
 def test_a_control_group_keeps_its_variant_apart_in_the_table(tmp_path, monkeypatch, two_step_overrides):
