@@ -107,6 +107,10 @@ class AlgoConfig:
     lambda_u: float = 1.0              # weight of the pseudo-label loss
     lambda_n: float = 1.0              # weight of the negative-learning loss
     student_view: Literal["strong", "weak"] = "strong"
+    # where pseudo labels come from: the EMA teacher on the weak view (the seed
+    # paper's design), or the student's own weak-view prediction in the same
+    # forward pass, as FixMatch, FlexMatch and FreeMatch are published (USB)
+    pseudo_labels: Literal["teacher", "student"] = "teacher"
 
 
 @dataclass(frozen=True)
@@ -286,6 +290,9 @@ def validate(cfg: Config) -> None:
     _check(a.negatives_args.get("kappa_neg") is None or (m.feature_dropout != "none" and m.drop_prob > 0),
            "algo.negatives_args.kappa_neg", "the MC-dropout spread needs model.feature_dropout other than 'none' "
            f"and model.drop_prob > 0 (got {m.feature_dropout!r}, {m.drop_prob})")
+    _check(a.pseudo_labels == "teacher" or a.negatives_args.get("kappa_neg") is None, "algo.pseudo_labels",
+           "the MC-dropout spread (algo.negatives_args.kappa_neg) is taken from the EMA teacher; "
+           "with pseudo_labels 'student' it would change the student's batch-norm statistics")
     _check(a.lambda_u >= 0, "algo.lambda_u", f"must be >= 0, got {a.lambda_u}")
     _check(a.lambda_n >= 0, "algo.lambda_n", f"must be >= 0, got {a.lambda_n}")
     _check(t.steps > 0, "train.steps", f"must be positive, got {t.steps}")

@@ -35,8 +35,7 @@ def load_teacher(rec: RunRecord, device: torch.device) -> torch.nn.Module:
 
 def teacher_probs(rec: RunRecord, images: np.ndarray, device: torch.device, flip: bool = False) -> np.ndarray:
     """Softmax of a finished run's teacher over uint8 ``images``, normalised as in training."""
-    ch = rec.config.data.channels
-    views = Views(mean=(0.5,) * ch, std=(0.5,) * ch).to(device)
+    views = Views.for_channels(rec.config.data.channels).to(device)
     return predict_probs(load_teacher(rec, device), to_tensor(images, device, channels_last=False), views,
                          flip=flip).cpu().numpy()
 

@@ -46,6 +46,16 @@ def run_key(cfg: Config) -> str:
     return hashlib.sha256((cfg.hash() + training_code_digest()).encode()).hexdigest()[:20]
 
 
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def environment() -> dict:
     """Versions, device and commit: enough to say where a number came from."""
     import torch
@@ -67,6 +77,9 @@ def environment() -> dict:
         "packages": pkgs,
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "cpu_threads": torch.get_num_threads(),
+        # runs repeat bit for bit only on the same instruction set (and CPU kind)
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_model": _cpu_model(),
         "git_commit": commit,
         "code_fingerprint": training_code_digest(),
         "command": " ".join(sys.argv),
@@ -86,6 +99,10 @@ class RunRecord:
     @property
     def class_names(self) -> list[str]:
         return self.summary["class_names"]
+
+    def history_without_timing(self) -> list[dict]:
+        """The history less its wall-clock times: what two runs of one config share."""
+        return [{k: v for k, v in row.items() if k != "train_seconds"} for row in self.history]
 
     def history_frame(self):
         """The history as a pandas DataFrame (one row per logged step)."""

@@ -155,6 +155,12 @@ class Views(nn.Module):
     The fill of geometric ops and Cutout is the mean colour (0 once normalised).
     """
 
+    @classmethod
+    def for_channels(cls, channels: int) -> "Views":
+        """The views every run trains and is evaluated with: uint8 faces scaled to
+        [-1, 1] (mean and std 0.5 per channel), the default augmentations."""
+        return cls(mean=(0.5,) * channels, std=(0.5,) * channels)
+
     def __init__(self, mean: float | Sequence[float] = 0.5, std: float | Sequence[float] = 0.5,
                  crop_pad: float = 0.125, flip: bool | float = True, randaug_n: int = 2, randaug_m: float = 10,
                  cutout: float = 0.5, ops: Sequence[str] | None = None, subset: bool | None = None,

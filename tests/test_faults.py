@@ -109,7 +109,7 @@ def _train_process(overrides, cache, env):
 
 def _record_without_timing(run_dir: Path) -> tuple[list, dict]:
     rec = RunRecord.load(run_dir)
-    return rec.history, {k: v for k, v in rec.summary.items() if k not in ("train_seconds", "resumed")}
+    return rec.history_without_timing(), {k: v for k, v in rec.summary.items() if k not in ("train_seconds", "resumed")}
 
 
 def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_record(tmp_path):

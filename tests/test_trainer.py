@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from ssfer.algo.compose import RECIPES
 from ssfer.cli import main as cli_main
 from ssfer.config import Config
 from ssfer.errors import CheckpointError
@@ -12,7 +13,7 @@ from ssfer.record import RunRecord
 from ssfer.train import run, run_dir_for
 from ssfer.train.loop import Trainer
 
-ALGOS = ["supervised", "pseudo_label", "fixmatch", "flexmatch", "freematch", "adacm", "dta", "dta_snl"]
+ALGOS = list(RECIPES)  # every named algorithm: a new recipe is tested here at once
 
 
 def cfg_of(tiny, **more):
@@ -67,7 +68,7 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_overrides, tmp_pat
     assert (rd / "checkpoint.pt").exists()
     resumed = Trainer(cfg, rd).fit()                         # same command again
     assert resumed.summary["resumed"] is True
-    assert resumed.history == full.history
+    assert resumed.history_without_timing() == full.history_without_timing()
     for k in ("accuracy", "macro_f1", "ece", "confusion"):
         assert resumed.summary[k] == full.summary[k]
     assert not (rd / "checkpoint.pt").exists()
@@ -275,3 +276,66 @@ def test_train_seconds_of_a_resumed_run_add_up_over_every_process(tiny_overrides
     assert Trainer(cfg, tmp_path / "b").fit(stop_after=5) is None   # steps 1-5: the step-4 checkpoint holds 4 s
     resumed = Trainer(cfg, tmp_path / "b").fit()                      # steps 5-8 again
     assert resumed.summary["resumed"] is True and resumed.summary["train_seconds"] == 8.0
+
+
+# ------------------------------------------------- where pseudo labels come from
+
+def _spy_forward(tr, calls):
+    inner = tr.forward
+
+    def forward(x):
+        out = inner(x)
+        calls.append((x.shape[0], out))
+        return out
+
+    tr.forward = forward
+
+
+@pytest.mark.parametrize("source", ["teacher", "student"])
+def test_pseudo_labels_come_from_the_network_the_config_names(tiny_overrides, source):
+    """One step computed again by hand from what the networks returned: with
+    ``student`` one student pass over [labeled; weak; strong] and no teacher
+    call; with ``teacher`` (the default) the EMA teacher's weak-view logits."""
+    cfg = cfg_of(tiny_overrides, **{"algo.name": "fixmatch", "algo.threshold_args": {"tau": 0.3},
+                                    "algo.pseudo_labels": source})
+    tr = Trainer(cfg)
+    calls, teacher_calls, labels = [], [], []
+    _spy_forward(tr, calls)
+    tr.ema.module.register_forward_hook(lambda m, args, out: teacher_calls.append(out.float()))
+    pick = tr._labeled_batch
+    tr._labeled_batch = lambda: labels.append(pick()) or labels[-1]
+    tr.train_step()
+
+    bl, nu = cfg.train.batch_size, cfg.train.batch_size * cfg.train.mu
+    assert len(calls) == 1
+    n, out = calls[0]
+    out = out.detach().float()
+    if source == "student":
+        assert n == bl + 2 * nu and teacher_calls == []
+        weak, strong = out[bl:bl + nu], out[bl + nu:]
+    else:
+        assert n == bl + nu and len(teacher_calls) == 1
+        weak, strong = teacher_calls[0], out[bl:]
+    q = weak.softmax(1)
+    mask = (q.max(1).values >= 0.3).float()
+    pos = (torch.nn.functional.cross_entropy(strong, q.argmax(1), reduction="none") * mask).mean()
+    sup = torch.nn.functional.cross_entropy(out[:bl], tr.data.train_y[labels[0]])
+    _, s_sup, s_pos, _ = tr.sums.tolist()
+    assert s_sup == pytest.approx(sup.item(), rel=1e-5)
+    assert s_pos == pytest.approx(pos.item(), rel=1e-5, abs=1e-7)
+
+
+def test_student_pseudo_labels_train_every_thresholded_algorithm(tiny_overrides):
+    for algo in ("fixmatch", "flexmatch", "dta_snl"):
+        rec = Trainer(cfg_of(tiny_overrides, **{"algo.name": algo, "algo.pseudo_labels": "student"})).fit()
+        assert all(math.isfinite(h["loss"]) for h in rec.history)
+        assert "mask_rate" in rec.history[-1]
+
+
+def test_pseudo_label_source_is_validated():
+    with pytest.raises(Exception, match="algo.pseudo_labels"):
+        Config.default().with_overrides({"algo.pseudo_labels": "ema"})
+    with pytest.raises(Exception, match="algo.pseudo_labels"):
+        Config.default().with_overrides({"algo.name": "custom", "algo.threshold": "fixed", "algo.negatives": "ups",
+                                         "algo.negatives_args": {"kappa_neg": 0.005},
+                                         "algo.pseudo_labels": "student"})

@@ -16,6 +16,7 @@ class Recipe:
     threshold: str            # a kind of ssfer.algo.thresholds.THRESHOLDS, or "none"
     negatives: str = "none"   # a kind of ssfer.algo.negatives.NEGATIVES
     student_view: str = "strong"
+    label: str = ""           # the name tables, figures and the book show ("" for custom parts)
 
     @property
     def uses_unlabeled(self) -> bool:
@@ -23,17 +24,23 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "supervised": Recipe("none"),
+    "supervised": Recipe("none", label="supervised"),
     # Lee (2013): hard pseudo labels on the same (weak) view, confidence-gated.
-    "pseudo_label": Recipe("fixed", student_view="weak"),
-    "fixmatch": Recipe("fixed"),
-    "flexmatch": Recipe("flexmatch"),
-    "freematch": Recipe("freematch"),
-    "adacm": Recipe("adacm"),
-    "dta": Recipe("dta"),
-    "dta_snl": Recipe("dta", "snl"),
+    "pseudo_label": Recipe("fixed", student_view="weak", label="Pseudo-Label"),
+    "fixmatch": Recipe("fixed", label="FixMatch"),
+    "flexmatch": Recipe("flexmatch", label="FlexMatch"),
+    "freematch": Recipe("freematch", label="FreeMatch"),
+    "adacm": Recipe("adacm", label="Ada-CM"),
+    "dta": Recipe("dta", label="DTA"),
+    "dta_snl": Recipe("dta", "snl", label="DTA+SNL"),
 }
 CUSTOM = "custom"  # the parts named in the config
+
+
+def display_name(name: str) -> str:
+    """What the book calls algorithm ``name``: its recipe's label, else the name itself."""
+    r = RECIPES.get(name)
+    return r.label if r and r.label else name
 
 
 def algorithms() -> tuple[str, ...]:
@@ -54,7 +61,7 @@ def recipe(name: str, threshold: str | None = None, negatives: str | None = None
         raise ValueError(f"unknown algorithm {name!r}; known: {list(algorithms())}")
     base = RECIPES[name]
     return Recipe(threshold=threshold or base.threshold, negatives=negatives or base.negatives,
-                  student_view=base.student_view if student_view == "strong" else student_view)
+                  student_view=base.student_view if student_view == "strong" else student_view, label=base.label)
 
 
 def recipe_for(algo: Any) -> Recipe:

@@ -19,7 +19,7 @@ the host, so they cost no GPU sync.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -56,26 +56,21 @@ def _check_temperature(T: float, tau_neg: float, cls: str) -> tuple[float, float
 
 
 class NegativeSelector(nn.Module):
-    """Base class. ``forward`` is ``select``.
+    """Base class: ``select`` maps the teacher's logits to complementary labels.
 
-    A selector that needs the teacher's uncertainty sets ``mc_passes_needed``;
-    the trainer then runs that many MC-dropout passes of the teacher and passes
-    ``spread=self.spread_from(logits of the passes)`` to ``select``.
+    A selector that needs more of the teacher than its logits (UPS's MC-dropout
+    spread) says so in ``teacher_inputs``, which the trainer calls before
+    ``select`` and whose result it passes to ``select`` as keyword arguments.
     """
 
-    mc_passes_needed: int = 0
-
-    def spread_from(self, mc_logits: Tensor) -> Tensor:
-        raise NotImplementedError(f"{type(self).__name__} uses no MC-dropout spread")
+    def teacher_inputs(self, teacher: nn.Module, x_weak: Tensor, autocast: Callable) -> dict[str, Tensor]:
+        """Extra keyword arguments of ``select``, computed from the teacher on the weak view."""
+        return {}
 
     def select(self, teacher_logits_u: Tensor, accepted: Tensor,
                generator: torch.Generator | None = None) -> Tensor:
         """(B_u, C) float32 multi-hot of complementary labels; never the argmax."""
         raise NotImplementedError
-
-    def forward(self, teacher_logits_u: Tensor, accepted: Tensor,
-                generator: torch.Generator | None = None) -> Tensor:
-        return self.select(teacher_logits_u, accepted, generator)
 
 
 class NoNegatives(NegativeSelector):
@@ -130,8 +125,8 @@ class UPSSelector(NegativeSelector):
     With ``kappa_neg`` set, UPS's uncertainty rule applies as well: class k is
     negated only if the spread (standard deviation) of softmax(z / T)_k over
     ``mc_passes`` MC-dropout passes of the teacher is below ``kappa_neg`` (UPS
-    uses 10 passes and 0.005). The trainer runs those passes (the model's
-    feature-map and head dropout active, batch norm in eval) and passes their
+    uses 10 passes and 0.005). ``teacher_inputs`` runs those passes (the model's
+    feature-map and head dropout active, batch norm in eval) and gives their
     ``spread=``. Unlike UPS, the probability rule reads the teacher's plain
     (dropout-free) prediction rather than the mean of the passes. Without
     ``kappa_neg`` (the default) only the probability rule applies.
@@ -158,6 +153,13 @@ class UPSSelector(NegativeSelector):
     def spread_from(self, mc_logits: Tensor) -> Tensor:
         """(B, C) standard deviation over passes of softmax(z / T), from (passes, B, C) logits."""
         return torch.softmax(mc_logits.float() / self.T, dim=-1).std(dim=0)
+
+    def teacher_inputs(self, teacher: nn.Module, x_weak: Tensor, autocast: Callable) -> dict[str, Tensor]:
+        if not self.mc_passes_needed:
+            return {}
+        with torch.no_grad(), autocast():
+            mc = teacher.mc_dropout_logits(x_weak, self.mc_passes_needed)
+        return {"spread": self.spread_from(mc.float())}
 
     @torch.no_grad()
     def select(self, teacher_logits_u: Tensor, accepted: Tensor,

@@ -402,14 +402,13 @@ class DTAThreshold(Threshold):
       quarter of training), so early thresholds stay below the model's own
       confidence and reach it as training settles.
 
-    Defaults chosen by this project (to be confirmed by experiment, and stated
-    in the book): momentum 0.99 (a ~100-step memory, short enough to follow a
+    Defaults chosen by this project on SynthFER (measured in
+    ``benchmarks/README.md``, stated in the book): momentum 0.99 (a ~100-step memory, short enough to follow a
     minority class whose confidence is rising, long enough to smooth the few
     samples of it per batch), tau_min 0.5, tau_max 0.95 (FixMatch's value, so DTA
     is never stricter than FixMatch), ramp "sigmoid" with ramp_start 0.8,
     ramp_steepness 10, ramp_midpoint 0.25, warmup on: a lower ramp start
     without warm-up keeps every class on the floor for much of a short run.
-    The measurements behind them are in ``benchmarks/README.md``.
     """
 
     def __init__(self, num_classes: int, source: str = "labeled", momentum: float = 0.99,

@@ -81,7 +81,8 @@ class Trainer:
         self.negatives = build_negatives(self.recipe.negatives, **cfg.algo.negatives_args).to(self.device)
         self.use_unlabeled = self.recipe.uses_unlabeled and n_unl > 0 and cfg.algo.lambda_u + cfg.algo.lambda_n > 0
         self.diag = LabelDiagnostics(c).to(self.device)
-        self.views = Views(mean=(0.5,) * cfg.data.channels, std=(0.5,) * cfg.data.channels).to(self.device)
+        self.student_labels = cfg.algo.pseudo_labels == "student"
+        self.views = Views.for_channels(cfg.data.channels).to(self.device)
 
         # per-sample augmentation and sampling randomness lives on the device
         self.gen = torch.Generator(device=self.device)
@@ -121,6 +122,11 @@ class Trainer:
             return (step + 1) / t.warmup_steps
         progress = (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    @property
+    def label_model(self) -> torch.nn.Module:
+        """The network whose weak-view prediction gives the pseudo labels."""
+        return self.student if self.student_labels else self.ema.module
 
     # ---- sampling -----------------------------------------------------
     def _labeled_batch(self) -> torch.Tensor:
@@ -175,12 +181,19 @@ class Trainer:
             xu_s = self.views.strong(xu_raw, self.gen) if self.recipe.student_view == "strong" \
                 else self.views.weak(xu_raw, self.gen)
             sl, su = dist.shard(bl, self.rank, self.world), dist.shard(len(iu), self.rank, self.world)
+            nl, nu = sl.stop - sl.start, su.stop - su.start
             with self._autocast():
-                logits = self.forward(torch.cat([xl[sl], xu_s[su]]))
-                with torch.no_grad():
-                    t_logits = self.ema.module(xu_w[su]).float()
+                if self.student_labels:
+                    # one student pass over [labeled; weak; strong], as USB's FixMatch step
+                    logits = self.forward(torch.cat([xl[sl], xu_w[su], xu_s[su]]))
+                else:
+                    logits = self.forward(torch.cat([xl[sl], xu_s[su]]))
+                    with torch.no_grad():
+                        t_logits = self.ema.module(xu_w[su]).float()
             logits = logits.float()
-            logits_l, logits_u = logits[:sl.stop - sl.start], logits[sl.stop - sl.start:]
+            logits_l, logits_u = logits[:nl], logits[nl + nu:] if self.student_labels else logits[nl:]
+            if self.student_labels:
+                t_logits = logits[nl:nl + nu].detach()
             t_logits = dist.all_gather_cat(t_logits, self.world)
             probs_u = t_logits.softmax(1)
             probs_l = dist.all_gather_cat(logits_l.detach().softmax(1), self.world)
@@ -191,21 +204,17 @@ class Trainer:
             else:
                 mask = torch.zeros(len(iu), device=self.device)
             pseudo = probs_u.argmax(1)
-            extra = {}
-            if self.negatives.mc_passes_needed:  # UPS's uncertainty, only when its kappa_neg is set
-                with torch.no_grad(), self._autocast():
-                    mc = self.ema.module.mc_dropout_logits(xu_w[su], self.negatives.mc_passes_needed)
-                extra["spread"] = dist.all_gather_cat(self.negatives.spread_from(mc.float()), self.world)
+            extra = {k: dist.all_gather_cat(v, self.world) for k, v in
+                     self.negatives.teacher_inputs(self.label_model, xu_w[su], self._autocast).items()}
             neg_mask = self.negatives.select(t_logits, mask > 0, generator=self.gen, **extra)
             pos_loss = positive_loss(logits_u, pseudo[su], mask[su])
             neg_loss = negative_loss(logits_u, neg_mask[su])
             self.diag.update(pseudo, mask, d.train_y[iu], neg_mask)
-            sup_loss = supervised_loss(logits_l, yl[sl], cfg.train.label_smoothing)
         else:
             sl = dist.shard(bl, self.rank, self.world)
             with self._autocast():
                 logits_l = self.forward(xl[sl]).float()
-            sup_loss = supervised_loss(logits_l, yl[sl], cfg.train.label_smoothing)
+        sup_loss = supervised_loss(logits_l, yl[sl], cfg.train.label_smoothing)
         loss = sup_loss + cfg.algo.lambda_u * pos_loss + cfg.algo.lambda_n * neg_loss
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -390,6 +399,7 @@ class Trainer:
                         rec["test_accuracy"] = last_test["accuracy"]
                         if self.data.val_x is not None:
                             rec["val_accuracy"] = self.evaluate("val")["accuracy"]
+                        rec["train_seconds"] = self.train_seconds()  # for time-to-accuracy curves
                     self.history.append(rec)
                     bar.set_postfix(loss=f"{rec['loss']:.3f}")
                 if t.ckpt_every and self.step % t.ckpt_every == 0 and self.step < t.steps:
