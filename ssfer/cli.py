@@ -53,7 +53,33 @@ def _results(args: argparse.Namespace) -> int:
         for p in todo:
             print(f"  to record: {p.name}")
         return 0
+    if args.results_command == "plan":
+        table = results.results_table(results.load_results(args.results_dir), grid)
+        frame = results.plan(table, args.halfwidth, **results.PRIMARY)
+        total = results.plan_total(table, frame, **results.PRIMARY)
+        where = ", ".join(f"{v}" for v in results.PRIMARY.values())
+        print(f"planned comparisons on {where}; target 95 % half-width {args.halfwidth:g} points "
+              f"(test accuracy), at most {results.MAX_SEEDS} seeds:")
+        print(frame.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        print(f"the family: {total['complete seeds']} seeds recorded for every method; {total['seeds needed']} "
+              f"needed; {total['runs to record']} runs to record, about {total['CPU hours']:.1f} CPU hours "
+              "(mean recorded train_seconds per run"
+              + (f"; {', '.join(total['not timed'])} not counted: no run recorded yet)" if total["not timed"] else ")"))
+        return 0
     roots = dict(args.root or [])
+    if args.results_command == "replay":
+        runs = args.runs or []
+        if not runs:
+            print("ssfer: results replay: name the recorded runs to replay (folders of --results-dir)",
+                  file=sys.stderr)
+            return 2
+        same = True
+        for name in runs:
+            out = results.replay(args.results_dir / name, roots, args.steps)
+            same &= out["identical"]
+            verdict = "identical" if out["identical"] else f"differs first at {out['first_difference']}"
+            print(f"{name}: {out['rows']} logged rows of the first {out['steps']} steps: {verdict}", flush=True)
+        return 0 if same else 1
     out = results.record_grid(grid, root, args.results_dir, roots, jobs=args.jobs, only=args.only,
                               cache_dir=str(args.cache_dir) if args.cache_dir else None)
     failed = {k: v for k, v in out.items() if v}
@@ -110,8 +136,12 @@ def build_parser(tooling: bool = False) -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_bench)
 
-    r = sub.add_parser("results", help="record the real-data runs of results/grid.yaml (or say what remains)")
-    r.add_argument("results_command", choices=("record", "status"))
+    r = sub.add_parser("results", help="record the real-data runs of results/grid.yaml, say what remains, or replay a recorded run's first steps")
+    r.add_argument("results_command", choices=("record", "status", "plan", "replay"))
+    r.add_argument("runs", nargs="*", metavar="RUN", help="replay: recorded run folders to train again and compare")
+    r.add_argument("--halfwidth", type=float, default=1.0,
+                   help="plan: the 95 %% half-width each planned comparison should reach, in points (default 1)")
+    r.add_argument("--steps", type=int, default=500, help="replay: how many of the run's first steps (default 500)")
     r.add_argument("--grid", type=Path, default=Path("results/grid.yaml"))
     r.add_argument("--results-dir", type=Path, default=Path("results"))
     r.add_argument("--root", action="append", type=_kv, metavar="DATASET=PATH",

@@ -25,6 +25,7 @@ from ssfer.stats import Paired, paired
 
 MIN_SEEDS = 3          # fewer paired seeds than this: the book makes no claim
 NO_DIFFERENCE = "the runs show no difference"
+MARGIN = 1.0           # points of test accuracy: the difference an answer must be able to rule out
 SCORES = {"accuracy (%)": "accuracy", "mean class accuracy (%)": "mean_class_accuracy",
           "macro F1 (%)": "macro_f1"}
 
@@ -132,6 +133,9 @@ class Comparison:
     def verdict(self) -> str:
         return verdict(self.paired, self.a, self.b, self.higher)
 
+    def margin_verdict(self, margin: float = MARGIN) -> str:
+        return margin_verdict(self.paired, self.a, self.b, margin, higher=self.higher)
+
 
 def compare(table: pd.DataFrame, a: str, b: str, metric: str, by: str = "method", seed: str = "seed",
             name: str | None = None, higher: str = "scores higher", **where: Any) -> Comparison:
@@ -162,6 +166,57 @@ def verdict(p: Paired, a: str, b: str, higher: str = "scores higher") -> str:
     if not p.shows_difference:
         return NO_DIFFERENCE
     return f"{a if p.mean > 0 else b} {higher}"
+
+
+def margin_verdict(p: Paired, a: str, b: str, margin: float = MARGIN, unit: str = "points",
+                   higher: str = "scores higher") -> str:
+    """:func:`verdict` read against an equivalence margin δ as well as against 0:
+
+    - an interval that excludes 0: "A scores higher" (and, inside (−δ, +δ),
+      "by less than δ points");
+    - one wholly inside (−δ, +δ): "the runs rule out a difference of δ points or more";
+    - otherwise: "the runs show no difference, and cannot rule out one of δ points".
+
+    Below :data:`MIN_SEEDS` seeds it makes no claim, as :func:`verdict`."""
+    if not margin > 0:
+        raise ValueError(f"margin_verdict: margin must be > 0, got {margin}")
+    if p.n < MIN_SEEDS:
+        return verdict(p, a, b, higher)
+    inside = -margin < p.low and p.high < margin
+    d = f"{margin:g} {unit}"
+    if p.shows_difference:
+        return verdict(p, a, b, higher) + (f", by less than {d}" if inside else "")
+    if inside:
+        return f"the runs rule out a difference of {d} or more"
+    return f"{NO_DIFFERENCE}, and cannot rule out one of {d}"
+
+
+def seeds_for_half_width(sd: float, half_width: float, confidence: float = 0.95, at_most: int = 1000) -> int:
+    """The fewest paired seeds whose t-interval, at this standard deviation of the
+    paired differences, is at most ``half_width`` wide each side: n ≈ (t·sd/h)²
+    with t = t(0.5 + confidence/2, n − 1), iterated from the normal quantile to
+    its fixed point and then checked down to the smallest n that meets it."""
+    from scipy import stats as st
+
+    if not (sd >= 0 and half_width > 0 and math.isfinite(sd)):
+        raise ValueError(f"seeds_for_half_width: need sd >= 0 and half_width > 0, got sd={sd}, "
+                         f"half_width={half_width}")
+
+    def half(n: int) -> float:
+        return float(st.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+
+    n = max(2, math.ceil((float(st.norm.ppf(0.5 + confidence / 2)) * sd / half_width) ** 2))
+    for _ in range(100):  # t(n-1) falls as n grows: the iteration rises to its fixed point
+        nxt = max(2, math.ceil((float(st.t.ppf(0.5 + confidence / 2, n - 1)) * sd / half_width) ** 2))
+        if nxt <= n or nxt > at_most:
+            n = min(max(n, nxt), at_most)
+            break
+        n = nxt
+    while n > 2 and half(n - 1) <= half_width:
+        n -= 1
+    while n < at_most and half(n) > half_width:
+        n += 1
+    return n
 
 
 def under_control(main: Comparison, control: Comparison, change: str) -> str:
@@ -413,3 +468,77 @@ __all__ = ["MIN_SEEDS", "NO_DIFFERENCE", "Comparison", "Table", "comparability",
            "cross_test", "flexmatch_phase", "glue_comparison", "interval", "legend_below", "num", "plot_paired",
            "pseudo_label_course", "pseudo_labels", "recall_per_class", "recall_table", "run_table", "select",
            "table", "under_control", "verdict", "window_mean"]
+
+
+# ------------------------------------------------------------------ what each rule does, and what it costs
+def threshold_course(record: Any) -> pd.DataFrame:
+    """Per-class thresholds at every logged step, long: ``step``, ``class``, ``threshold``
+    (empty for a run without a threshold rule)."""
+    rows = [{"step": h["step"], "class": c, "threshold": t}
+            for h in record.history if h.get("thresholds") is not None
+            for c, t in zip(record.class_names, h["thresholds"])]
+    return pd.DataFrame(rows, columns=["step", "class", "threshold"])
+
+
+def threshold_facts(records: Mapping[Any, Any], floor: float = 0.5, keys: Sequence[str] = ("method", "seed")
+                    ) -> pd.DataFrame:
+    """What each run's rule did, per class: the highest threshold it reached, the
+    share of logged steps it sat on ``floor`` (DTA's tau_min), and the pseudo labels
+    the class received per unlabeled face of it (:func:`pseudo_labels`' quantity)."""
+    frames = []
+    for key, rec in records.items():
+        course = threshold_course(rec)
+        if course.empty:
+            continue
+        g = course.groupby("class", sort=False)["threshold"]
+        facts = pd.DataFrame({"top threshold": g.max(),
+                              "steps on the floor (%)": 100 * g.apply(lambda t: (t <= floor + 1e-6).mean())})
+        pl = pseudo_labels(rec).set_index("class")["quantity"]
+        frames.append(facts.join(pl.rename("pseudo labels per face")).reset_index().assign(**_keys(key, keys)))
+    cols = [*keys, "class", "top threshold", "steps on the floor (%)", "pseudo labels per face"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+def time_to_accuracy(records: Mapping[Any, Any], keys: Sequence[str] = ("method", "seed")) -> pd.DataFrame:
+    """Validation accuracy at every evaluation step against training time, long:
+    key columns, ``step``, ``minutes``, ``val accuracy (%)``, ``timed``. A row's
+    minutes are the run's cumulative ``train_seconds`` at that step where the run
+    recorded it ("recorded"), else the run's total time scaled by the share of its
+    steps done ("from the total": the runs recorded before the per-step time was)."""
+    rows = []
+    for key, rec in records.items():
+        total, steps = rec.summary.get("train_seconds"), rec.summary.get("steps") or rec.config.train.steps
+        for h in rec.history:
+            if "val_accuracy" not in h:
+                continue
+            timed = "recorded" if "train_seconds" in h else "from the total"
+            seconds = h["train_seconds"] if timed == "recorded" else total * h["step"] / steps
+            rows.append({**_keys(key, keys), "step": h["step"], "minutes": seconds / 60,
+                         "val accuracy (%)": 100 * h["val_accuracy"], "timed": timed})
+    return pd.DataFrame(rows, columns=[*keys, "step", "minutes", "val accuracy (%)", "timed"])
+
+
+def plot_time_to_accuracy(frame: pd.DataFrame, ax=None, by: str = "method"):
+    """One line per ``by`` value: mean validation accuracy over seeds at each
+    evaluation step against the mean minutes to reach it, band ± sd of accuracy."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(8, 4.5))[1]
+    for name, rows in frame.groupby(by, sort=False):
+        g = rows.groupby("step")
+        x, y, sd = g["minutes"].mean(), g["val accuracy (%)"].mean(), g["val accuracy (%)"].std(ddof=1).fillna(0)
+        line, = ax.plot(x, y, marker="o", ms=3, label=name)
+        ax.fill_between(x, y - sd, y + sd, color=line.get_color(), alpha=0.15, lw=0)
+    ax.set(xlabel="training time (minutes, one CPU core)", ylabel="validation accuracy (%)")
+    legend_below(ax, ncol=min(5, frame[by].nunique()))
+    return ax
+
+
+def step_costs(table: pd.DataFrame, by: str = "method", baseline: str = "supervised") -> pd.DataFrame:
+    """Seconds per 1,000 training steps of each method (mean over its runs, from
+    ``train minutes`` and ``steps``) and its cost relative to ``baseline``."""
+    per = (table["train minutes"] * 60 * 1000 / table["steps"]).groupby(table[by], sort=False)
+    out = pd.DataFrame({"runs": per.size(), "seconds per 1,000 steps": per.mean()})
+    if baseline in out.index:
+        out[f"× {baseline}"] = out["seconds per 1,000 steps"] / out.loc[baseline, "seconds per 1,000 steps"]
+    return out.reset_index()

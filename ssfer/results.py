@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from ssfer.algo.compose import RECIPES, display_name
 from ssfer.config import Config, ConfigError
 from ssfer.io import atomic_write_text
 from ssfer.record import RunRecord
@@ -179,9 +180,38 @@ def load_results(results_dir: str | Path, names: list[str] | None = None) -> dic
     return out
 
 
+def replay(run_dir: str | Path, data_roots: dict[str, str], steps: int) -> dict:
+    """Train a recorded run's config again for its first ``steps`` steps, here, and
+    compare the logged rows with the record's, wall-clock times left out.
+
+    Equal rows say that this code on this machine trains the recorded run bit for
+    bit (the check a change to training code must pass before runs are mixed);
+    runs do not repeat bit for bit across CPUs with other instruction sets.
+    Returns {"run", "steps", "rows", "identical", "first_difference"}."""
+    from ssfer.train.loop import Trainer
+
+    recorded = RunRecord.load(run_dir)
+    cfg = recorded.config
+    if cfg.data.dataset != "synthfer":
+        if cfg.data.dataset not in data_roots:
+            raise ConfigError(f"{run_dir}: needs data set {cfg.data.dataset!r}: pass --root {cfg.data.dataset}=PATH")
+        cfg = cfg.with_overrides({"data.root": data_roots[cfg.data.dataset]})
+    if not 0 < steps <= cfg.train.steps:
+        raise ConfigError(f"replay: steps={steps} must be in 1..{cfg.train.steps} (the run's train.steps)")
+    trainer = Trainer(cfg.with_overrides({"train.progress": False}))
+    trainer.fit(stop_after=steps)
+    timeless = RunRecord(cfg, trainer.history, {}).history_without_timing()
+    old = [r for r in recorded.history_without_timing() if r["step"] <= steps]
+    first = next(({"step": a.get("step"), "recorded": a, "replayed": b} for a, b in zip(old, timeless) if a != b),
+                 None)
+    if first is None and len(old) != len(timeless):
+        first = {"step": None, "recorded": f"{len(old)} rows", "replayed": f"{len(timeless)} rows"}
+    return {"run": str(run_dir), "steps": steps, "rows": len(old), "identical": first is None,
+            "first_difference": first}
+
+
 # ------------------------------------------------------------------ reading the grid
-METHODS = {"supervised": "supervised", "fixmatch": "FixMatch", "flexmatch": "FlexMatch", "freematch": "FreeMatch",
-           "adacm": "Ada-CM", "dta": "DTA", "dta_snl": "DTA+SNL", "pseudo_label": "Pseudo-Label"}
+METHODS = {name: display_name(name) for name in RECIPES}  # display names, from the recipes
 DATASETS = {"ferplus": "FERPlus", "fer2013": "FER2013", "rafdb": "RAF-DB", "affectnet": "AffectNet",
             "synthfer": "SynthFER"}
 # the comparisons the results chapter makes at every budget: the method against its
@@ -189,6 +219,16 @@ DATASETS = {"ferplus": "FERPlus", "fer2013": "FER2013", "rafdb": "RAF-DB", "affe
 # ``comparisons``) each method against training on the labels alone
 KEY_COMPARISONS = (("DTA+SNL", "FixMatch"), ("DTA", "FixMatch"), ("DTA+SNL", "DTA"),
                    ("DTA", "FlexMatch"), ("DTA", "FreeMatch"), ("DTA", "Ada-CM"))
+
+
+# The primary grid (issue 19) and its planned family: the comparisons named before
+# the runs, each read against 0 and against report.MARGIN; every other interval of
+# the chapter is exploration.
+PRIMARY = {"data set": "FERPlus", "budget": "10 % labeled", "variant": "no label smoothing"}
+PLANNED = (("DTA+SNL", "FixMatch"), ("DTA", "FlexMatch"), ("DTA+SNL", "DTA"),
+           ("FixMatch", "supervised"), ("DTA+SNL", "supervised"))
+MAX_SEEDS = 15         # the grid grows to at most this many seeds
+MIN_TEST_FACES = 50    # a class with fewer test faces gets its counts, not a verdict
 
 
 def budget_of(cfg: Config) -> str:
@@ -272,3 +312,118 @@ def glue_pair(glue, name: str, table, a: str, b: str, metric: str = "accuracy (%
         glue(f"{name}_verdict", "not recorded yet: no claim", display=False)
         return
     glue_comparison(glue, name, compare(rows, a, b, metric, by=by))
+
+
+def plan(table, half_width: float = 1.0, family=PLANNED, metric: str = "accuracy (%)",
+         max_seeds: int = MAX_SEEDS, **where):
+    """How many paired seeds each planned comparison needs for a 95 % interval of
+    at most ``half_width`` (in the metric's unit), from the recorded runs matching
+    ``where`` (e.g. ``**PRIMARY``): one row per comparison with the seeds it has,
+    the standard deviation of its paired differences, today's half-width, the
+    seeds needed (``report.seeds_for_half_width``; capped at ``max_seeds``), how
+    many more that is, and the CPU hours of those runs from the recorded
+    ``train_seconds`` (the mean per run of each of its two methods)."""
+    import pandas as pd
+
+    from ssfer.report import compare, seeds_for_half_width, select
+
+    rows = select(table, **where)
+    seconds = (rows.groupby("method")["train minutes"].mean() * 60).to_dict()
+    out = []
+    for a, b in family:
+        if not {a, b} <= set(rows["method"]):
+            out.append({"comparison": f"{a} − {b}", "seeds": 0, "sd": float("nan"), "half-width": float("nan"),
+                        "seeds needed": float("nan"), "more seeds": float("nan"), "CPU hours": float("nan")})
+            continue
+        p = compare(rows, a, b, metric).paired
+        need = min(seeds_for_half_width(p.sd, half_width), max_seeds) if p.n >= 2 else float("nan")
+        more = max(0, need - p.n) if p.n >= 2 else float("nan")
+        out.append({"comparison": f"{a} − {b}", "seeds": p.n, "sd": p.sd, "half-width": p.half_width,
+                    "seeds needed": need, "more seeds": more,
+                    "CPU hours": more * (seconds[a] + seconds[b]) / 3600 if p.n >= 2 else float("nan")})
+    return pd.DataFrame(out)
+
+
+def plan_total(table, plan_frame, **where) -> dict:
+    """The grid's whole plan: every method of the family runs at every seed, so
+    the family needs the most seeds any comparison needs. Returns the seeds
+    recorded for every method, the seeds needed, and the CPU hours of the runs
+    still to record (mean recorded ``train_seconds`` per run of each method)."""
+    import math
+
+    from ssfer.report import select
+
+    rows = select(table, **where)
+    methods = list(dict.fromkeys(m for pair in PLANNED for m in pair))
+    per_method = {m: set(rows.loc[rows["method"] == m, "seed"]) for m in methods}
+    complete = set.intersection(*per_method.values())
+    needed = [v for v in plan_frame["seeds needed"] if isinstance(v, (int, float)) and math.isfinite(v)]
+    need = max([int(v) for v in needed] + [len(s) for s in per_method.values()]) if needed else 0
+    seconds = (rows.groupby("method")["train minutes"].mean() * 60).to_dict()
+    todo = {m: max(0, need - len(seeds)) for m, seeds in per_method.items()}
+    return {"complete seeds": len(complete), "seeds needed": need, "runs to record": sum(todo.values()),
+            "CPU hours": sum(n * seconds[m] for m, n in todo.items() if m in seconds) / 3600,
+            "not timed": [m for m, n in todo.items() if n and m not in seconds]}
+
+
+def class_table(records: dict[str, RunRecord], grid: list[Planned] | None = None):
+    """Per-class test recall of every run, long: the ``results_table`` keys (run,
+    data set, budget, method, seed, variant), ``class``, ``recall (%)`` and
+    ``test faces`` (the class's count in the test split, from the confusion matrix)."""
+    import numpy as np
+    import pandas as pd
+
+    from ssfer.report import recall_per_class
+
+    keys = results_table(records, grid)[["run", "data set", "budget", "method", "seed", "variant"]]
+    rows = []
+    for (_, k), rec in zip(keys.iterrows(), records.values()):
+        cm = np.asarray(rec.summary["confusion"])
+        for c, r, n in zip(rec.class_names, recall_per_class(cm), cm.sum(1)):
+            rows.append({**k.to_dict(), "class": c, "recall (%)": 100 * r, "test faces": int(n)})
+    return pd.DataFrame(rows)
+
+
+def class_comparisons(classes, family=PLANNED, classes_of=None, min_faces: int = MIN_TEST_FACES, **where):
+    """The planned family's paired difference of each class's recall (points),
+    over the runs of ``classes`` (a ``class_table``) matching ``where``; one row per
+    comparison and class, with the class's test faces. A class with fewer than
+    ``min_faces`` test faces gets its interval but no verdict ("too few test
+    faces"): its recall moves in steps of several points."""
+    import pandas as pd
+
+    from ssfer.report import compare, interval, select
+
+    rows = select(classes, **where)
+    out = []
+    for cls in classes_of or list(dict.fromkeys(rows["class"])):
+        sub = rows[rows["class"] == cls]
+        faces = int(sub["test faces"].max()) if len(sub) else 0
+        for a, b in family:
+            if not {a, b} <= set(sub["method"]):
+                continue
+            c = compare(sub, a, b, "recall (%)")
+            p = c.paired
+            out.append({"class": cls, "test faces": faces, "comparison": c.label, "mean difference": p.mean,
+                        "95 % interval": interval(p), "wins": f"{p.wins}/{p.n}",
+                        "verdict": c.margin_verdict() if faces >= min_faces else
+                        f"too few test faces ({faces}): no claim"})
+    return pd.DataFrame(out)
+
+
+def provenance(records: dict[str, RunRecord]):
+    """Where each run came from: its code fingerprint (short), commit, CPU kind
+    (instruction set and model, "not recorded" for runs from before they were)
+    and threads, one row per run. Runs repeat bit for bit only with the same code
+    on the same CPU kind."""
+    import pandas as pd
+
+    rows = []
+    for name, rec in records.items():
+        env = rec.environment or {}
+        cpu = env.get("cpu_capability")
+        rows.append({"run": name, "code": (env.get("code_fingerprint") or "?")[:8],
+                     "commit": (env.get("git_commit") or "?")[:7],
+                     "CPU kind": f"{cpu}, {env.get('cpu_model') or '?'}" if cpu else "not recorded",
+                     "threads": env.get("cpu_threads")})
+    return pd.DataFrame(rows, columns=["run", "code", "commit", "CPU kind", "threads"])

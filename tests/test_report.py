@@ -272,3 +272,52 @@ def test_cross_test_evaluates_a_run_with_its_own_thread_count(tmp_path):
     out = report.cross_test(rec, "synthfer", None, {"n": 50, "seed": 1, "difficulty": 1.0}, device="cpu")
     assert out["n"] == 50 and 0 <= out["accuracy"] <= 1
     assert torch.get_num_threads() == before   # the kernel's setting is restored
+
+
+# ------------------------------------------------------------------ margins and seed plans
+def _p(low, high, n=5):
+    return Paired((low + high) / 2, 1.0, low, high, 3, n)
+
+
+@pytest.mark.parametrize("low, high, expected", [
+    (-0.6, 0.8, "the runs rule out a difference of 1 points or more"),          # inside (-1, 1), holds 0
+    (-0.4, 2.5, "the runs show no difference, and cannot rule out one of 1 points"),  # holds 0, reaches past 1
+    (-1.0, 0.5, "the runs show no difference, and cannot rule out one of 1 points"),  # touches -1: not inside
+    (1.2, 3.0, "A scores higher"),                                                 # excludes 0, beyond the margin
+    (0.2, 0.9, "A scores higher, by less than 1 points"),                          # excludes 0, inside the margin
+    (-2.0, -0.3, "B scores higher"),                                               # excludes 0 below
+])
+def test_margin_verdict_reads_the_interval_against_zero_and_the_margin(low, high, expected):
+    assert report.margin_verdict(_p(low, high), "A", "B") == expected
+
+
+def test_margin_verdict_follows_the_margin_given_and_makes_no_claim_on_few_seeds():
+    assert report.margin_verdict(_p(-0.6, 0.8), "A", "B", margin=0.5) == \
+        "the runs show no difference, and cannot rule out one of 0.5 points"
+    assert report.margin_verdict(_p(-0.6, 0.8, n=2), "A", "B") == "2 seeds: no claim"
+    with pytest.raises(ValueError, match="margin must be > 0"):
+        report.margin_verdict(_p(-0.6, 0.8), "A", "B", margin=0)
+    c = report.Comparison("A", "B", "acc", {0: 1.0, 1: 2.0, 2: 3.0}, {0: 1.1, 1: 2.1, 2: 2.9})
+    assert c.margin_verdict() == report.margin_verdict(c.paired, "A", "B")
+
+
+@pytest.mark.parametrize("sd, half_width", [(0.3, 1.0), (1.0, 1.0), (1.6, 1.0), (2.0, 0.5), (0.0, 1.0)])
+def test_seeds_for_half_width_is_the_fewest_seeds_that_reach_it(sd, half_width):
+    from scipy import stats as st
+
+    n = report.seeds_for_half_width(sd, half_width)
+
+    def half(k):
+        return st.t.ppf(0.975, k - 1) * sd / math.sqrt(k)
+
+    assert half(n) <= half_width
+    assert n == 2 or half(n - 1) > half_width
+
+
+def test_seeds_for_half_width_by_hand_and_bad_input():
+    # sd 1: t(0.975, 6) = 2.447, 2.447 / sqrt 7 = 0.92 <= 1, and t(0.975, 5) / sqrt 6 = 1.05 > 1
+    assert report.seeds_for_half_width(1.0, 1.0) == 7
+    with pytest.raises(ValueError, match="half_width"):
+        report.seeds_for_half_width(1.0, 0.0)
+    with pytest.raises(ValueError, match="sd"):
+        report.seeds_for_half_width(float("nan"), 1.0)

@@ -125,3 +125,67 @@ def test_a_control_group_keeps_its_variant_apart_in_the_table(tmp_path, monkeypa
     assert table.loc["s_ls0_supervised_s0", "variant"] == "no label smoothing"
     # without the grid, every run reads as the profile's
     assert set(results_table(load_results(tmp_path / "results"))["variant"]) == {""}
+
+
+# ------------------------------------------------------------------ the seed plan and per-class view
+def _table(diffs_by_method, seconds=600.0):
+    """A results table: method -> per-seed accuracy."""
+    rows = [{"data set": "FERPlus", "budget": "10 % labeled", "variant": "v", "method": m, "seed": s,
+             "accuracy (%)": acc, "train minutes": seconds / 60}
+            for m, accs in diffs_by_method.items() for s, acc in enumerate(accs)]
+    return pd.DataFrame(rows)
+
+
+def test_plan_gives_seeds_needed_and_cpu_time_from_the_paired_sd():
+    from ssfer import report
+    from ssfer.results import plan, plan_total
+
+    base = [70.0, 71.0, 72.0, 73.0]
+    t = _table({"supervised": base, "FixMatch": [b + d for b, d in zip(base, (1.0, 2.0, 0.0, 1.0))]})
+    frame = plan(t, 1.0, family=(("FixMatch", "supervised"),), variant="v")
+    row = frame.iloc[0]
+    sd = pd.Series([1.0, 2.0, 0.0, 1.0]).std()
+    assert row["seeds"] == 4 and row["sd"] == pytest.approx(sd)
+    assert row["seeds needed"] == report.seeds_for_half_width(sd, 1.0)
+    assert row["more seeds"] == row["seeds needed"] - 4
+    assert row["CPU hours"] == pytest.approx(row["more seeds"] * 1200 / 3600)
+    capped = plan(t, 0.01, family=(("FixMatch", "supervised"),), max_seeds=15, variant="v").iloc[0]
+    assert capped["seeds needed"] == 15
+    total = plan_total(t, frame, variant="v")
+    assert total["seeds needed"] == row["seeds needed"] and "DTA" in total["not timed"]
+
+
+def test_class_comparisons_give_no_verdict_for_a_class_with_few_test_faces():
+    from ssfer.results import class_comparisons
+
+    rows = []
+    for s in range(3):
+        for m, bump in (("A", 5.0), ("B", 0.0)):
+            rows.append({"variant": "", "method": m, "seed": s, "class": "happy", "recall (%)": 80 + bump + s,
+                         "test faces": 900})
+            rows.append({"variant": "", "method": m, "seed": s, "class": "contempt", "recall (%)": 10 + bump * s,
+                         "test faces": 16})
+    out = class_comparisons(pd.DataFrame(rows), family=(("A", "B"),), variant="")
+    happy, contempt = out.set_index("class").loc["happy"], out.set_index("class").loc["contempt"]
+    assert happy["mean difference"] == pytest.approx(5.0) and happy["verdict"] == "A scores higher"
+    assert contempt["test faces"] == 16 and contempt["verdict"] == "too few test faces (16): no claim"
+
+
+def test_replay_says_whether_a_recorded_run_trains_again_bit_for_bit(tmp_path, two_step_overrides):
+    from ssfer.config import Config
+    from ssfer.results import replay
+    from ssfer.train import run
+
+    cfg = Config.default().with_overrides({**two_step_overrides, "algo.name": "fixmatch", "train.steps": 4})
+    rec = run(cfg, cache_dir=tmp_path / "cache")
+    same = replay(rec.run_dir, {}, steps=4)
+    assert same["identical"] and same["rows"] == 4 and same["first_difference"] is None
+    lines = (rec.run_dir / "metrics.jsonl").read_text().splitlines()
+    row = json.loads(lines[1])
+    row["loss"] += 1e-7
+    lines[1] = json.dumps(row)
+    (rec.run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    other = replay(rec.run_dir, {}, steps=4)
+    assert not other["identical"] and other["first_difference"]["step"] == row["step"]
+    with pytest.raises(ConfigError, match="steps=9"):
+        replay(rec.run_dir, {}, steps=9)
