@@ -183,12 +183,17 @@ def margin_verdict(p: Paired, a: str, b: str, margin: float = MARGIN, unit: str 
     if p.n < MIN_SEEDS:
         return verdict(p, a, b, higher)
     inside = -margin < p.low and p.high < margin
-    d = f"{margin:g} {unit}"
+    d = _amount(margin, unit)
     if p.shows_difference:
         return verdict(p, a, b, higher) + (f", by less than {d}" if inside else "")
     if inside:
         return f"the runs rule out a difference of {d} or more"
     return f"{NO_DIFFERENCE}, and cannot rule out one of {d}"
+
+
+def _amount(value: float, unit: str = "points") -> str:
+    """``1 point``, ``0.5 points``."""
+    return f"{value:g} {unit[:-1] if value == 1 and unit.endswith('s') else unit}"
 
 
 def seeds_for_half_width(sd: float, half_width: float, confidence: float = 0.95, at_most: int = 1000) -> int:
@@ -222,7 +227,9 @@ def seeds_for_half_width(sd: float, half_width: float, confidence: float = 0.95,
 def under_control(main: Comparison, control: Comparison, change: str) -> str:
     """One sentence on whether a comparison survives a control run with one setting
     changed (``change``, e.g. "without label smoothing"), true whatever the numbers:
-    it only sets the two verdicts side by side, with :func:`verdict`'s rules."""
+    it sets the two verdicts side by side, with :func:`verdict`'s rules. A control
+    that shows no difference while its interval still holds the profile's
+    difference is reported as unable to tell, not as the difference failing."""
     m, c = main.paired, control.paired
     if m.n < MIN_SEEDS or c.n < MIN_SEEDS:
         return (f"With {m.n} paired seeds on the profile and {c.n} in the control, "
@@ -232,8 +239,11 @@ def under_control(main: Comparison, control: Comparison, change: str) -> str:
             return f"The difference {main.label} holds {change} as well: {control.verdict()} in both."
         return f"The difference {main.label} turns round {change}: {control.verdict()} in the control."
     if m.shows_difference:
-        return (f"{change[0].upper() + change[1:]}, the runs show no difference between {main.a} and {main.b}: "
-                f"the difference seen on the profile does not hold up in this control.")
+        said = f"{change[0].upper() + change[1:]}, the runs show no difference between {main.a} and {main.b}"
+        if c.low <= m.mean <= c.high:  # the control is as consistent with the profile's difference as with none
+            return (f"{said}, but the control's interval {interval(c)} also holds the profile's difference "
+                    f"({m.mean:+.1f}): this control cannot tell whether that difference holds up.")
+        return f"{said}: the difference seen on the profile does not hold up in this control."
     if c.shows_difference:
         return f"{change[0].upper() + change[1:]}, {control.verdict()}, where the profile's runs show no difference."
     return f"Neither the profile nor the control ({change}) shows a difference between {main.a} and {main.b}."
@@ -542,3 +552,41 @@ def step_costs(table: pd.DataFrame, by: str = "method", baseline: str = "supervi
     if baseline in out.index:
         out[f"× {baseline}"] = out["seconds per 1,000 steps"] / out.loc[baseline, "seconds per 1,000 steps"]
     return out.reset_index()
+
+
+def accepted_share(record: Any) -> float:
+    """Mean share of the unlabeled batch whose pseudo label passed its threshold,
+    over a run's logged steps (NaN for a run without pseudo labels)."""
+    rates = [h["mask_rate"] for h in record.history if h.get("mask_rate") is not None]
+    return float(np.mean(rates)) if rates else math.nan
+
+
+def family_summary(comparisons: Sequence[Comparison], planned: int, margin: float = MARGIN) -> str:
+    """One sentence over a planned family, true whatever the numbers: how many of
+    its ``planned`` comparisons show a difference (and which way), how many rule out
+    a difference of ``margin`` or more, and how many cannot tell or have too few
+    seeds for a claim."""
+    shows, rules_out, open_, unmeasured = [], [], [], planned - len(comparisons)
+    for c in comparisons:
+        p = c.paired
+        if p.n < MIN_SEEDS:
+            unmeasured += 1
+        elif p.shows_difference:
+            shows.append(f"{c.a if p.mean > 0 else c.b} higher in {c.label}")
+        elif -margin < p.low and p.high < margin:
+            rules_out.append(c.label)
+        else:
+            open_.append(c.label)
+
+    def part(n: int, one: str, many: str, names: list[str]) -> str:
+        return f"{n} {one if n == 1 else many}" + (f" ({'; '.join(names)})" if names else "")
+
+    parts = [part(len(shows), "shows a difference", "show a difference", shows),
+             part(len(rules_out), f"rules out a difference of {_amount(margin)} or more",
+                  f"rule out a difference of {_amount(margin)} or more", rules_out),
+             part(len(open_), "shows no difference but cannot rule out one that large",
+                  "show no difference but cannot rule out one that large", open_)]
+    if unmeasured:
+        parts.append(part(unmeasured, f"has fewer than {MIN_SEEDS} paired seeds, too few for a claim",
+                          f"have fewer than {MIN_SEEDS} paired seeds, too few for a claim", []))
+    return f"Of the {planned} planned comparisons, " + ", ".join(parts[:-1]) + " and " + parts[-1] + "."

@@ -126,8 +126,11 @@ def _cmp(diffs, a="DTA+SNL", b="FixMatch"):
                                        "DTA+SNL scores higher in both."),
     ([2.0, 2.2, 1.9], [-1.0, -1.2, -0.9], "The difference DTA+SNL − FixMatch turns round without label smoothing: "
                                           "FixMatch scores higher in the control."),
-    ([2.0, 2.2, 1.9], [1.0, -2.0, 0.5], "Without label smoothing, the runs show no difference between DTA+SNL and "
+    ([2.0, 2.2, 1.9], [0.1, -0.2, 0.3], "Without label smoothing, the runs show no difference between DTA+SNL and "
                                         "FixMatch: the difference seen on the profile does not hold up in this control."),
+    ([2.0, 2.2, 1.9], [1.0, -2.0, 0.5], "Without label smoothing, the runs show no difference between DTA+SNL and "
+                                        "FixMatch, but the control's interval [-4.2, +3.8] also holds the profile's "
+                                        "difference (+2.0): this control cannot tell whether that difference holds up."),
     ([1.0, -2.0, 0.5], [2.0, 2.2, 1.9], "Without label smoothing, DTA+SNL scores higher, where the profile's runs "
                                         "show no difference."),
     ([1.0, -2.0, 0.5], [-1.0, 2.0, 0.5], "Neither the profile nor the control (without label smoothing) shows a "
@@ -280,11 +283,11 @@ def _p(low, high, n=5):
 
 
 @pytest.mark.parametrize("low, high, expected", [
-    (-0.6, 0.8, "the runs rule out a difference of 1 points or more"),          # inside (-1, 1), holds 0
-    (-0.4, 2.5, "the runs show no difference, and cannot rule out one of 1 points"),  # holds 0, reaches past 1
-    (-1.0, 0.5, "the runs show no difference, and cannot rule out one of 1 points"),  # touches -1: not inside
+    (-0.6, 0.8, "the runs rule out a difference of 1 point or more"),          # inside (-1, 1), holds 0
+    (-0.4, 2.5, "the runs show no difference, and cannot rule out one of 1 point"),  # holds 0, reaches past 1
+    (-1.0, 0.5, "the runs show no difference, and cannot rule out one of 1 point"),  # touches -1: not inside
     (1.2, 3.0, "A scores higher"),                                                 # excludes 0, beyond the margin
-    (0.2, 0.9, "A scores higher, by less than 1 points"),                          # excludes 0, inside the margin
+    (0.2, 0.9, "A scores higher, by less than 1 point"),                          # excludes 0, inside the margin
     (-2.0, -0.3, "B scores higher"),                                               # excludes 0 below
 ])
 def test_margin_verdict_reads_the_interval_against_zero_and_the_margin(low, high, expected):
@@ -321,3 +324,17 @@ def test_seeds_for_half_width_by_hand_and_bad_input():
         report.seeds_for_half_width(1.0, 0.0)
     with pytest.raises(ValueError, match="sd"):
         report.seeds_for_half_width(float("nan"), 1.0)
+
+
+def test_family_summary_counts_each_kind_of_answer():
+    def cmp_(a, diffs):
+        return report.Comparison(a, "B", "acc", {s: 70.0 + d for s, d in enumerate(diffs)},
+                                 {s: 70.0 for s in range(len(diffs))})
+
+    fam = [cmp_("A1", [2.0, 2.2, 1.9]), cmp_("A2", [0.1, -0.1, 0.05, 0.0]), cmp_("A3", [1.0, -2.0, 0.5]),
+           cmp_("A4", [1.0, 2.0])]
+    assert report.family_summary(fam, planned=5) == (
+        "Of the 5 planned comparisons, 1 shows a difference (A1 higher in A1 − B), "
+        "1 rules out a difference of 1 point or more (A2 − B), "
+        "1 shows no difference but cannot rule out one that large (A3 − B) and "
+        "2 have fewer than 3 paired seeds, too few for a claim.")
