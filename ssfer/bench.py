@@ -107,50 +107,67 @@ def step_flops(trainer) -> int:
 PEAK_N = {"cpu": 2048, "cuda": 8192}  # square matmul side: large enough to run at the device's best rate
 
 
+class MatmulPeak:
+    """The best GFLOP/s seen over timed samples of ``n``×``n`` matmuls (2n³ FLOPs
+    each) on ``device`` in ``dtype``, under the caller's torch CPU threads. Take
+    samples between the steps being timed (``sample``), so that the peak is
+    measured under the load the steps saw; ``result`` says how it was taken."""
+
+    def __init__(self, device: str | torch.device, dtype: torch.dtype = torch.float32, n: int | None = None):
+        self.device, self.dtype = torch.device(device), dtype
+        self.n = n or PEAK_N.get(self.device.type, 2048)
+        gen = torch.Generator().manual_seed(0)
+        self.a = torch.randn(self.n, self.n, generator=gen).to(device=self.device, dtype=dtype)
+        self.b = torch.randn(self.n, self.n, generator=gen).to(device=self.device, dtype=dtype)
+        self.a @ self.b  # warm-up: library load, kernel choice
+        _sync(self.device)
+        t0 = time.perf_counter()
+        self.a @ self.b
+        _sync(self.device)
+        # a sample long enough that the timer and a launch are noise (GPUs do 8192³ in ~1 ms)
+        self.per_sample = max(1, int(0.02 / max(time.perf_counter() - t0, 1e-6)))
+        self.best, self.samples = math.inf, 0
+
+    def sample(self) -> None:
+        _sync(self.device)
+        t0 = time.perf_counter()
+        for _ in range(self.per_sample):
+            self.a @ self.b
+        _sync(self.device)
+        self.best = min(self.best, (time.perf_counter() - t0) / self.per_sample)
+        self.samples += 1
+
+    def result(self) -> dict:
+        dtype = str(self.dtype).removeprefix("torch.")
+        used = torch.get_num_threads() if self.device.type == "cpu" else None
+        return {"gflops": 2 * self.n ** 3 / self.best / 1e9, "dtype": dtype, "n": self.n, "samples": self.samples,
+                "matmuls_per_sample": self.per_sample, "threads": used,
+                "how": f"best of {self.samples} timed samples of {self.per_sample} torch.matmul of {self.n}x{self.n} "
+                       f"{dtype} on {self.device}" + (f", {used} thread(s)" if used else "")}
+
+
 def matmul_peak(device: str | torch.device, dtype: torch.dtype = torch.float32, n: int | None = None,
                 seconds: float = 1.0, threads: int | None = None) -> dict:
-    """GFLOP/s of the best of repeated ``n``×``n`` matmuls (2n³ FLOPs each) on
-    ``device`` in ``dtype``, with ``threads`` torch CPU threads: the reference
-    the train step's rate is set against. At least 3 samples, then until ``seconds``."""
-    device = torch.device(device)
-    n = n or PEAK_N.get(device.type, 2048)
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
-    b = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
-    flops = 2 * n ** 3
+    """``MatmulPeak`` on its own: at least 3 samples, then until ``seconds``."""
     with torch_threads(threads):
-        a @ b  # warm-up: library load, kernel choice
-        _sync(device)
-        t0 = time.perf_counter()
-        a @ b
-        _sync(device)
-        # a sample long enough that the timer and a launch are noise (GPUs do 8192³ in ~1 ms)
-        per_sample = max(1, int(0.02 / max(time.perf_counter() - t0, 1e-6)))
-        best, samples, start = math.inf, 0, time.perf_counter()
-        while samples < 3 or time.perf_counter() - start < seconds:
-            t0 = time.perf_counter()
-            for _ in range(per_sample):
-                a @ b
-            _sync(device)
-            best = min(best, (time.perf_counter() - t0) / per_sample)
-            samples += 1
-        used = torch.get_num_threads() if device.type == "cpu" else None
-    return {"gflops": flops / best / 1e9, "dtype": str(dtype).removeprefix("torch."), "n": n,
-            "samples": samples, "matmuls_per_sample": per_sample, "threads": used,
-            "how": f"best of {samples} timed samples of {per_sample} torch.matmul of {n}x{n} "
-                   f"{str(dtype).removeprefix('torch.')} on {device}" + (f", {used} thread(s)" if used else "")}
+        peak = MatmulPeak(device, dtype, n)
+        start = time.perf_counter()
+        while peak.samples < 3 or time.perf_counter() - start < seconds:
+            peak.sample()
+        return peak.result()
 
 
 def step_times(device: str = "auto", rounds: int = 30, steps_per_round: int = 1, batch_size: int | None = None,
                size: int | None = None, model: str | None = None, warmup: int = 3, threads: int | None = None,
-               config: str | None = None, flops: bool = True, peak_seconds: float = 1.0) -> dict:
+               config: str | None = None, flops: bool = True, peak_seconds: float = 0.5) -> dict:
     """Seconds per train step of each of ``ALGOS``, interleaved: ``rounds`` rounds in
     which each algorithm runs ``steps_per_round`` steps. ``threads``: torch CPU
     threads while measuring (None: as set). Ratios are medians of per-round
     ratios, with their min and max over rounds. ``config``: a training config
     whose network and step shape to use (``bench_config``). ``flops``: count each
-    step's FLOPs and measure the matmul peak (``matmul_peak``), for the achieved
-    GFLOP/s and its share of the peak."""
+    step's FLOPs and measure the matmul peak (``MatmulPeak``: a sample after every
+    round, then ``peak_seconds`` more), for the achieved GFLOP/s (FLOPs over the
+    median step time) and its share of the peak."""
     from ssfer.train.loop import Trainer
 
     with torch_threads(threads):
@@ -163,6 +180,12 @@ def step_times(device: str = "auto", rounds: int = 30, steps_per_round: int = 1,
             for _ in range(warmup):
                 tr.train_step()
         counted = {a: step_flops(tr) for a, tr in trainers.items()} if flops else None
+        # the peak is sampled between the rounds, under the load the steps see
+        peaks = {}
+        if flops:
+            peaks["float32"] = MatmulPeak(dev, torch.float32)
+            if dev.type == "cuda":
+                peaks["bfloat16"] = MatmulPeak(dev, torch.bfloat16)
         times: dict[str, list[float]] = {a: [] for a in ALGOS}
         for r in range(rounds):
             # rotate the order, so that no algorithm always runs right after the same one
@@ -174,12 +197,14 @@ def step_times(device: str = "auto", rounds: int = 30, steps_per_round: int = 1,
                     tr.train_step()
                 _sync(dev)
                 times[algo].append((time.perf_counter() - t0) / steps_per_round)
+            for peak in peaks.values():
+                peak.sample()
+        for peak in peaks.values():  # at least three samples, and `peak_seconds` more of them
+            start = time.perf_counter()
+            while peak.samples < 3 or time.perf_counter() - start < peak_seconds:
+                peak.sample()
+        peaks = {k: v.result() for k, v in peaks.items()}
         used_threads = torch.get_num_threads()
-        peaks = {}
-        if flops:
-            peaks["float32"] = matmul_peak(dev, torch.float32, seconds=peak_seconds)
-            if dev.type == "cuda":
-                peaks["bfloat16"] = matmul_peak(dev, torch.bfloat16, seconds=peak_seconds)
     med = {a: statistics.median(v) for a, v in times.items()}
     fcfg = trainers["fixmatch"].cfg
     batch_size = fcfg.train.batch_size
