@@ -110,6 +110,7 @@ def build_parser(tooling: bool = False) -> argparse.ArgumentParser:
     b.add_argument("--size", type=int, default=None, help="image side (default 48, or the config's)")
     b.add_argument("--model", default=None, help="timm name (default resnet18, or the config's)")
     b.add_argument("--no-flops", action="store_true", help="skip the FLOP count and the matmul peak")
+    b.add_argument("--views-seconds", type=float, default=2.0, help="seconds per view measurement (default 2)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_bench)
 
