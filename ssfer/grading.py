@@ -16,8 +16,9 @@ course folder (``source/``, ``release/``, ``submitted/``, ``autograded/``,
   in ``nbgrader/``, both next to the CSV.
 
 The only addition to nbgrader is a time budget per notebook (``Execute``'s own
-timeout is per cell): cells that start after it is spent are not run, and get
-an error output, so their tests score 0 and the CSV says "timed out".
+timeout is per cell): the cell running when it is spent is interrupted, the
+cells after it are not run and get an error output, so their tests score 0 and
+the CSV says "timed out".
 """
 from __future__ import annotations
 
@@ -81,6 +82,7 @@ def _nbgrader_api(course: Path, timeout: int = TIMEOUT):
 
 def _budgeted_execute(budget: float):
     """nbgrader's Execute with one budget of ``budget`` seconds for the whole notebook."""
+    from jupyter_core.utils import run_sync
     from nbgrader.preprocessors import Execute
 
     class BudgetedExecute(Execute):
@@ -89,7 +91,13 @@ def _budgeted_execute(budget: float):
             return super().preprocess(nb, resources, retries)
 
         def _get_timeout(self, cell):
-            return max(1, math.ceil(self._deadline - time.monotonic()))
+            return max(1, math.ceil(min(self._deadline - time.monotonic(), budget)))
+
+        async def _async_handle_timeout(self, timeout, cell=None):
+            # the kernel is still unwinding the interrupted cell: run nothing more,
+            # or the next cells' replies get mixed up with its own
+            self._deadline = -math.inf
+            return await super()._async_handle_timeout(timeout, cell)
 
         async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
             if cell.cell_type == "code" and time.monotonic() >= self._deadline:
@@ -99,6 +107,9 @@ def _budgeted_execute(budget: float):
                     traceback=[f"{TIMED_OUT}: not run, the notebook's {budget:g} s were spent"])]
                 return cell
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+
+        # nbclient binds its synchronous execute_cell to its own coroutine: bind it to this one
+        execute_cell = run_sync(async_execute_cell)
 
     return BudgetedExecute
 
