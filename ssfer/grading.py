@@ -15,7 +15,10 @@ course folder (``source/``, ``release/``, ``submitted/``, ``autograded/``,
   HTML in ``feedback/<student>/<lab>.html`` and the course, gradebook included,
   in ``nbgrader/``, both next to the CSV.
 
-The only addition to nbgrader is a time budget per notebook (``Execute``'s own
+Two additions to nbgrader. It restores a test or locked cell that a student
+edited, but grades one that was deleted by hand; ``restore_deleted_cells`` puts
+it back first (nbgrader then fills in its source, hidden tests included). And a
+time budget per notebook (``Execute``'s own
 timeout is per cell): the cell running when it is spent is interrupted, the
 cells after it are not run and get an error output, so their tests score 0 and
 the CSV says "timed out".
@@ -58,6 +61,34 @@ STUDENT_README = """\
 
 class GradingError(ValueError):
     """A lab source, a submissions folder or an option is unusable."""
+
+
+def _nbgrader_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def restore_deleted_cells(submission: nbformat.NotebookNode, released: nbformat.NotebookNode) -> list[str]:
+    """Put back, in place, the test and locked cells of ``released`` missing from
+    ``submission``, each after the cell it followed; returns their grade ids."""
+    present = {_nbgrader_id(c) for c in submission.cells} - {None}
+    after: dict[str | None, list] = {}  # grade id of the cell they follow -> cells to put back
+    previous = None
+    for cell in released.cells:
+        gid, md = _nbgrader_id(cell), cell.get("metadata", {}).get("nbgrader", {})
+        if gid is None:
+            continue
+        if gid in present:
+            previous = gid
+        elif md.get("grade") or (md.get("locked") and not md.get("solution")):
+            after.setdefault(previous, []).append(nbformat.from_dict(cell))
+    restored = [_nbgrader_id(c) for cells in after.values() for c in cells]
+    if restored:
+        cells = after.pop(None, [])
+        for cell in submission.cells:
+            cells.append(cell)
+            cells += after.pop(_nbgrader_id(cell), [])
+        submission.cells = cells
+    return restored
 
 
 def _nbgrader_api(course: Path, timeout: int = TIMEOUT):
@@ -265,7 +296,12 @@ def grade(submitted_dir: str | Path, csv_path: str | Path, timeout: int = TIMEOU
             else:
                 dest = course / "submitted" / student / lab
                 dest.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, dest / f"{lab}.ipynb")
+                nb = nbformat.read(path, as_version=4)
+                restored = restore_deleted_cells(nb, nbformat.read(course / "release" / lab / f"{lab}.ipynb",
+                                                                   as_version=4))
+                if restored:
+                    log(f"{student}/{lab}: deleted cells put back: {', '.join(restored)}")
+                nbformat.write(nb, dest / f"{lab}.ipynb")
                 t0 = time.monotonic()
                 result = api.autograde(lab, student)
                 if not result["success"]:

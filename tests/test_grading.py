@@ -73,7 +73,8 @@ def test_release_writes_student_notebooks_readmes_and_an_instructor_folder(relea
 
 def _wrong_loss_and_no_tests(nb):
     # ex2 passes its visible checks but ignores `eps` (the hidden tests try eps=1e-3),
-    # and every test cell is replaced by `pass`: grading must restore them
+    # its test cells are replaced by `pass` and ex1's deleted: grading must restore them
+    nb.cells = [c for c, gid in zip(nb.cells, _ids(nb)) if gid not in ("ex1_checks", "ex1_hidden")]
     for cell, gid in zip(nb.cells, _ids(nb)):
         if gid == "ex2_solution":
             cell.source = re.sub(r"# YOUR CODE HERE\n\s*raise NotImplementedError\(\)",
@@ -132,8 +133,9 @@ def test_the_untouched_student_notebook_gets_zero_without_stopping_the_grader(gr
 @pytest.mark.slow
 def test_deleted_tests_are_restored_and_one_wrong_exercise_keeps_the_others_points(graded):
     row = read_csv(graded)["carol", LAB2]
-    # ex1 right: 5; ex2 passes the 2 visible points, fails the 3 hidden ones; the
-    # `pass` cells would have given it all 5
+    # ex1 right: 5, from its restored tests (deleted, nbgrader alone leaves it to be
+    # graded by hand); ex2 passes the 2 visible points, fails the 3 hidden ones (the
+    # `pass` cells would have given it all 5)
     assert (row["ex1"], row["ex2"], row["total"], row["status"]) == ("5", "2", "7", "ok"), row
 
 
@@ -154,6 +156,22 @@ def test_an_endless_loop_times_out_and_the_other_students_are_graded(released, t
     rows = read_csv(out)
     assert rows["erin", LAB1]["status"] == "timed out" and rows["erin", LAB1]["ex1"] == "0"
     assert rows["bob", LAB1]["status"] == "ok" and rows["bob", LAB1]["total"] == "0"
+
+
+def test_deleted_cells_are_put_back_where_they_were():
+    released = nbformat.v4.new_notebook()
+    for gid, md in (("a", {"locked": True}), ("ex1_solution", {"solution": True}), ("ex1_checks", {"grade": True}),
+                    ("b", {"locked": True}), ("ex2_checks", {"grade": True})):
+        cell = nbformat.v4.new_code_cell(f"# {gid}")
+        cell.metadata["nbgrader"] = {"grade_id": gid, **md}
+        released.cells.append(cell)
+    sub = nbformat.from_dict(released)
+    mine = nbformat.v4.new_code_cell("x = 1  # the student's own cell")
+    sub.cells = [sub.cells[1], mine, sub.cells[3]]        # deleted a, ex1_checks and ex2_checks
+    assert grading.restore_deleted_cells(sub, released) == ["a", "ex1_checks", "ex2_checks"]
+    assert [c.source for c in sub.cells] == ["# a", "# ex1_solution", "# ex1_checks", "x = 1  # the student's own cell",
+                                             "# b", "# ex2_checks"]
+    assert grading.restore_deleted_cells(sub, released) == []
 
 
 def test_bad_folders_and_options_are_named(tmp_path, capsys):
