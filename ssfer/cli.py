@@ -88,6 +88,26 @@ def _results(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _labs(args: argparse.Namespace) -> int:
+    try:
+        from ssfer import grading
+
+        if args.labs_command == "release":
+            for path in grading.release(args.out_dir, args.labs):
+                print(path)
+            return 0
+        rows = grading.grade(args.submitted_dir, args.out, timeout=args.timeout, src_dir=args.labs)
+    except ImportError as e:
+        print(f"ssfer: ssfer labs needs nbgrader, part of the book extra (pip install 'ssfer[book]'): {e}",
+              file=sys.stderr)
+        return 2
+    except ValueError as e:  # GradingError, LabError: a bad folder, source or option
+        print(f"ssfer: {e}", file=sys.stderr)
+        return 2
+    print(f"{len(rows)} row(s) written to {args.out}")
+    return 0
+
+
 TOOLING, TOOLING_HELP = "reproduce", "re-run the book's notebooks with a profile and build it (needs the book extra)"
 DEBUG_HELP = "show the traceback of expected errors (config, data, checkpoint, loss, run folder) too"
 
@@ -154,6 +174,21 @@ def build_parser(tooling: bool = False) -> argparse.ArgumentParser:
     r.add_argument("--jobs", type=int, default=1, help="runs side by side (each uses the threads its config sets)")
     r.add_argument("--cache-dir", type=Path, default=None)
     r.set_defaults(func=_results)
+
+    lab = sub.add_parser("labs", help="hand out the course labs and grade what comes back (nbgrader; book extra)")
+    lsub = lab.add_subparsers(dest="labs_command", required=True)
+    rel = lsub.add_parser("release", help="one folder per lab: the student notebook and a README; "
+                                           "OUT_DIR/instructor: solutions and nbgrader's gradebook")
+    rel.add_argument("out_dir", type=Path)
+    gr = lsub.add_parser("grade", help="autograde SUBMITTED_DIR/<student>/<lab>.ipynb in fresh kernels")
+    gr.add_argument("submitted_dir", type=Path)
+    gr.add_argument("--out", type=Path, default=Path("grades.csv"),
+                    help="the CSV (one row per student and lab); feedback/ and nbgrader/ are written next to it")
+    gr.add_argument("--timeout", type=int, default=300, help="seconds per notebook (default 300)")
+    for q in (rel, gr):
+        q.add_argument("--labs", type=Path, default=None, metavar="DIR",
+                       help="the lab sources (default: this checkout's notebooks/labs)")
+    lab.set_defaults(func=_labs)
 
     data = sub.add_parser("data", help="data set tools")
     dsub = data.add_subparsers(dest="data_command", required=True)

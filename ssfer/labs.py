@@ -1,41 +1,36 @@
-"""Student and solution versions of a lab from one source notebook.
+"""The labs' pages from their nbgrader sources: what nbgrader itself does not do.
 
-A lab source in ``notebooks/labs/`` is a runnable notebook holding the
-solutions. Solution code sits between ``# BEGIN SOLUTION`` and
-``# END SOLUTION`` lines, or fills a code cell tagged ``solution``; model
-answers in prose are markdown cells tagged ``solution``; a cell tagged
-``solution-only`` (say, the code that computes the numbers a model answer
-glues in) belongs to the solution alone.
+A lab in ``notebooks/labs/`` is an nbgrader *source* notebook that runs as it
+is, solutions included: solution cells (code between ``### BEGIN SOLUTION`` and
+``### END SOLUTION``, markdown model answers), autograded test cells with
+points (hidden parts between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN
+TESTS``), locked prose. nbgrader writes the student version
+(``ssfer.grading.release``) and grades submissions (``ssfer.grading.grade``).
+What is left here:
 
-- ``make_student``: each marked block becomes ``# YOUR CODE HERE`` +
-  ``raise NotImplementedError`` at the block's indentation, a ``solution``
-  code cell becomes just those two lines, a ``solution`` markdown cell and
-  any ``solution-only`` cell are dropped.
-- ``make_solution``: the marker lines go, everything else stays.
+- ``student_version``: the student notebook for the public book, made in-process by
+  nbgrader's own preprocessors (the ones ``generate_assignment`` runs, without its
+  gradebook), so the book's page is the notebook a student is handed.
+- ``solution_version``: the teacher's page: the source, outputs cleared, its title
+  marked "(solution)" so the two versions differ in a table of contents.
+- cells tagged ``solution-only`` (code that computes the numbers a model answer
+  glues in) belong to the solution alone; ``RemoveSolutionOnly`` drops them, and
+  ``generate_assignment`` runs it too.
 
-Both clear outputs, so neither version leaks a stale result. Command line:
-``python -m ssfer.labs notebooks/labs OUT_DIR`` writes ``OUT_DIR/student/``
-and ``OUT_DIR/solution/``.
+nbgrader is imported inside the functions, so ``import ssfer`` works without it.
 """
 from __future__ import annotations
 
-import argparse
 import copy
-import re
-import sys
 from pathlib import Path
 
 import nbformat
 
-BEGIN = re.compile(r"^(?P<indent>[ \t]*)#+\s*BEGIN SOLUTION\s*$")
-END = re.compile(r"^[ \t]*#+\s*END SOLUTION\s*$")
-TAG = "solution"
 ONLY = "solution-only"
-PLACEHOLDER = "# YOUR CODE HERE", "raise NotImplementedError"
 
 
 class LabError(ValueError):
-    """A lab source's solution markers are unbalanced or misplaced."""
+    """A lab source's nbgrader markers or metadata are unbalanced or missing."""
 
 
 def _load(src: str | Path | nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, str]:
@@ -44,120 +39,62 @@ def _load(src: str | Path | nbformat.NotebookNode) -> tuple[nbformat.NotebookNod
     return nbformat.read(Path(src), as_version=4), str(src)
 
 
-def _tags(cell) -> list[str]:
-    return list(cell.get("metadata", {}).get("tags", []))
-
-
-def _blocks(source: str, where: str) -> list[tuple[int, int, str]]:
-    """(begin line, end line, indent) of each marked block, 0-based, markers inclusive."""
-    blocks, begin, indent = [], None, ""
-    for i, line in enumerate(source.splitlines()):
-        if m := BEGIN.match(line):
-            if begin is not None:
-                raise LabError(f"{where}, line {i + 1}: BEGIN SOLUTION inside the block opened "
-                               f"on line {begin + 1}")
-            begin, indent = i, m["indent"]
-        elif END.match(line):
-            if begin is None:
-                raise LabError(f"{where}, line {i + 1}: END SOLUTION without BEGIN SOLUTION")
-            blocks.append((begin, i, indent))
-            begin = None
-    if begin is not None:
-        raise LabError(f"{where}, line {begin + 1}: BEGIN SOLUTION is never closed")
-    return blocks
-
-
-def _clear(cell) -> None:
-    if cell.cell_type == "code":
-        cell.outputs = []
-        cell.execution_count = None
-    cell.get("metadata", {}).pop("execution", None)
-
-
-def _transform(src, student: bool) -> nbformat.NotebookNode:
-    nb, origin = _load(src)
-    cells = []
-    for idx, cell in enumerate(nb.cells):
-        where = f"{origin}, cell {idx}"
-        tagged = TAG in _tags(cell)
-        _clear(cell)
-        if student and (ONLY in _tags(cell) or (cell.cell_type == "markdown" and tagged)):
-            continue
+def _clear(nb: nbformat.NotebookNode) -> None:
+    for cell in nb.cells:
         if cell.cell_type == "code":
-            lines = cell.source.splitlines()
-            blocks = _blocks(cell.source, where)
-            if tagged and student:
-                lines = list(PLACEHOLDER)
-            else:
-                for begin, end, indent in reversed(blocks):
-                    body = [indent + p for p in PLACEHOLDER] if student else lines[begin + 1:end]
-                    lines[begin:end + 1] = body
-            cell.source = "\n".join(lines)
-        if student and tagged:
-            cell.metadata["tags"] = [t for t in _tags(cell) if t != TAG]
-        cells.append(cell)
-    if not student:
-        _mark_title(cells)
-    nb.cells = cells
-    nb.metadata.setdefault("ssfer", {}).update(
-        {"lab_version": "student" if student else "solution", "lab_source": origin})
-    return nb
-
-
-def _mark_title(cells) -> None:
-    """Append "(solution)" to the first top-level heading, so the two versions differ in a table of contents."""
-    for cell in cells:
-        if cell.cell_type == "markdown":
-            lines = cell.source.splitlines()
-            for i, line in enumerate(lines):
-                if line.startswith("# ") and not line.rstrip().endswith("(solution)"):
-                    lines[i] = line.rstrip() + " (solution)"
-                    cell.source = "\n".join(lines)
-                    return
-
-
-def make_student(src: str | Path | nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The student version: solutions replaced by ``raise NotImplementedError``."""
-    return _transform(src, student=True)
-
-
-def make_solution(src: str | Path | nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The solution version: the source without its marker lines."""
-    return _transform(src, student=False)
+            cell.outputs, cell.execution_count = [], None
+        cell.get("metadata", {}).pop("execution", None)
 
 
 def is_lab(src: str | Path | nbformat.NotebookNode) -> bool:
-    """Whether a notebook has anything for ``make_student`` to hide."""
+    """Whether a notebook is an nbgrader source: at least one solution cell."""
+    nb, _ = _load(src)
+    return any(c.get("metadata", {}).get("nbgrader", {}).get("solution") for c in nb.cells)
+
+
+def remove_solution_only():
+    """nbgrader preprocessor class dropping the ``solution-only`` cells (built
+    here, so that nbgrader is imported only when a student version is made)."""
+    from nbgrader.preprocessors import NbGraderPreprocessor
+
+    class RemoveSolutionOnly(NbGraderPreprocessor):
+        def preprocess(self, nb, resources):
+            nb.cells = [c for c in nb.cells if ONLY not in c.get("metadata", {}).get("tags", [])]
+            return nb, resources
+
+    return RemoveSolutionOnly
+
+
+def student_version(src: str | Path | nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The student notebook: nbgrader's ClearSolutions, ClearHiddenTests,
+    ClearMarkScheme, LockCells and ClearOutput, after ``RemoveSolutionOnly``."""
+    from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions, LockCells
+
     nb, origin = _load(src)
-    return any(TAG in _tags(c) or ONLY in _tags(c) or (c.cell_type == "code" and _blocks(c.source, origin))
-               for c in nb.cells)
-
-
-def write_versions(src_dir: str | Path, out_dir: str | Path) -> list[Path]:
-    """Write ``out_dir/student/<lab>.ipynb`` and ``out_dir/solution/<lab>.ipynb``."""
-    written = []
-    for path in sorted(Path(src_dir).glob("*.ipynb")):
-        for version, make in (("student", make_student), ("solution", make_solution)):
-            out = Path(out_dir) / version / path.name
-            out.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(make(path), out)
-            written.append(out)
-    return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ssfer.labs", description=__doc__.split("\n\n")[0])
-    ap.add_argument("src_dir", help="folder of lab sources (notebooks/labs)")
-    ap.add_argument("out_dir", help="writes student/ and solution/ here")
-    args = ap.parse_args(argv)
+    resources: dict = {}
     try:
-        for p in write_versions(args.src_dir, args.out_dir):
-            print(p)
-    except LabError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+        for pp in (remove_solution_only()(), LockCells(), ClearSolutions(), ClearOutput(), ClearHiddenTests(),
+                   ClearMarkScheme()):
+            nb, resources = pp.preprocess(nb, resources)
+    except RuntimeError as e:  # nbgrader's message names neither the file nor the cell
+        raise LabError(f"{origin}: {e}") from e
+    nb.metadata.setdefault("ssfer", {}).update({"lab_version": "student", "lab_source": origin})
+    return nb
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def solution_version(src: str | Path | nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The teacher's page: the source as it runs (markers are comments), no outputs."""
+    nb, origin = _load(src)
+    _clear(nb)
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = cell.source.splitlines()
+        heading = next((i for i, line in enumerate(lines) if line.startswith("# ")), None)
+        if heading is not None:
+            if not lines[heading].rstrip().endswith("(solution)"):
+                lines[heading] = lines[heading].rstrip() + " (solution)"
+                cell.source = "\n".join(lines)
+            break
+    nb.metadata.setdefault("ssfer", {}).update({"lab_version": "solution", "lab_source": origin})
+    return nb

@@ -1,7 +1,7 @@
 """Re-run every notebook of the book with one profile of parameters, then build it.
 
 ``ssfer reproduce [--profile smoke|book|full] [--only NAME ...] [--no-book]
-[--set [NB.]PARAM=VALUE ...]``
+[--set [NB.]PARAM=VALUE ...] [--with-solutions]``
 
 1. Reads ``_toc.yml`` for the book's pages and notebooks.
 2. Resolves each notebook's parameters: the profile's ``defaults`` (for the
@@ -11,7 +11,11 @@
 3. Stages the book into ``<build_dir>/src/``: ``_config.yml`` (with execution
    off — papermill already ran the notebooks), ``_toc.yml``, ``book/``, the
    executed notebooks and the labs' student versions. The committed sources
-   are never written.
+   are never written. Every lab's solution (its nbgrader source) is executed
+   too, so the solutions are checked on every build, but it is published only
+   with ``--with-solutions`` (the teacher's book: a "Solutions to the labs" part
+   is added to the staged ``_toc.yml``); otherwise it lands in
+   ``<build_dir>/solutions/``, outside the book.
 4. Runs each notebook with papermill (cwd = repository root, env
    ``SSFER_PROFILE``), unless the staged copy already carries the same key:
    sha256 of the notebook source, profile, parameters, the code of the
@@ -50,6 +54,7 @@ from ssfer.params import (ParameterError, check_parameters, declared_parameters,
 
 KEY_VERSION = "ssfer-reproduce-2"
 SOLUTION_SUFFIX = "_solution"
+SOLUTIONS_CAPTION = "Solutions to the labs"
 
 
 class ReproduceError(RuntimeError):
@@ -63,6 +68,7 @@ class Job:
     source: Path                  # committed notebook it comes from
     kind: str                     # "notebook" | "lab_solution" | "lab_student"
     params: dict[str, Any] = field(default_factory=dict)
+    published: bool = True        # a lab solution outside the public book: False
     status: str = "pending"
     seconds: float = 0.0
     cpu: float = 0.0              # CPU seconds of the run: papermill and the kernel it started
@@ -111,8 +117,10 @@ def toc_docnames(toc_path: Path, root: Path) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def classify(docnames: list[str], root: Path) -> tuple[list[Job], list[Path]]:
-    """Notebook jobs and static pages (files to copy) of the toc."""
+def classify(docnames: list[str], root: Path, with_solutions: bool = False) -> tuple[list[Job], list[Path]]:
+    """Notebook jobs and static pages (files to copy) of the toc, plus a solution
+    job for every lab whose solution the toc does not list (published only
+    ``with_solutions``)."""
     jobs, pages = [], []
     for doc in docnames:
         nb, md = root / f"{doc}.ipynb", root / f"{doc}.md"
@@ -126,6 +134,9 @@ def classify(docnames: list[str], root: Path) -> tuple[list[Job], list[Path]]:
             jobs.append(Job(doc, src, "lab_solution"))
         else:
             raise ReproduceError(f"_toc.yml lists {doc!r}, but neither {doc}.ipynb nor {doc}.md exists")
+    listed = {j.docname for j in jobs}
+    jobs += [Job(f"{j.docname}{SOLUTION_SUFFIX}", j.source, "lab_solution", published=with_solutions)
+             for j in list(jobs) if j.kind == "lab_student" and f"{j.docname}{SOLUTION_SUFFIX}" not in listed]
     return jobs, pages
 
 
@@ -283,8 +294,9 @@ def _nb_bytes(nb: nbformat.NotebookNode) -> bytes:
     return (nbformat.writes(nb) + "\n").encode()
 
 
-def stage_sources(root: Path, src: Path, pages: list[Path]) -> None:
-    """Everything but the notebooks: config (execution off), toc, pages, assets."""
+def stage_sources(root: Path, src: Path, pages: list[Path], solutions: list[str] = ()) -> None:
+    """Everything but the notebooks: config (execution off), toc (with a part for
+    the ``solutions`` docnames, if any), pages, assets."""
     cfg_path = root / "_config.yml"
     try:
         cfg = yaml.safe_load(cfg_path.read_text()) or {}
@@ -292,7 +304,13 @@ def stage_sources(root: Path, src: Path, pages: list[Path]) -> None:
         raise ReproduceError(f"{cfg_path}: cannot read the book configuration: {e}") from e
     cfg.setdefault("execute", {})["execute_notebooks"] = "off"  # papermill already ran them
     _write_if_changed(src / "_config.yml", yaml.safe_dump(cfg, sort_keys=False).encode())
-    _copy_if_changed(root / "_toc.yml", src / "_toc.yml")
+    if solutions:
+        toc = yaml.safe_load((root / "_toc.yml").read_text())
+        toc.setdefault("parts", []).append({"caption": SOLUTIONS_CAPTION,
+                                            "chapters": [{"file": doc} for doc in solutions]})
+        _write_if_changed(src / "_toc.yml", yaml.safe_dump(toc, sort_keys=False).encode())
+    else:
+        _copy_if_changed(root / "_toc.yml", src / "_toc.yml")
     if (root / "book").is_dir():
         _copy_if_changed(root / "book", src / "book")
     referenced = [cfg.get("logo"), (cfg.get("html") or {}).get("favicon"), *(cfg.get("bibtex_bibfiles") or [])]
@@ -311,7 +329,22 @@ def stage_labs(root: Path, src: Path) -> None:
     """Student versions of every lab next to where the book expects them."""
     lab_dir = root / "notebooks" / "labs"
     for path in sorted(lab_dir.glob("*.ipynb")) if lab_dir.is_dir() else []:
-        _write_if_changed(src / path.relative_to(root), _nb_bytes(labs.make_student(path)))
+        _write_if_changed(src / path.relative_to(root), _nb_bytes(labs.student_version(path)))
+
+
+def output_path(job: Job, src: Path, build_dir: Path) -> Path:
+    """Where a job's executed notebook goes: the staged book, or, for a solution
+    the public book leaves out, ``<build_dir>/solutions/``."""
+    return (src if job.published else build_dir / "solutions") / f"{job.docname}.ipynb"
+
+
+def unpublish_stale_solutions(jobs: list[Job], src: Path, build_dir: Path) -> None:
+    """A teacher's build in the same folder left solution pages behind: remove them
+    from the staged sources and the HTML, so the public book never shows one."""
+    for job in jobs:
+        if job.kind == "lab_solution" and not job.published:
+            (src / f"{job.docname}.ipynb").unlink(missing_ok=True)
+            (html_dir(build_dir) / f"{job.docname}.html").unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------ running
@@ -359,7 +392,7 @@ def execute(job: Job, out: Path, root: Path, build_dir: Path, profile_name: str,
 
     if job.kind == "lab_solution":
         input_path = build_dir / "labs" / "solution" / job.source.name
-        _write_if_changed(input_path, _nb_bytes(labs.make_solution(job.source)))
+        _write_if_changed(input_path, _nb_bytes(labs.solution_version(job.source)))
     else:
         input_path = job.source
     partial = build_dir / "running" / f"{job.name}.ipynb"
@@ -488,7 +521,7 @@ def _summary(jobs: list[Job]) -> str:
 def reproduce(profile: str = "book", only: list[str] | None = None, build_dir: str | Path = "_build",
               build_book: bool = True, overrides: list[str] | dict[str, Any] | None = None,
               kernel: str | None = None, root: str | Path | None = None, strict: bool = False,
-              n_jobs: int | None = None) -> int:
+              n_jobs: int | None = None, with_solutions: bool = False) -> int:
     """Execute the book's notebooks with a profile and build the book; 0 on success."""
     root = Path(root or Path.cwd()).resolve()
     build_dir = (root / build_dir).resolve()
@@ -497,7 +530,7 @@ def reproduce(profile: str = "book", only: list[str] | None = None, build_dir: s
         if n_jobs is not None and n_jobs < 0:
             raise ReproduceError(f"--jobs {n_jobs}: expected 0 (auto) or a positive number")
         docnames = toc_docnames(root / "_toc.yml", root)
-        jobs, pages = classify(docnames, root)
+        jobs, pages = classify(docnames, root, with_solutions)
         others = {p.stem for p in (root / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts}
         resolve_parameters(jobs, load_profile(profile, root), profile, parse_overrides(overrides), others)
         selected = set(only or [])
@@ -505,21 +538,28 @@ def reproduce(profile: str = "book", only: list[str] | None = None, build_dir: s
         if unknown:
             raise ReproduceError(f"--only {', '.join(sorted(unknown))}: not a notebook of the book "
                                  f"(notebooks: {', '.join(j.name for j in jobs)})")
-        stage_sources(root, src, pages)
+        listed = set(docnames)
+        stage_sources(root, src, pages, [j.docname for j in jobs if j.kind == "lab_solution" and j.published
+                                         and j.docname not in listed])
         stage_labs(root, src)
+        unpublish_stale_solutions(jobs, src, build_dir)
     except (ReproduceError, ParameterError, labs.LabError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:  # the labs' student versions are nbgrader's
+        print(f"error: the labs need nbgrader, part of the book extra (pip install 'ssfer[book]'): {e}",
+              file=sys.stderr)
         return 2
 
     pending: list[tuple[Job, Path, str]] = []
     for job in jobs:
-        out = src / f"{job.docname}.ipynb"
+        out = output_path(job, src, build_dir)
         if not job.executes:
             job.status = "staged"
             continue
         if selected and not selected & {job.name, job.profile_key, job.docname}:
             if stored_key(out) is None:  # never executed: show the current unexecuted source
-                _write_if_changed(out, _nb_bytes(labs.make_solution(job.source)) if job.kind == "lab_solution"
+                _write_if_changed(out, _nb_bytes(labs.solution_version(job.source)) if job.kind == "lab_solution"
                                   else job.source.read_bytes())
             job.status = "skipped"
             continue
@@ -581,6 +621,9 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
                         "on a CPU, 1 with a GPU)")
     p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's)")
     p.add_argument("--strict", action="store_true", help="turn jupyter-book warnings into errors")
+    p.add_argument("--with-solutions", action="store_true",
+                   help="the teacher's book: publish the labs' solutions (always executed and checked; "
+                        "without this flag they stay in BUILD_DIR/solutions/)")
     p.set_defaults(func=_run_cli)
     return p
 
@@ -588,7 +631,7 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
 def _run_cli(args: argparse.Namespace) -> int:
     return reproduce(profile=args.profile, only=args.only, build_dir=args.build_dir,
                      build_book=not args.no_book, overrides=args.overrides, kernel=args.kernel,
-                     strict=args.strict, n_jobs=args.jobs)
+                     strict=args.strict, n_jobs=args.jobs, with_solutions=args.with_solutions)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,9 @@
 """Same parameters, same numbers: re-execute the smoke book and compare with nbval.
 
 ``python tests/nbval_rerun.py [BUILD_DIR]`` (default ``_build/smoke``, what
-``make test`` builds first) copies every executed chapter and lab solution of
-``BUILD_DIR/src`` into ``_build/nbval/`` (laid out like the repository, with
+``make test`` builds first) copies every executed chapter of ``BUILD_DIR/src``
+and lab solution (``BUILD_DIR/solutions``, outside the public book, or
+``BUILD_DIR/src`` after ``--with-solutions``) into ``_build/nbval/`` (laid out like the repository, with
 ``results/`` linked, so a notebook finds what it found before), then runs
 ``pytest --nbval`` — strict: every output compared, not ``--nbval-lax`` — over
 the copies, with an EMPTY run cache, so every training run is trained again on
@@ -33,8 +34,9 @@ SANITIZE = REPO / "tests" / "nbval_sanitize.cfg"
 
 
 def executed_notebooks(src: Path) -> list[Path]:
-    """The executed notebooks of a staged book: chapters and lab solutions (the
-    student versions are staged without running)."""
+    """The executed notebooks of a staged book (``src``) or of the folder of its
+    unpublished lab solutions: chapters and solutions (the student versions are
+    staged without running)."""
     found = []
     for p in sorted((src / "notebooks").rglob("*.ipynb")):
         nb = nbformat.read(p, as_version=4)
@@ -45,19 +47,20 @@ def executed_notebooks(src: Path) -> list[Path]:
 
 def prepare(build_dir: Path, out: Path) -> list[Path]:
     src = build_dir / "src"
-    notebooks = executed_notebooks(src)
+    # a lab solution lies in solutions/ or (a teacher's build) in src/, laid out alike
+    notebooks = [(root, p) for root in (src, build_dir / "solutions") for p in executed_notebooks(root)]
     if not notebooks:
         raise SystemExit(f"no executed notebook under {src}: build it first "
                          "(ssfer reproduce --profile smoke --build-dir {build_dir})")
     shutil.rmtree(out, ignore_errors=True)
-    for p in notebooks:
-        dst = out / p.relative_to(src)
+    for root, p in notebooks:
+        dst = out / p.relative_to(root)
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(p, dst)
     # the chapters ran with the repository as working directory; nbval starts each
     # kernel in the notebook's folder, and chapter 6 finds results/ from there
     (out / "results").symlink_to(REPO / "results", target_is_directory=True)
-    return [out / p.relative_to(src) for p in notebooks]
+    return [out / p.relative_to(root) for root, p in notebooks]
 
 
 def pixel_hash(b64: str) -> str:

@@ -42,8 +42,31 @@ def test_index_links_to_the_executed_quickstart():
 
 
 def _executed():
-    return [p for p in sorted((SRC / "notebooks").rglob("*.ipynb"))
+    """Executed chapters, and lab solutions wherever they lie (outside the public
+    book in <build_dir>/solutions, in src after --with-solutions)."""
+    return [p for root in (SRC, SRC.parent / "solutions") for p in sorted((root / "notebooks").rglob("*.ipynb"))
             if json.loads(p.read_text()).get("metadata", {}).get("ssfer", {}).get("reproduce")]
+
+
+@needs_book
+def test_the_public_book_shows_student_labs_and_no_solution():
+    """Answers do not leak: the lab pages are the student versions, no solution page
+    is built, and the solutions were still executed, outside the book."""
+    import yaml
+
+    captions = [part.get("caption") for part in yaml.safe_load((SRC / "_toc.yml").read_text())["parts"]]
+    if "Solutions to the labs" in captions:
+        pytest.skip("a teacher's build (--with-solutions)")
+    labs_html = HTML / "notebooks" / "labs"
+    assert not list(labs_html.glob("*_solution.html")), "a solution page is in the public book"
+    sources = sorted((REPO / "notebooks" / "labs").glob("*.ipynb"))
+    for src in sources:
+        page = (labs_html / f"{src.stem}.html").read_text()
+        assert "YOUR CODE HERE" in page and "BEGIN SOLUTION" not in page and "HIDDEN TESTS" not in page
+        assert "Rubric" not in page
+        solution = SRC.parent / "solutions" / "notebooks" / "labs" / f"{src.stem}_solution.ipynb"
+        assert json.loads(solution.read_text())["metadata"]["ssfer"]["reproduce"]["key"], solution
+    assert (HTML / "book" / "teaching.html").exists()
 
 
 @needs_book

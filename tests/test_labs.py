@@ -1,4 +1,4 @@
-"""ssfer.labs: student and solution versions from one source; the shipped labs."""
+"""ssfer.labs: the book's student and solution pages from one nbgrader source; the shipped labs."""
 from __future__ import annotations
 
 import ast
@@ -8,102 +8,83 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ssfer import labs
-from ssfer.params import declared_parameters
-from ssfer.reproduce import load_profile
+pytest.importorskip("nbgrader")
+
+from ssfer import labs  # noqa: E402
+from ssfer.params import declared_parameters  # noqa: E402
+from ssfer.reproduce import load_profile  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LAB_DIR = REPO / "notebooks" / "labs"
 LABS = sorted(LAB_DIR.glob("*.ipynb"))
 
 
+def _nbg(cell, gid, *, solution=False, grade=False, locked=False, points=None):
+    cell.metadata["nbgrader"] = {"grade": grade, "grade_id": gid, "locked": locked, "schema_version": 3,
+                                 "solution": solution, "task": False, **({"points": points} if grade else {})}
+    return cell
+
+
 def source_nb() -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    title = nbformat.v4.new_markdown_cell("# Lab X\n\nIntro.")
-    fn = nbformat.v4.new_code_cell(
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    title = _nbg(nbformat.v4.new_markdown_cell("# Lab X\n\nIntro."), "intro", locked=True)
+    fn = _nbg(nbformat.v4.new_code_cell(
         "def f(x):\n"
         "    y = 2\n"
-        "    # BEGIN SOLUTION\n"
+        "    ### BEGIN SOLUTION\n"
         "    secret_a = x * y\n"
         "    return secret_a\n"
-        "    # END SOLUTION\n"
-        "\n"
-        "top = 1\n"
-        "# BEGIN SOLUTION\n"
-        "secret_b = 3\n"
-        "# END SOLUTION")
+        "    ### END SOLUTION"), "ex1_solution", solution=True)
     fn.outputs = [nbformat.v4.new_output("stream", name="stdout", text="stale\n")]
     fn.execution_count = 7
-    whole = nbformat.v4.new_code_cell("secret_c = 5\nprint(secret_c)")
-    whole.metadata["tags"] = ["solution", "keep-me"]
-    answer = nbformat.v4.new_markdown_cell("**Answer.** secret_d")
-    answer.metadata["tags"] = ["solution"]
+    test = _nbg(nbformat.v4.new_code_cell(
+        "assert f(1) == 2\n### BEGIN HIDDEN TESTS\nassert f(secret_b := 3) == 6\n### END HIDDEN TESTS"),
+        "ex1_checks", grade=True, locked=True, points=2)
+    answer = _nbg(nbformat.v4.new_markdown_cell("**Answer.** secret_d\n\n**Rubric.** 1 point"),
+                  "ex2_answer", solution=True, grade=True, points=1)
     numbers = nbformat.v4.new_code_cell("secret_e = 6  # computes what the answer glues in")
     numbers.metadata["tags"] = ["solution-only"]
-    nb.cells = [title, fn, whole, answer, nbformat.v4.new_markdown_cell("## Exercise 2"), numbers]
+    nb.cells = [title, fn, test, numbers, answer]
     return nb
 
 
-def test_student_version_replaces_solutions_and_keeps_the_rest():
-    st = labs.make_student(source_nb())
+def test_student_version_is_nbgraders():
+    st = labs.student_version(source_nb())
     assert [c.cell_type for c in st.cells] == ["markdown", "code", "code", "markdown"]
-    assert st.cells[1].source == (
-        "def f(x):\n"
-        "    y = 2\n"
-        "    # YOUR CODE HERE\n"
-        "    raise NotImplementedError\n"
-        "\n"
-        "top = 1\n"
-        "# YOUR CODE HERE\n"
-        "raise NotImplementedError")
-    assert st.cells[2].source == "# YOUR CODE HERE\nraise NotImplementedError"
-    assert st.cells[2].metadata["tags"] == ["keep-me"]
+    assert st.cells[1].source == "def f(x):\n    y = 2\n    # YOUR CODE HERE\n    raise NotImplementedError()"
+    assert st.cells[2].source == "assert f(1) == 2"            # hidden tests gone, visible check kept
+    assert st.cells[3].source == "YOUR ANSWER HERE"            # model answer and rubric gone
     assert st.cells[1].outputs == [] and st.cells[1].execution_count is None
-    assert "secret" not in nbformat.writes(st)
+    assert "secret" not in nbformat.writes(st) and "Rubric" not in nbformat.writes(st)
     assert st.cells[0].source == "# Lab X\n\nIntro."
     assert st.metadata["ssfer"]["lab_version"] == "student"
 
 
-def test_solution_version_strips_markers_only():
-    sol = labs.make_solution(source_nb())
-    assert len(sol.cells) == 6 and sol.cells[5].source.startswith("secret_e = 6")
-    assert sol.cells[1].source == (
-        "def f(x):\n    y = 2\n    secret_a = x * y\n    return secret_a\n\ntop = 1\nsecret_b = 3")
-    assert sol.cells[2].source == "secret_c = 5\nprint(secret_c)"
-    assert sol.cells[3].source == "**Answer.** secret_d"
+def test_solution_version_is_the_source_without_outputs():
+    sol = labs.solution_version(source_nb())
+    assert len(sol.cells) == 5 and sol.cells[3].source.startswith("secret_e = 6")
+    assert "secret_a = x * y" in sol.cells[1].source and "secret_b" in sol.cells[2].source
     assert sol.cells[0].source.startswith("# Lab X (solution)")
     assert sol.cells[1].outputs == []
-    assert "SOLUTION" not in "".join(c.source for c in sol.cells)
 
 
 def test_the_source_is_not_modified(tmp_path):
     path = tmp_path / "lab.ipynb"
     nbformat.write(source_nb(), path)
     before = path.read_bytes()
-    labs.make_student(path)
-    labs.make_solution(path)
+    labs.student_version(path)
+    labs.solution_version(path)
     assert path.read_bytes() == before
 
 
-@pytest.mark.parametrize("src, message", [
-    ("# BEGIN SOLUTION\nx = 1", r"line 1: BEGIN SOLUTION is never closed"),
-    ("x = 1\n# END SOLUTION", r"line 2: END SOLUTION without BEGIN SOLUTION"),
-    ("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION", r"line 2: BEGIN SOLUTION inside the block opened on line 1"),
-])
-def test_unbalanced_markers_name_file_cell_and_line(tmp_path, src, message):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("# t"), nbformat.v4.new_code_cell(src)]
+def test_unbalanced_markers_name_the_file(tmp_path):
+    nb = source_nb()
+    nb.cells[1].source = "### BEGIN SOLUTION\nx = 1"
     path = tmp_path / "bad.ipynb"
     nbformat.write(nb, path)
-    with pytest.raises(labs.LabError, match=re.escape(f"{path}, cell 1, ") + message):
-        labs.make_student(path)
-
-
-def test_write_versions_and_cli(tmp_path):
-    nbformat.write(source_nb(), tmp_path / "lab_x.ipynb")
-    assert labs.main([str(tmp_path), str(tmp_path / "out")]) == 0
-    assert "raise NotImplementedError" in (tmp_path / "out" / "student" / "lab_x.ipynb").read_text()
-    assert "secret_b" in (tmp_path / "out" / "solution" / "lab_x.ipynb").read_text()
+    with pytest.raises(labs.LabError, match=re.escape(str(path)) + ": no end solution"):
+        labs.student_version(path)
 
 
 # ------------------------------------------------------------------ the shipped labs
@@ -111,24 +92,33 @@ def test_there_are_at_least_three_labs():
     assert len(LABS) >= 3, LABS
 
 
+def _grade_cells(nb):
+    return [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+
+
 @pytest.mark.parametrize("path", LABS, ids=lambda p: p.stem)
-def test_shipped_lab_versions_are_valid_python_and_hide_every_solution(path):
+def test_shipped_lab_is_an_nbgrader_source_with_points_hidden_tests_and_a_header(path):
     src = nbformat.read(path, as_version=4)
     assert labs.is_lab(src), f"{path.name} has no exercise"
     assert all(c.get("outputs", []) == [] for c in src.cells), f"{path.name} is committed with outputs"
-    student, solution = labs.make_student(path), labs.make_solution(path)
-    hidden = []
-    for cell in src.cells:
-        if cell.cell_type == "code":
-            for begin, end, _ in labs._blocks(cell.source, path.name):
-                hidden += [l.strip() for l in cell.source.splitlines()[begin + 1:end] if len(l.strip()) > 12]
-    assert hidden, f"{path.name}: no marked solution code"
-    student_code = "\n".join(c.source for c in student.cells if c.cell_type == "code")
-    assert not [l for l in hidden if l in student_code], "solution lines leak into the student version"
-    for version in (student, solution):
-        for i, cell in enumerate(version.cells):
-            if cell.cell_type == "code":
-                ast.parse(cell.source, filename=f"{path.name} cell {i}")
+    # every cell is nbgrader's: locked, solution or grade (the glue code for the answers aside)
+    loose = [i for i, c in enumerate(src.cells)
+             if "nbgrader" not in c.metadata and labs.ONLY not in c.metadata.get("tags", [])]
+    assert not loose, f"{path.name}: cells {loose} carry no nbgrader metadata"
+    prose = [c for c in src.cells if c.cell_type == "markdown" and not c.metadata["nbgrader"]["solution"]]
+    assert all(c.metadata["nbgrader"]["locked"] for c in prose), "prose cells are locked"
+    grades = _grade_cells(src)
+    auto = [c for c in grades if c.cell_type == "code"]
+    manual = [c for c in grades if c.cell_type == "markdown"]
+    assert auto and manual and all(c.metadata["nbgrader"]["points"] > 0 for c in grades)
+    for ex in {c.metadata["nbgrader"]["grade_id"].split("_")[0] for c in auto}:
+        hidden = [c for c in auto if c.metadata["nbgrader"]["grade_id"] == f"{ex}_hidden"]
+        assert hidden and "### BEGIN HIDDEN TESTS" in hidden[0].source, f"{path.name}: {ex} has no hidden tests"
+    assert all("Rubric" in c.source for c in manual), f"{path.name}: a hand-graded answer has no rubric"
+    header = src.cells[0].source
+    total = sum(c.metadata["nbgrader"]["points"] for c in grades)
+    assert f"**Points ({total:g})." in header, f"{path.name}: the header does not state its {total} points"
+    assert "**Time on task.**" in header and "**Setup.**" in header
     # typed parameters first, then the check, as in every chapter
     assert declared_parameters(path), f"{path.name}: no parameters cell"
     first_code = [c for c in src.cells if c.cell_type == "code"][:2]
@@ -136,7 +126,25 @@ def test_shipped_lab_versions_are_valid_python_and_hide_every_solution(path):
     assert "ssfer.params.check(globals())" in first_code[1].source
 
 
-def run_cells(nb: nbformat.NotebookNode, params: dict, name: str) -> dict:
+@pytest.mark.parametrize("path", LABS, ids=lambda p: p.stem)
+def test_student_version_hides_every_solution_and_hidden_test(path):
+    src = nbformat.read(path, as_version=4)
+    secret = []
+    for cell in src.cells:
+        for begin, end in (("### BEGIN SOLUTION", "### END SOLUTION"), ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")):
+            for block in re.findall(re.escape(begin) + r"(.*?)" + re.escape(end), cell.source, re.S):
+                secret += [line.strip() for line in block.splitlines() if len(line.strip()) > 12]
+    assert secret, f"{path.name}: no marked solution code"
+    student = labs.student_version(path)
+    text = nbformat.writes(student)
+    assert not [line for line in secret if line in text], "solution or hidden-test lines leak"
+    assert "Rubric" not in text and "myst_nb" not in text and "**Answer.**" not in text
+    for i, cell in enumerate(student.cells):
+        if cell.cell_type == "code":
+            ast.parse(cell.source, filename=f"{path.name} cell {i}")
+
+
+def run_cells(nb: nbformat.NotebookNode, params: dict, name: str, stop: int | None = None) -> dict:
     """Execute a notebook's code in this process, injecting ``params`` the way
     papermill does (a cell of plain assignments right after the parameters cell).
     Far cheaper than a kernel per notebook, and the libraries are already imported."""
@@ -150,7 +158,7 @@ def run_cells(nb: nbformat.NotebookNode, params: dict, name: str) -> dict:
     threads = torch.get_num_threads()  # a lab may set its own; keep the session's
     ns: dict = {"__name__": "__main__"}
     try:
-        for i, cell in enumerate(nb.cells):
+        for i, cell in enumerate(nb.cells[:stop]):
             if cell.cell_type != "code":
                 continue
             exec(compile(cell.source, f"{name}[cell {i}]", "exec"), ns)
@@ -168,7 +176,7 @@ CHEAP_LABS = ["lab1_thresholds", "lab2_negative_learning"]  # simulated streams,
 @pytest.mark.parametrize("stem", CHEAP_LABS)
 def test_cheap_lab_solutions_run_on_the_smoke_profile(stem):
     params = load_profile("smoke", REPO).get(stem, {})
-    ns = run_cells(labs.make_solution(LAB_DIR / f"{stem}.ipynb"), params, stem)
+    ns = run_cells(labs.solution_version(LAB_DIR / f"{stem}.ipynb"), params, stem)
     assert all(getattr(ns["P"], k) == v for k, v in params.items())
 
 
@@ -176,16 +184,45 @@ def test_cheap_lab_solutions_run_on_the_smoke_profile(stem):
 def test_student_version_stops_at_the_first_exercise(stem):
     params = load_profile("smoke", REPO).get(stem, {})
     with pytest.raises(NotImplementedError):
-        run_cells(labs.make_student(LAB_DIR / f"{stem}.ipynb"), params, stem)
+        run_cells(labs.student_version(LAB_DIR / f"{stem}.ipynb"), params, stem)
+
+
+# A student who only calls the library's rule: each exercise's hidden tests must fail.
+LIBRARY_ONLY = {
+    ("lab1_thresholds", "ex1"): '''
+        lib = DTAThreshold(self.num_classes, source="unlabeled", momentum=self.momentum, tau_min=self.tau_min,
+                           tau_max=self.tau_max, ramp="linear", ramp_start=0.5, warmup=False)
+        lib.kappa.copy_(self.kappa)
+        lib.update(s)
+        self.kappa.copy_(lib.kappa)
+        self.tau.copy_(lib.tau)''',
+    ("lab2_negative_learning", "ex1"): "\n    return SNLSelector(T=T, tau_neg=tau_neg).select(teacher_logits, accepted)",
+    ("lab2_negative_learning", "ex2"): "\n    return negative_loss(student_logits, neg_mask, eps)",
+}
+
+
+@pytest.mark.parametrize("stem, ex", sorted(LIBRARY_ONLY), ids=lambda v: str(v))
+def test_hidden_tests_catch_a_student_who_only_calls_the_library(stem, ex):
+    nb = labs.solution_version(LAB_DIR / f"{stem}.ipynb")
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    sol = nb.cells[ids.index(f"{ex}_solution")]
+    sol.source = re.sub(r"\n[ \t]*### BEGIN SOLUTION.*### END SOLUTION", LIBRARY_ONLY[stem, ex].rstrip(),
+                        sol.source, flags=re.S)
+    hidden = ids.index(f"{ex}_hidden")
+    # run everything before the hidden tests but the visible checks of this exercise
+    nb.cells = [c for i, c in enumerate(nb.cells[:hidden]) if ids[i] != f"{ex}_checks"]
+    ns = run_cells(nb, load_profile("smoke", REPO).get(stem, {}), stem)
+    cell = labs.solution_version(LAB_DIR / f"{stem}.ipynb").cells[hidden]
+    with pytest.raises(AssertionError):
+        exec(compile(cell.source, f"{stem}[{ex}_hidden]", "exec"), ns)
 
 
 def test_lab3_grid_check_passes_before_any_training():
     # Training runs belong to the notebook smoke run (ssfer reproduce --profile
     # smoke); here only the cells before the first `run(` call, which build and
-    # check the ablation grid from the solution.
-    nb = labs.make_solution(LAB_DIR / "lab3_ablation.ipynb")
+    # check the ablation grid from the solution, and the grid's hidden test.
+    nb = labs.solution_version(LAB_DIR / "lab3_ablation.ipynb")
     first_run = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "run(cfg" in c.source)
-    nb.cells = nb.cells[:first_run]
-    ns = run_cells(nb, load_profile("smoke", REPO)["lab3_ablation"], "lab3_ablation")
+    ns = run_cells(nb, load_profile("smoke", REPO)["lab3_ablation"], "lab3_ablation", stop=first_run)
     assert sorted(ns["parts"].values()) == [("dta", "none"), ("dta", "snl"), ("fixed", "none"), ("fixed", "snl")]
     assert len({cfg.hash() for cfg in ns["configs"].values()}) == 4

@@ -19,6 +19,9 @@ def _nb(*cells) -> nbformat.NotebookNode:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     for kind, src, *tags in cells:
         cell = (nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell)(src)
+        if "SOLUTION" in src:  # an nbgrader solution cell, as in the real labs
+            cell.metadata["nbgrader"] = {"grade": False, "grade_id": "ex1", "locked": False, "schema_version": 3,
+                                         "solution": True, "task": False}
         if tags:
             cell.metadata["tags"] = list(tags)
         nb.cells.append(cell)
@@ -67,7 +70,7 @@ def make_book(root: Path) -> Path:
                    root / "notebooks" / "b.ipynb")
     nbformat.write(_nb(("markdown", "# Lab"),
                        ("code", "k: int = 3  # exponent", "parameters"), CHECK,
-                       ("code", "def power(x):\n    # BEGIN SOLUTION\n    return x ** P.k\n    # END SOLUTION"),
+                       ("code", "def power(x):\n    ### BEGIN SOLUTION\n    return x ** P.k\n    ### END SOLUTION"),
                        ("code", "print('lab', power(2))")),
                    root / "notebooks" / "labs" / "lab.ipynb")
     (root / "profiles" / "smoke.yaml").write_text("defaults:\n  n: 3\nb: {}\n")
@@ -132,8 +135,32 @@ def test_labs_are_staged_as_student_and_executed_as_solution(built):
     assert "raise NotImplementedError" in student and "x ** P.k" not in student
     assert outputs(src / "lab.ipynb") == ""  # staged, not run
     assert "lab 8" in outputs(src / "lab_solution.ipynb")
-    assert "BEGIN SOLUTION" not in (src / "lab_solution.ipynb").read_text()
+    assert "# Lab (solution)" in (src / "lab_solution.ipynb").read_text()
     assert (root / "_build" / "html" / "notebooks" / "labs" / "lab_solution.html").exists()
+
+
+def test_a_solution_the_toc_leaves_out_is_executed_but_published_only_for_teachers(book, capsys):
+    root, _ = book
+    toc = (root / "_toc.yml").read_text().replace("      - file: notebooks/labs/lab_solution\n", "")
+    original = (root / "_toc.yml").read_text()
+    (root / "_toc.yml").write_text(toc)
+    try:
+        assert rp.reproduce(profile="smoke", root=root, build_dir="pub") == 0
+        html = root / "pub" / "_build" / "html" / "notebooks" / "labs"
+        assert (html / "lab.html").exists() and not (html / "lab_solution.html").exists()
+        assert not (root / "pub" / "src" / "notebooks" / "labs" / "lab_solution.ipynb").exists()
+        assert "lab 8" in outputs(root / "pub" / "solutions" / "notebooks" / "labs" / "lab_solution.ipynb")
+        assert "Solutions to the labs" not in (root / "pub" / "src" / "_toc.yml").read_text()
+        # the teacher's build, in the same folder: the solution is published and reused from the run
+        capsys.readouterr()
+        assert rp.reproduce(profile="smoke", root=root, build_dir="pub", with_solutions=True) == 0
+        assert (html / "lab_solution.html").exists()
+        assert "Solutions to the labs" in (root / "pub" / "src" / "_toc.yml").read_text()
+        # and a public build after it takes the solution page down again
+        assert rp.reproduce(profile="smoke", root=root, build_dir="pub") == 0
+        assert not (html / "lab_solution.html").exists()
+    finally:
+        (root / "_toc.yml").write_text(original)
 
 
 def test_second_run_is_cached_and_library_change_reruns(built, capsys):
