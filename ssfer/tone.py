@@ -18,6 +18,16 @@ from __future__ import annotations
 import torch
 
 LUMA = (0.299, 0.587, 0.114)  # PIL's "L" conversion
+_LUMA_ON: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _luma(like: torch.Tensor) -> torch.Tensor:
+    """LUMA as a tensor on ``like``'s device, made once: a new host-to-device copy
+    in every strong view would be a host sync on CUDA."""
+    key = (like.device, like.dtype)
+    if key not in _LUMA_ON:
+        _LUMA_ON[key] = torch.tensor(LUMA, dtype=like.dtype, device=like.device)
+    return _LUMA_ON[key]
 
 
 
@@ -113,7 +123,7 @@ def contrast_lut(lut: torch.Tensor, hist: torch.Tensor, factor: torch.Tensor) ->
     h = _current_hist(lut, hist).double()
     channel_mean = (h * torch.arange(256, device=lut.device)).sum(2) / h.sum(2)
     if lut.shape[1] == 3:
-        mean = (channel_mean * channel_mean.new_tensor(LUMA)).sum(1)
+        mean = (channel_mean * _luma(channel_mean)).sum(1)
     else:
         mean = channel_mean[:, 0]
     degenerate = torch.floor(mean + 0.5).float()

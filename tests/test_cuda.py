@@ -106,11 +106,10 @@ def test_train_step_does_not_sync_with_the_host_after_warm_up(algo):
 
 
 def test_a_step_that_starts_a_new_pass_over_the_unlabeled_set_does_not_sync():
-    """Expected to fail until fixed: ``Trainer._epoch_perm`` (ssfer/train/loop.py:154)
-    draws each epoch's permutation on the CPU and copies it with ``.to(self.device)``,
-    a pageable host-to-device copy, which waits for the GPU once per epoch. Fix
-    with the same permutation (results unchanged): ``.pin_memory().to(self.device,
-    non_blocking=True)``."""
+    """``Trainer._epoch_perm`` draws each epoch's permutation on the CPU; a pageable
+    ``.to(self.device)`` copy of it would wait for the GPU once per epoch, so on
+    CUDA it goes through pinned memory, non-blocking (found by reading the code
+    before any GPU run; this test is its check)."""
     tr = trainer(**{"algo.name": "fixmatch", "data.n_train": 200, "train.batch_size": 16})
     per_epoch = len(tr.data.unlabeled) / tr.batch_u
     assert 1 < per_epoch < 8  # the watched steps below cross an epoch boundary
@@ -120,10 +119,9 @@ def test_a_step_that_starts_a_new_pass_over_the_unlabeled_set_does_not_sync():
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_views_do_not_sync_with_the_host(channels):
-    """Expected to fail for RGB until fixed: ``ssfer.tone.contrast_lut`` (ssfer/tone.py:116)
-    builds ``channel_mean.new_tensor(LUMA)`` from a Python tuple, a host-to-device
-    copy, in every strong view of 3-channel images. Fix: keep LUMA as a (3,) buffer
-    on the device, or write the weighted sum as three scalar products."""
+    """``ssfer.tone.contrast_lut`` once built ``new_tensor(LUMA)`` from a Python tuple,
+    a host-to-device copy, in every strong view of 3-channel images; it now keeps
+    one LUMA tensor per device (``tone._luma``). This test is the check."""
     views = Views([0.5] * channels, [0.25] * channels).to("cuda")
     gen = torch.Generator(device="cuda").manual_seed(0)
     x = torch.randint(0, 256, (64, channels, 32, 32), dtype=torch.uint8, device="cuda")
@@ -215,12 +213,11 @@ def test_threshold_state_moves_to_the_device_and_updates_there_without_a_sync(ki
 
 @pytest.mark.parametrize("algo", ["flexmatch", "adacm", "dta_snl"])
 def test_threshold_state_is_on_the_device_after_a_resume_from_a_checkpoint(algo, tmp_path):
-    """Expected to fail until fixed: ``Trainer.try_resume`` (ssfer/train/loop.py:341)
-    loads the checkpoint with ``map_location=self.device``, which moves the saved
-    RNG states to the GPU too, and ``self.gen.set_state`` (loop.py:317; likewise
-    ``torch.set_rng_state``, 318, and ``torch.cuda.set_rng_state``, 322) takes only
-    a CPU ByteTensor ("RNG state must be a torch.ByteTensor"). Fix: pass
-    ``s["gen"].cpu()``, ``s["rng"].cpu()`` and ``s["cuda_rng"].cpu()``."""
+    """``Trainer.try_resume`` loads the checkpoint with ``map_location=self.device``,
+    which moves the saved RNG states to the GPU too, and ``Generator.set_state`` /
+    ``torch.set_rng_state`` / ``torch.cuda.set_rng_state`` take only a CPU
+    ByteTensor ("RNG state must be a torch.ByteTensor"): ``load_state_dict`` hands
+    them ``.cpu()`` copies. This test is the check."""
     from ssfer.train.loop import Trainer
 
     cfg = cuda_config(**{"algo.name": algo})

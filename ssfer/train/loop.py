@@ -157,7 +157,10 @@ class Trainer:
     def _epoch_perm(self, epoch: int) -> torch.Tensor:
         if epoch != self._perm_epoch:
             g = torch.Generator().manual_seed(_seed_for(self.cfg.train.seed, 2, epoch))
-            self._perm = torch.randperm(len(self.data.unlabeled), generator=g).to(self.device)
+            perm = torch.randperm(len(self.data.unlabeled), generator=g)
+            # a pinned copy is asynchronous: no host sync at an epoch boundary on CUDA
+            self._perm = (perm.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda"
+                          else perm.to(self.device))
             self._perm_epoch = epoch
         return self._perm
 
@@ -323,12 +326,13 @@ class Trainer:
         self.diag.load_state_dict(s["diag"])
         self.sums.copy_(s["sums"])
         self._seconds_before = float(s.get("train_seconds", 0.0))
-        self.gen.set_state(s["gen"])
-        torch.set_rng_state(s["rng"])
+        # map_location put the saved RNG states on the device; set_state takes CPU bytes
+        self.gen.set_state(s["gen"].cpu())
+        torch.set_rng_state(s["rng"].cpu())
         if self.threshold is not None:
             self.threshold.load_state_dict(s["threshold"])
         if "cuda_rng" in s and self.device.type == "cuda":
-            torch.cuda.set_rng_state(s["cuda_rng"], self.device)
+            torch.cuda.set_rng_state(s["cuda_rng"].cpu(), self.device)
 
     def train_seconds(self) -> float:
         """Seconds of training behind the current weights, over every resume."""
