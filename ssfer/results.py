@@ -212,8 +212,9 @@ def replay(run_dir: str | Path, data_roots: dict[str, str], steps: int) -> dict:
 
 # ------------------------------------------------------------------ reading the grid
 METHODS = {name: display_name(name) for name in RECIPES}  # display names, from the recipes
-DATASETS = {"ferplus": "FERPlus", "fer2013": "FER2013", "rafdb": "RAF-DB", "affectnet": "AffectNet",
-            "synthfer": "SynthFER"}
+# display names of the data sets (the loaders' registry is ssfer.data.DATASETS)
+DATASET_NAMES = {"ferplus": "FERPlus", "fer2013": "FER2013", "rafdb": "RAF-DB", "affectnet": "AffectNet",
+                 "synthfer": "SynthFER"}
 # the comparisons the results chapter makes at every budget: the method against its
 # baseline and its parts, DTA against the other per-class thresholds, then (in
 # ``comparisons``) each method against training on the labels alone
@@ -254,7 +255,7 @@ def results_table(records: dict[str, RunRecord], grid: list[Planned] | None = No
         cm = np.asarray(s["confusion"])
         lf = s.get("test_leak_free") or {}
         rows.append({
-            "run": name, "data set": DATASETS.get(c.data.dataset, c.data.dataset), "budget": budget_of(c),
+            "run": name, "data set": DATASET_NAMES.get(c.data.dataset, c.data.dataset), "budget": budget_of(c),
             "method": METHODS.get(c.algo.name, c.algo.name), "seed": c.split.seed, "variant": variant.get(name, ""),
             "accuracy (%)": 100 * s["accuracy"], "mean class accuracy (%)": 100 * s["mean_class_accuracy"],
             "macro F1 (%)": 100 * s["macro_f1"],
