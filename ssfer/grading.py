@@ -25,7 +25,6 @@ the CSV says "timed out".
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
 import os
@@ -169,23 +168,16 @@ def _setup_course(course: Path, sources: dict[str, Path], timeout: int = TIMEOUT
     return api
 
 
-@contextlib.contextmanager
 def _environment():
     """What nbgrader and its kernels need: its ``alembic`` command, found on PATH
     (the interpreter's bin folder, which an unactivated venv leaves off it), and
     the ssfer this grader runs, whatever folder the notebook lies in."""
-    old = {k: os.environ.get(k) for k in ("PATH", "PYTHONPATH")}
+    from ssfer.reproduce import temporary_env
+
     package_root = str(Path(labs.__file__).resolve().parents[1])
-    os.environ["PATH"] = os.pathsep.join(p for p in (str(Path(sys.executable).parent), old["PATH"]) if p)
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, old["PYTHONPATH"]) if p)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return temporary_env(**{k: os.pathsep.join(p for p in (first, os.environ.get(k)) if p)
+                            for k, first in (("PATH", str(Path(sys.executable).parent)),
+                                             ("PYTHONPATH", package_root))})
 
 
 def _header(nb: nbformat.NotebookNode) -> tuple[str, str]:

@@ -349,7 +349,9 @@ def unpublish_stale_solutions(jobs: list[Job], src: Path, build_dir: Path) -> No
 
 # ------------------------------------------------------------------ running
 @contextlib.contextmanager
-def _env(**values: str) -> Iterator[None]:
+def temporary_env(**values: str) -> Iterator[None]:
+    """Set environment variables for the ``with`` block, then restore them (unset
+    ones unset again)."""
     old = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -402,7 +404,7 @@ def execute(job: Job, out: Path, root: Path, build_dir: Path, profile_name: str,
     kernel = kernel or nbformat.read(input_path, as_version=4).metadata.get("kernelspec", {}).get("name") \
         or "python3"
     try:
-        with _env(SSFER_PROFILE=profile_name, PYTHONPATH=pythonpath):
+        with temporary_env(SSFER_PROFILE=profile_name, PYTHONPATH=pythonpath):
             pm.execute_notebook(str(input_path), str(partial), parameters=job.params, cwd=str(root),
                                 kernel_name=kernel, progress_bar=False, log_output=False)
     except PapermillExecutionError as e:
@@ -465,7 +467,7 @@ def _execute_task(task: tuple) -> tuple[str, float, float, str]:
     t0, c0 = time.perf_counter(), _cpu_seconds()
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {}
     try:
-        with _env(**env):
+        with temporary_env(**env):
             execute(job, out, root, build_dir, profile, key, kernel)
         return "ran", time.perf_counter() - t0, _cpu_seconds() - c0, ""
     except Exception as e:  # noqa: BLE001 - report every notebook's failure, then stop

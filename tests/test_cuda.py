@@ -7,12 +7,9 @@ They run only where a GPU is visible and skip, with the reason, elsewhere;
 None of them has run on a GPU yet: three of them are written to fail on what
 reading the code says is wrong (named in their docstrings), not to pass.
 """
-import json
 import math
 import os
 import shutil
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -238,21 +235,7 @@ def test_threshold_state_is_on_the_device_after_a_resume_from_a_checkpoint(algo,
 
 # ---- DDP over NCCL ----------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _train(cmd_prefix, overrides, cache, env):
-    argv = [*cmd_prefix, "train", "--cache-dir", str(cache)]
-    for k, v in overrides.items():
-        argv += ["--set", f"{k}={json.dumps(v)}"]
-    out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    from ssfer.record import RunRecord
-
-    return RunRecord.load(json.loads(out.stdout[out.stdout.index("{"):])["run_dir"])
+from test_ddp import _free_port, _train  # noqa: E402  one copy of the torchrun helpers
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2,
