@@ -1,4 +1,4 @@
-"""What happens when things go wrong: each row of README's fault table has its test here
+"""What happens when things go wrong: each row of the fault table (book/faults.md) has its test here
 (or names the test elsewhere that shows it)."""
 from __future__ import annotations
 
@@ -295,3 +295,27 @@ def test_data_error_is_one_line_from_the_cli(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "ssfer: data error: class 'fear' has 9 train samples; asked for 10 labeled + 0 val"
     assert not any("Traceback" in line for line in err)
+
+
+def test_every_test_the_fault_table_names_exists():
+    """A renamed or deleted test must not leave the table pointing at nothing.
+    ``::name`` in a cell means a test of the file named before it in that cell."""
+    import ast
+    import re
+
+    repo = Path(__file__).resolve().parents[1]
+    rows = [line for line in (repo / "book" / "faults.md").read_text().splitlines()
+            if line.startswith("| ") and "test" in line.rsplit("|", 2)[-2]]
+    assert len(rows) >= 12, "the fault table lost rows"
+    named, missing = 0, []
+    for row in rows[1:]:  # rows[0] is the header
+        path = None
+        for ref in re.findall(r"`((?:tests/[\w/]+\.py)?::\w+)`", row.rsplit("|", 2)[-2]):
+            file, name = ref.split("::")
+            path = file or path
+            tree = ast.parse((repo / path).read_text())
+            tests = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+            named += 1
+            if name not in tests:
+                missing.append(f"{path}::{name}")
+    assert named >= 30 and missing == [], missing
