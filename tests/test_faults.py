@@ -112,6 +112,7 @@ def _record_without_timing(run_dir: Path) -> tuple[list, dict]:
     return rec.history_without_timing(), {k: v for k, v in rec.summary.items() if k not in ("train_seconds", "resumed")}
 
 
+@pytest.mark.slow  # trains in two subprocesses and once here
 def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_record(tmp_path):
     """A real SIGKILL of ``ssfer train`` in a subprocess (no chance to clean up), then the same command again."""
     ov = {"data.n_train": 300, "data.n_test": 70, "data.size": 16, "model.name": "test_resnet",
@@ -145,6 +146,7 @@ def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_record(tmp_path):
     assert not (rd / CHECKPOINT).exists()
 
 
+@pytest.mark.slow  # starts a subprocess to hold the lock
 def test_a_run_lock_held_by_a_killed_process_is_free_at_once(tmp_path):
     """The run lock is the OS's lock on an open file: a ``kill -9`` of the process
     training the run frees it, so the next ``run`` of that config proceeds (and
