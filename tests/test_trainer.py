@@ -110,6 +110,12 @@ def test_every_algorithm_trains_through_the_cli(algo, tiny_overrides, tmp_path, 
         assert 0 <= last["mask_rate"] <= 1
 
 
+def test_every_recipe_names_registered_parts_and_the_name_tables_show():
+    for name, r in RECIPES.items():
+        assert r.threshold in ("none", *THRESHOLDS) and r.negatives in NEGATIVES, name
+        assert r.label and r.student_view in ("weak", "strong"), f"{name}: give its Recipe a label"
+
+
 def test_cli_rejects_bad_config_before_training(tmp_path, capsys):
     assert cli_main(["train", "--cache-dir", str(tmp_path), "--set", "train.lr=-1"]) == 2
     assert "train.lr" in capsys.readouterr().err
@@ -331,7 +337,8 @@ def test_pseudo_labels_come_from_the_network_the_config_names(tiny_overrides, so
 def test_student_pseudo_labels_train_every_threshold_rule(tiny_overrides):
     for kind in sorted(THRESHOLDS):  # from the registry, so a new rule is trained here at once
         rec = Trainer(cfg_of(tiny_overrides, **{"algo.name": "custom", "algo.threshold": kind, "algo.negatives": "snl",
-                                                "algo.pseudo_labels": "student"})).fit()
+                                                "algo.pseudo_labels": "student", "train.steps": 2,
+                                                "train.eval_every": 0})).fit()
         assert all(math.isfinite(h["loss"]) for h in rec.history), kind
         assert rec.summary["threshold"] == kind and "mask_rate" in rec.history[-1]
 
