@@ -7,11 +7,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= book
 
-.PHONY: book test bench clean help
+.PHONY: book test unit bench clean help
 
 help:
 	@echo "make book   build the book into _build/html (profile: $(PROFILE))"
 	@echo "make test   run the whole test suite"
+	@echo "make unit   the fast loop: the tests not marked slow (no subprocess, book or browser)"
 	@echo "make bench  print the speed benchmarks"
 
 # Re-install only when the project's requirements change.
@@ -32,6 +33,10 @@ test: $(STAMP)
 	$(VENV)/bin/ssfer reproduce --profile smoke --build-dir _build/smoke --strict
 	SSFER_BOOK_HTML=_build/smoke/_build/html $(PY) -m pytest
 	$(PY) tests/nbval_rerun.py _build/smoke
+
+# The edit-test loop: no notebook, book, browser, subprocess or long training.
+unit: $(STAMP)
+	$(PY) -m pytest -m "not slow"
 
 bench: $(STAMP)
 	$(VENV)/bin/ssfer bench

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 BOOK_ONLY = ("nbformat", "papermill", "jupyter_book", "myst_nb")
 
 # In a fresh interpreter, make the book extra's packages unimportable (a None in
@@ -23,6 +25,7 @@ assert main(["reproduce", "--profile", "smoke"]) == 2
 """
 
 
+@pytest.mark.slow  # trains in a subprocess
 def test_train_runs_without_the_book_extra(tiny_overrides, tmp_path):
     sets = [f"{k}={json.dumps(v)}" for k, v in {**tiny_overrides, "algo.name": "fixmatch"}.items()]
     out = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps([BOOK_ONLY, str(tmp_path), sets])],

@@ -12,8 +12,12 @@ HTML = Path(os.environ.get("SSFER_BOOK_HTML") or REPO / "_build" / "html")
 # or in _build/html when build_dir is _build itself
 SRC = next((p for p in (HTML.parents[1] / "src", HTML.parent / "src") if p.exists()), HTML.parent / "src")
 
-needs_book = pytest.mark.skipif(not (HTML / "index.html").exists(),
-                                reason=f"no built book at {HTML} (make test builds one; or set SSFER_BOOK_HTML)")
+
+def needs_book(test):
+    """Reads the rendered book (marker ``book``); skipped, saying so, where none is built."""
+    return pytest.mark.book(pytest.mark.skipif(
+        not (HTML / "index.html").exists(),
+        reason=f"no built book at {HTML} (make test builds one; or set SSFER_BOOK_HTML)")(test))
 
 
 @needs_book

@@ -240,11 +240,18 @@ def browse(url: str, profile_dir: Path, screenshot: Path | None = None, budget_m
     return dom.stdout
 
 
-needs_chromium = pytest.mark.skipif(chromium_path() is None,
-                                    reason="no Chromium at /usr/bin/chromium (apt-get install chromium)")
-needs_book = pytest.mark.skipif(not (book_html() / "index.html").exists(),
-                                reason=f"the book is not built: no {book_html() / 'index.html'} "
-                                       "(run `make book` first, or set SSFER_BOOK_HTML)")
+def needs_chromium(test):
+    """Starts a browser: slow, so outside ``make unit``; skipped, saying so, without Chromium."""
+    return pytest.mark.slow(pytest.mark.skipif(
+        chromium_path() is None, reason="no Chromium at /usr/bin/chromium (apt-get install chromium)")(test))
+
+
+def needs_book(test):
+    """Reads the rendered book (marker ``book``); skipped, saying so, where none is built."""
+    return pytest.mark.book(pytest.mark.skipif(
+        not (book_html() / "index.html").exists(),
+        reason=f"the book is not built: no {book_html() / 'index.html'} "
+               "(run `make book` first, or set SSFER_BOOK_HTML)")(test))
 
 
 # ------------------------------------------------------------------ the checker itself

@@ -1,4 +1,4 @@
-"""What happens when things go wrong: each row of README's fault table has its test here
+"""What happens when things go wrong: each row of the fault table (book/faults.md) has its test here
 (or names the test elsewhere that shows it)."""
 from __future__ import annotations
 
@@ -112,6 +112,7 @@ def _record_without_timing(run_dir: Path) -> tuple[list, dict]:
     return rec.history_without_timing(), {k: v for k, v in rec.summary.items() if k not in ("train_seconds", "resumed")}
 
 
+@pytest.mark.slow  # trains in two subprocesses and once here
 def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_record(tmp_path):
     """A real SIGKILL of ``ssfer train`` in a subprocess (no chance to clean up), then the same command again."""
     ov = {"data.n_train": 300, "data.n_test": 70, "data.size": 16, "model.name": "test_resnet",
@@ -145,6 +146,7 @@ def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_record(tmp_path):
     assert not (rd / CHECKPOINT).exists()
 
 
+@pytest.mark.slow  # starts a subprocess to hold the lock
 def test_a_run_lock_held_by_a_killed_process_is_free_at_once(tmp_path):
     """The run lock is the OS's lock on an open file: a ``kill -9`` of the process
     training the run frees it, so the next ``run`` of that config proceeds (and
@@ -295,3 +297,27 @@ def test_data_error_is_one_line_from_the_cli(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "ssfer: data error: class 'fear' has 9 train samples; asked for 10 labeled + 0 val"
     assert not any("Traceback" in line for line in err)
+
+
+def test_every_test_the_fault_table_names_exists():
+    """A renamed or deleted test must not leave the table pointing at nothing.
+    ``::name`` in a cell means a test of the file named before it in that cell."""
+    import ast
+    import re
+
+    repo = Path(__file__).resolve().parents[1]
+    rows = [line for line in (repo / "book" / "faults.md").read_text().splitlines()
+            if line.startswith("| ") and "test" in line.rsplit("|", 2)[-2]]
+    assert len(rows) >= 12, "the fault table lost rows"
+    named, missing = 0, []
+    for row in rows[1:]:  # rows[0] is the header
+        path = None
+        for ref in re.findall(r"`((?:tests/[\w/]+\.py)?::\w+)`", row.rsplit("|", 2)[-2]):
+            file, name = ref.split("::")
+            path = file or path
+            tree = ast.parse((repo / path).read_text())
+            tests = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+            named += 1
+            if name not in tests:
+                missing.append(f"{path}::{name}")
+    assert named >= 30 and missing == [], missing

@@ -3,7 +3,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow  # trains in subprocesses
 def test_python_dash_m_ssfer_runs_the_command_line(tmp_path):
     help_ = subprocess.run([sys.executable, "-m", "ssfer", "--help"], capture_output=True, text=True, timeout=120)
     assert help_.returncode == 0 and help_.stdout.startswith("usage: ssfer")

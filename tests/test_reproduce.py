@@ -110,6 +110,7 @@ def test_unknown_or_ill_typed_parameter_is_rejected_before_anything_runs(book, c
     assert not (root / "early").exists()  # nothing staged, nothing executed
 
 
+@pytest.mark.slow  # executes notebooks and builds a book
 def test_build_executes_into_the_build_folder_and_not_over_sources(built, book):
     root, rc = built
     _, sources = book
@@ -127,6 +128,7 @@ def test_build_executes_into_the_build_folder_and_not_over_sources(built, book):
     assert (root / "_build" / "html" / "notebooks" / "a.html").exists()
 
 
+@pytest.mark.slow  # executes notebooks and builds a book
 def test_labs_are_staged_as_student_and_executed_as_solution(built):
     root, rc = built
     assert rc == 0
@@ -139,6 +141,7 @@ def test_labs_are_staged_as_student_and_executed_as_solution(built):
     assert (root / "_build" / "html" / "notebooks" / "labs" / "lab_solution.html").exists()
 
 
+@pytest.mark.slow  # executes notebooks in kernels
 def test_a_solution_the_toc_leaves_out_is_executed_but_published_only_for_teachers(book, capsys):
     root, _ = book
     toc = (root / "_toc.yml").read_text().replace("      - file: notebooks/labs/lab_solution\n", "")
@@ -163,6 +166,7 @@ def test_a_solution_the_toc_leaves_out_is_executed_but_published_only_for_teache
         (root / "_toc.yml").write_text(original)
 
 
+@pytest.mark.slow  # executes notebooks in kernels
 def test_second_run_is_cached_and_library_change_reruns(built, capsys):
     root, rc = built
     assert rc == 0
@@ -190,6 +194,7 @@ def test_second_run_is_cached_and_library_change_reruns(built, capsys):
         typecheck.write_text(original)
 
 
+@pytest.mark.slow  # executes notebooks in kernels, two at a time
 def test_notebooks_run_side_by_side_with_a_thread_each(book, capsys, monkeypatch):
     root, _ = book
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -207,6 +212,7 @@ def test_notebooks_run_side_by_side_with_a_thread_each(book, capsys, monkeypatch
     assert "--jobs -1" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # executes a notebook in a kernel
 def test_failing_notebook_exits_nonzero_naming_it_and_its_error(built, capsys):
     root, _ = built
     rc = rp.reproduce(profile="smoke", root=root, only=["b"], overrides=["b.fail=true"])
@@ -294,6 +300,7 @@ def test_notebook_key_covers_the_repository_files_its_parameters_name(tmp_path):
     assert rp.job_key(job, "smoke", root, None) == k_out
 
 
+@pytest.mark.slow  # executes a notebook in a kernel
 def test_parameters_papermill_cannot_parse_raise_no_warning(tmp_path, caplog, capsys):
     root = make_book(tmp_path)
     nb = nbformat.read(root / "notebooks" / "a.ipynb", as_version=4)

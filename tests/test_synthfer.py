@@ -40,6 +40,7 @@ def test_golden_hash_catches_cross_machine_differences():
     assert digest(make_synthfer(64, size=32, seed=0)) == GOLDEN_64_32_0
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_identical_bytes_in_separate_processes():
     code = ("import hashlib; from ssfer.data.synthfer import make_synthfer; "
             "d = make_synthfer(64, size=32, seed=0); "

@@ -15,6 +15,7 @@ from ssfer.algo.thresholds import (
     FlexMatchThreshold,
     FreeMatchThreshold,
     StepStats,
+    Threshold,
     build_threshold,
     dta_ramp,
 )
@@ -351,22 +352,43 @@ def random_stats(gen, c, n_unl, step, total):
                      torch.randint(0, c, (6,), generator=gen), step / total, step // 3)
 
 
-# options that make every adaptive rule move visibly within a few steps
+# Options that make every adaptive rule move visibly within a few steps ({} where
+# the defaults do). A rule added to THRESHOLDS needs its entry here.
 FAST = {"fixed": {}, "flexmatch": {"tau": 0.6}, "freematch": {"momentum": 0.5},
         "adacm": {"floor": 0.1}, "dta": {"momentum": 0.5, "tau_min": 0.05}}
+STATIC = {"fixed"}  # rules whose thresholds never move: exempt from the "it adapts" check
+
+
+def fast_options(kind):
+    """FAST[kind], or a failure that says what to add (a KeyError would not)."""
+    if kind not in FAST:
+        pytest.fail(f"threshold rule {kind!r} is in THRESHOLDS but has no entry in FAST "
+                    f"(tests/test_thresholds.py): add FAST[{kind!r}] = {{options that make it move "
+                    f"within a few steps}} ({{}} if its defaults do; a rule that never moves also goes in STATIC)")
+    return FAST[kind]
+
+
+def test_fast_options_name_only_registered_rules():
+    # a rule renamed or removed must not leave an entry behind that tests nothing
+    assert set(FAST) - set(THRESHOLDS) == set(), "FAST names rules that are not in THRESHOLDS"
+    assert STATIC <= set(FAST)
 
 
 @pytest.mark.parametrize("kind", sorted(THRESHOLDS))
 def test_state_dict_round_trip_restores_identical_masks(kind):
+    check_state_dict_round_trip(kind)
+
+
+def check_state_dict_round_trip(kind):
     c, n = 5, 30
     gen = torch.Generator().manual_seed(0)
-    a = build_threshold(kind, c, n, **FAST[kind])
+    a = build_threshold(kind, c, n, **fast_options(kind))
     for step in range(10):
         a.update(random_stats(gen, c, n, step, 20))
     buf = io.BytesIO()
     torch.save(a.state_dict(), buf)
     buf.seek(0)
-    b = build_threshold(kind, c, n, **FAST[kind])
+    b = build_threshold(kind, c, n, **fast_options(kind))
     b.load_state_dict(torch.load(buf))
     probe = torch.softmax(4 * torch.randn(64, c, generator=gen), dim=1)
     assert torch.equal(a.per_class(), b.per_class())
@@ -376,7 +398,7 @@ def test_state_dict_round_trip_restores_identical_masks(kind):
         a.update(s)
         b.update(s)
         assert torch.equal(a.mask(probe), b.mask(probe))
-    if kind != "fixed":  # every adaptive rule must have moved away from its start
+    if kind not in STATIC:  # every adaptive rule must have moved away from its start
         assert not torch.equal(a.per_class(), build_threshold(kind, c, n, **FAST[kind]).per_class())
 
 
@@ -442,3 +464,59 @@ def test_wrong_probability_shape_is_reported():
     th = FixedThreshold(3)
     with pytest.raises(ValueError, match=r"FixedThreshold.mask: expected probabilities of shape \(B, 3\)"):
         th.mask(torch.rand(4, 5))
+
+
+# ---------------------------------------------------------------- adding a rule
+
+class MeanConfidenceThreshold(Threshold):
+    """A toy rule: one threshold for every class, a running mean of the teacher's q̂."""
+
+    def __init__(self, num_classes: int, momentum: float = 0.5) -> None:
+        super().__init__(num_classes)
+        self.momentum = float(momentum)
+        self.register_buffer("tau", torch.tensor(1.0 / num_classes))
+
+    @torch.no_grad()
+    def update(self, s: StepStats) -> None:
+        conf = s.probs_u.float().max(dim=1).values.mean()
+        self.tau.mul_(self.momentum).add_((1.0 - self.momentum) * conf)
+
+    def per_class(self):
+        return self.tau.expand(self.num_classes).clone()
+
+
+def test_a_rule_added_to_thresholds_and_one_recipe_validates_builds_and_trains(monkeypatch, tiny_overrides):
+    """Adding a rule is its class and its THRESHOLDS entry, one RECIPES line to
+    name an algorithm after it, and its FAST entry: nothing in the config, the
+    trainer or the record names the rules one by one."""
+    from ssfer.algo.compose import RECIPES, Recipe, display_name
+    from ssfer.config import Config, ConfigError
+    from ssfer.train.loop import Trainer
+
+    with pytest.raises(pytest.fail.Exception, match=r"'meanconf'.*add FAST\['meanconf'\]"):
+        fast_options("meanconf")  # what a new rule's author sees before adding its entry
+    monkeypatch.setitem(THRESHOLDS, "meanconf", MeanConfidenceThreshold)
+    monkeypatch.setitem(RECIPES, "meanconf_match", Recipe("meanconf", label="MeanConf"))
+    monkeypatch.setitem(FAST, "meanconf", {"momentum": 0.5})
+    check_state_dict_round_trip("meanconf")
+
+    algo = {"algo.name": "meanconf_match"}
+    assert display_name("meanconf_match") == "MeanConf"
+    with pytest.raises(ConfigError, match=r"threshold 'meanconf': unknown option\(s\) \['momentun'\]"):
+        Config.default().with_overrides({**algo, "algo.threshold_args": {"momentun": 0.9}})
+    cfg = Config.default().with_overrides({**tiny_overrides, **algo, "algo.threshold_args": {"momentum": 0.9},
+                                           "train.steps": 2, "train.log_every": 1, "train.eval_every": 0})
+    trainer = Trainer(cfg)
+    assert isinstance(trainer.threshold, MeanConfidenceThreshold) and trainer.threshold.momentum == 0.9
+    seen = []  # the q̂ the trainer hands the rule, to recompute its thresholds by hand
+    update = trainer.threshold.update
+    monkeypatch.setattr(trainer.threshold, "update",
+                        lambda s: (seen.append(s.probs_u.float().max(dim=1).values.mean().item()), update(s))[1])
+    rec = trainer.fit()
+    assert (rec.summary["algorithm"], rec.summary["threshold"]) == ("meanconf_match", "meanconf")
+    assert len(seen) == 2 and [h["step"] for h in rec.history] == [1, 2]
+    tau = 1 / 7
+    for h, conf in zip(rec.history, seen):
+        tau = 0.9 * tau + 0.1 * conf
+        assert h["thresholds"] == pytest.approx([tau] * 7, abs=1e-6)
+        assert 0 <= h["mask_rate"] <= 1

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from ssfer.algo.compose import RECIPES
+from ssfer.algo.negatives import NEGATIVES
+from ssfer.algo.thresholds import THRESHOLDS
 from ssfer.cli import main as cli_main
 from ssfer.config import Config
 from ssfer.errors import CheckpointError
@@ -20,6 +22,7 @@ def cfg_of(tiny, **more):
     return Config.default().with_overrides({**tiny, **more})
 
 
+@pytest.mark.slow  # 60 training steps
 def test_loss_falls_on_a_tiny_run(tiny_overrides):
     cfg = cfg_of(tiny_overrides, **{"algo.name": "supervised", "train.steps": 60, "train.log_every": 15,
                                     "train.batch_size": 16, "split.n_per_class": 8, "model.feature_dropout": "none"})
@@ -105,6 +108,12 @@ def test_every_algorithm_trains_through_the_cli(algo, tiny_overrides, tmp_path, 
         assert len(last["thresholds"]) == 7
         assert all(0 <= t <= 1 for t in last["thresholds"])
         assert 0 <= last["mask_rate"] <= 1
+
+
+def test_every_recipe_names_registered_parts_and_the_name_tables_show():
+    for name, r in RECIPES.items():
+        assert r.threshold in ("none", *THRESHOLDS) and r.negatives in NEGATIVES, name
+        assert r.label and r.student_view in ("weak", "strong"), f"{name}: give its Recipe a label"
 
 
 def test_cli_rejects_bad_config_before_training(tmp_path, capsys):
@@ -325,11 +334,22 @@ def test_pseudo_labels_come_from_the_network_the_config_names(tiny_overrides, so
     assert s_pos == pytest.approx(pos.item(), rel=1e-5, abs=1e-7)
 
 
-def test_student_pseudo_labels_train_every_thresholded_algorithm(tiny_overrides):
-    for algo in ("fixmatch", "flexmatch", "dta_snl"):
-        rec = Trainer(cfg_of(tiny_overrides, **{"algo.name": algo, "algo.pseudo_labels": "student"})).fit()
-        assert all(math.isfinite(h["loss"]) for h in rec.history)
-        assert "mask_rate" in rec.history[-1]
+def test_student_pseudo_labels_train_every_threshold_rule(tiny_overrides):
+    for kind in sorted(THRESHOLDS):  # from the registry, so a new rule is trained here at once
+        rec = Trainer(cfg_of(tiny_overrides, **{"algo.name": "custom", "algo.threshold": kind, "algo.negatives": "snl",
+                                                "algo.pseudo_labels": "student", "train.steps": 2,
+                                                "train.eval_every": 0})).fit()
+        assert all(math.isfinite(h["loss"]) for h in rec.history), kind
+        assert rec.summary["threshold"] == kind and "mask_rate" in rec.history[-1]
+
+
+@pytest.mark.parametrize("kind", sorted(NEGATIVES))
+def test_every_negative_selector_trains_under_a_threshold(kind, tiny_overrides):
+    cfg = cfg_of(tiny_overrides, **{"algo.name": "custom", "algo.threshold": "fixed", "algo.negatives": kind,
+                                    "train.steps": 2, "train.eval_every": 0})
+    rec = Trainer(cfg).fit()
+    assert rec.summary["negatives"] == kind
+    assert all(math.isfinite(h["loss"]) for h in rec.history) and 0 <= rec.history[-1]["neg_rate"] <= 1
 
 
 def test_pseudo_label_source_is_validated():

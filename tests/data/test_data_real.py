@@ -7,7 +7,7 @@ from ssfer.data import decode, load_dataset
 from ssfer.data.check import check_dataset
 from ssfer.data.registry import scan
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # unpacks and decodes two tars of 36k faces
 
 FER_CLASSES = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 # README of the restored copy (155 train images without an original were dropped),
