@@ -52,3 +52,13 @@ def scale_of(P, **override: Any) -> dict[str, Any]:
     if missing:
         raise AttributeError(f"scale_of: the parameters have no {', '.join(missing)}; pass them as keywords")
     return {k: override[k] if k in override else getattr(P, k) for k in SCALE_KEYS}
+
+
+def page_config(P, **overrides: Any) -> Config:
+    """A chapter's run: ``book_config`` at the scale of its parameters ``P``.
+
+    Scale keys among ``overrides`` (say ``seed=2``) replace ``P``'s; the rest are
+    config overrides as in ``book_config`` (``algo__name="dta"``). The same
+    arguments give the same config in every chapter, so the runs are shared."""
+    scale = {k: overrides.pop(k) for k in SCALE_KEYS if k in overrides}
+    return book_config(**scale_of(P, **scale), **overrides)

@@ -1,6 +1,6 @@
 """The book's shared run base: chapters that mean the same run must ask for the
 same config (hence the same cache entry), whichever way they build it."""
-from ssfer.book import book_config, scale_of
+from ssfer.book import book_config, page_config, scale_of
 from ssfer.config import Config
 from ssfer.train import run_dir_for
 
@@ -30,6 +30,18 @@ def test_scale_and_overrides_reach_the_config():
     assert scale_of(P, seed=2)["seed"] == 2 and scale_of(P)["seed"] == 0
     del P.labels_per_class
     assert scale_of(P, labels_per_class=10)["labels_per_class"] == 10
+
+
+def test_page_config_is_book_config_at_the_pages_scale():
+    class P:
+        pass
+    for k, v in SCALE.items():
+        setattr(P, k, v)
+    page = page_config(P, seed=2, labels_per_class=5, algo__name="dta", difficulty=0.8)
+    direct = book_config(**{**SCALE, "seed": 2, "labels_per_class": 5}, algo__name="dta", difficulty=0.8)
+    assert page.hash() == direct.hash()
+    assert (page.split.seed, page.split.n_per_class, page.data.difficulty) == (2, 5, 0.8)
+    assert page_config(P).hash() == book_config(**SCALE).hash()
 
 
 def test_book_runs_use_one_thread_so_a_rerun_repeats_every_number(tmp_path):
