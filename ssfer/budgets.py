@@ -1,3 +1,259 @@
 """The label-budget chapters (04 RAF-DB, 05 AffectNet): method comparisons at
-each budget, a second test set, and a page's runs beside the published table."""
+each budget, a second test set, and a page's runs beside the published table.
+
+Both chapters run the same grid (supervised, FixMatch and DTA+SNL at each
+budget and seed) under a different labeling protocol: Ada-CM's label totals on
+RAF-DB, SSFER's labeled fractions on AffectNet. Everything after the protocol
+is the same analysis, so it lives here once: a change to how a budget chapter
+compares, tabulates or draws is made in one place and both pages follow.
+
+A *row* is one budget as the run table spells it: ``100`` in the ``labels``
+column of chapter 04, ``"1 %"`` in the ``labeled share`` column of chapter 05.
+Runs are keyed ``(row, method, seed)``.
+"""
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ssfer import report
+from ssfer.book import page_config
+from ssfer.config import Config
+
+# the algorithm's registry name -> its name on the page, in the pages' order
+METHODS = {"supervised": "supervised", "fixmatch": "FixMatch", "dta_snl": "DTA+SNL"}
+# a method's page name -> the short form in glue keys ("acc_dta_low")
+SHORT = {"supervised": "sup", "FixMatch": "fix", "DTA+SNL": "dta"}
+# the comparisons made at every budget: (a, b, key), read as "a − b"
+PAIRS = (("DTA+SNL", "FixMatch", "fix"), ("DTA+SNL", "supervised", "sup"), ("FixMatch", "supervised", "fixsup"))
+# the two test scores compared: accuracy weighs the common classes, mean class accuracy every class alike
+SCORES = {"accuracy (%)": "acc", "mean class accuracy (%)": "mca"}
+CROSS_COLUMNS = ["method", "seed", "own test set (%)", "second test set (%)", "images", "left out"]
+
+
+def pct(fraction: float) -> str:
+    """A labeled fraction as the AffectNet page names it: ``0.01`` -> ``"1 %"``."""
+    return f"{100 * fraction:g} %"
+
+
+# ------------------------------------------------------------------ the runs
+def require_data_root(P: Any, example: str) -> bool:
+    """Whether the page runs on real data; a real data set without ``data_root``
+    is refused here, naming the parameter, rather than deep inside the loader.
+
+    ``example`` completes "e.g. -p data_root ..." with the data set's usual folder."""
+    real = P.dataset != "synthfer"
+    if real and P.data_root is None:
+        raise ValueError(f"parameter 'data_root': dataset={P.dataset!r} needs the folder the data set was "
+                         f"unpacked to, e.g. -p data_root {example}")
+    return real
+
+
+def data_overrides(P: Any, **options: Any) -> dict[str, Any]:
+    """The data and backbone part of every run's config: SynthFER at ``P.difficulty``,
+    or the real data set's whole train and test splits at ``P.data_root``
+    (``options``, if any, go to its loader: AffectNet's ``num_classes``)."""
+    data: dict[str, Any] = {"data__channels": P.channels, "model__pretrained_path": P.pretrained_path}
+    if P.dataset != "synthfer":
+        data.update(data__dataset=P.dataset, data__root=P.data_root, data__n_train=None, data__n_test=None)
+        if options:
+            data["data__options"] = dict(options)
+    else:
+        data.update(data__difficulty=P.difficulty)
+    return data
+
+
+def grid_configs(P: Any, rows: Mapping[Any, Mapping[str, Any]], data: Mapping[str, Any]
+                 ) -> dict[tuple[Any, str, int], Config]:
+    """Every method at every row and seed, keyed ``(row, method, seed)`` in that order.
+
+    ``rows`` maps a row to its split overrides (``{"split__protocol": "fraction",
+    "split__fraction": 0.01}``). The per-class budget of ``book_config`` is unused,
+    since the protocol sets its own labels, but stays at the book's 10 so that the
+    config, and hence the cached run, is the one every other page would ask for."""
+    return {(row, label, s): page_config(P, seed=s, labels_per_class=10, algo__name=algo, train__progress=False,
+                                         **split, **data)
+            for row, split in rows.items() for algo, label in METHODS.items() for s in P.seeds}
+
+
+# ------------------------------------------------------------------ comparisons at each budget
+def compare_at_each(runs: pd.DataFrame, by: str, rows: Sequence[Any], unit: str
+                    ) -> dict[tuple[Any, str, str], report.Comparison]:
+    """The three paired comparisons (``PAIRS``) on both scores at every row, keyed
+    ``(row, "acc" | "mca", "fix" | "sup" | "fixsup")``; each is named
+    ``"<score>, <row> <unit>"`` ("accuracy (%), 100 labels") for tables and figures.
+
+    Only runs of the same seed are paired: at a seed, the methods share the labeled split."""
+    out = {}
+    for row in rows:
+        for col, short in SCORES.items():
+            for a, b, key in PAIRS:
+                out[row, short, key] = report.compare(runs, a, b, col, name=f"{col}, {row} {unit}", **{by: row})
+    return out
+
+
+def plot_dta_against_fixmatch(comparisons: Mapping[tuple[Any, str, str], report.Comparison], rows: Sequence[Any]):
+    """DTA+SNL − FixMatch on both scores at every row, seed by seed (``report.plot_paired``)."""
+    return report.plot_paired([comparisons[row, m, "fix"] for row in rows for m in SCORES.values()],
+                              title="DTA+SNL − FixMatch")
+
+
+def glue_means(glue: Callable, runs: pd.DataFrame, by: str, at: Mapping[str, Any],
+               comparisons: Mapping[tuple[Any, str, str], report.Comparison], scores: Sequence[str] = ("acc",)
+               ) -> None:
+    """Glue what the prose argues from at the rows named in ``at`` ({"low": 100, "top": 400}):
+    each method's mean over the seeds of the ``scores`` ("acc", "mca") as ``acc_dta_low``,
+    and every comparison of ``compare_at_each`` as ``fix_acc_low_mean`` and so on
+    (``report.glue_comparison``)."""
+    columns = {short: col for col, short in SCORES.items()}
+    mean = runs.groupby([by, "method"])[list(SCORES)].mean()
+    for key, row in at.items():
+        for method, mk in SHORT.items():
+            for score in scores:
+                glue(f"{score}_{mk}_{key}", float(mean.loc[(row, method), columns[score]]), display=False)
+        for _, _, pair in PAIRS:
+            for short in SCORES.values():
+                report.glue_comparison(glue, f"{pair}_{short}_{key}", comparisons[row, short, pair])
+
+
+# layout of the scores-against-budget figure: panels side by side (col) or stacked (row)
+_LAYOUTS = {"col": {"height": 3.4, "aspect": 1.0, "y": 1.03}, "row": {"height": 2.8, "aspect": 2.2, "y": 1.02}}
+
+
+def plot_scores_against_budget(runs: pd.DataFrame, by: str, ticks: Mapping[float, str], xlabel: str, title: str,
+                               positions: Mapping[Any, float] | None = None, panels: str = "col"):
+    """Both test scores against the budget: a line per method through its mean over
+    the seeds, a dot per seed, on a log axis (with two budgets or more).
+
+    ``ticks`` maps an x position to its label; ``positions`` maps a row to its x
+    position where the row is not a number itself ("1 %" -> 1.0); ``panels`` puts
+    the two scores side by side (``"col"``) or one above the other (``"row"``)."""
+    import seaborn as sns
+
+    layout = _LAYOUTS[panels]
+    long = runs.melt(id_vars=[by, "method", "seed"], value_vars=list(SCORES), var_name="metric",
+                     value_name="percent")
+    x = by
+    if positions is not None:
+        x = "position"
+        long[x] = long[by].map(positions)
+    g = sns.relplot(data=long, x=x, y="percent", hue="method", kind="line", marker="o", errorbar=None,
+                    height=layout["height"], aspect=layout["aspect"], facet_kws={"sharey": False},
+                    **{panels: "metric"})
+    for ax, metric in zip(g.axes.flat, g.col_names if panels == "col" else g.row_names):
+        sns.stripplot(jitter=False, data=long[long["metric"] == metric], x=x, y="percent", hue="method",
+                      native_scale=True, dodge=False, size=3, alpha=0.6, legend=False, ax=ax)
+        if len(ticks) > 1:  # a log axis needs two distinct values
+            ax.set_xscale("log")
+        ax.set_xticks(list(ticks), list(ticks.values()))
+        ax.minorticks_off()
+    g.set_axis_labels(xlabel, "test set (%)")
+    g.set_titles(f"{{{panels}_name}}")
+    report.legend_below(g, ncol=3)
+    g.figure.suptitle(title, y=layout["y"])
+    return g
+
+
+# ------------------------------------------------------------------ the published numbers
+def beside_published(published: pd.DataFrame, runs: pd.DataFrame, by: str, setting: str, P: Any, where: str
+                     ) -> pd.DataFrame:
+    """The published rows, then this page's: each method's mean test accuracy over the
+    seeds at each row, named by backbone and whether it was pre-trained, so that a
+    reader never takes a SynthFER number for a published one.
+
+    ``setting`` is formatted per row with ``where`` and ``row``
+    ("{where}, {row} labels (Ada-CM row)")."""
+    origin = f"{P.model}, pre-trained" if P.pretrained_path else f"{P.model}, from scratch"
+    ours = (runs.groupby([by, "method"], sort=False)["accuracy (%)"].mean().reset_index()
+            .assign(method=lambda d: d["method"] + ", " + origin,
+                    setting=lambda d: d[by].map(lambda row: setting.format(where=where, row=row)),
+                    source=f"this page, mean of {len(P.seeds)} seed(s)"))
+    return pd.concat([published, ours[["method", "setting", "accuracy (%)", "source"]]], ignore_index=True)
+
+
+# ------------------------------------------------------------------ another test set
+@dataclass(frozen=True)
+class SecondTestSet:
+    """A test set no run trained on: a data set, its folder (None for SynthFER), its loader's options."""
+
+    dataset: str
+    root: str | None
+    name: str                    # for the prose and the comparison ("SynthFER at difficulty 1")
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def second_test_set(P: Any) -> SecondTestSet | None:
+    """The page's second test set, from ``cross_dataset``, ``cross_root`` and ``cross_difficulty``.
+
+    SynthFER pages default to a harder SynthFER draw (seed 1, ``n_test`` images) that no
+    run has seen; real-data pages have none unless ``cross_dataset`` names one, and a
+    real second data set needs its folder."""
+    if P.cross_dataset is None and P.dataset != "synthfer":
+        return None
+    if P.cross_dataset in (None, "synthfer"):
+        return SecondTestSet("synthfer", None, f"SynthFER at difficulty {P.cross_difficulty:g}",
+                             {"n": P.n_test, "seed": 1, "difficulty": P.cross_difficulty})
+    if P.cross_root is None:
+        raise ValueError(f"parameter 'cross_root': cross_dataset={P.cross_dataset!r} needs its folder")
+    return SecondTestSet(P.cross_dataset, P.cross_root, f"{P.cross_dataset} test")
+
+
+def cross_table(records: Mapping[tuple[Any, str, int], Any], row: Any, test_set: SecondTestSet | None,
+                device: str = "auto", test: Callable = report.cross_test) -> pd.DataFrame:
+    """Every run at ``row`` tested on its own test set and on ``test_set``: one row per run
+    with both accuracies, the images tested and how many were left out (classes the
+    model does not know). Empty, with its columns, where there is no second test set.
+
+    ``test`` evaluates one run (``report.cross_test``; a test passes a fake)."""
+    rows = []
+    for (r, m, s), rec in records.items():
+        if r == row and test_set is not None:
+            out = test(rec, test_set.dataset, test_set.root, test_set.options, device=device)
+            rows.append({"method": m, "seed": s, "own test set (%)": 100 * rec.summary["accuracy"],
+                         "second test set (%)": 100 * out["accuracy"], "images": out["n"],
+                         "left out": sum(out["left_out"].values()) if out["left_out"] else 0})
+    return pd.DataFrame(rows, columns=CROSS_COLUMNS)
+
+
+def plot_cross(cross: pd.DataFrame, xlabel: str, where: str):
+    """Each method's accuracy on its own and on the second test set (bars: mean over
+    the seeds, dots: seeds): what is lost on faces unlike the training ones."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
+    both = cross.melt(id_vars=["method", "seed"], value_vars=["own test set (%)", "second test set (%)"],
+                      var_name="test set", value_name="accuracy (%)")
+    sns.barplot(data=both, x="method", y="accuracy (%)", hue="test set", errorbar=None, ax=ax)
+    sns.stripplot(jitter=False, data=both, x="method", y="accuracy (%)", hue="test set", dodge=True,
+                  palette="dark:black", size=3, legend=False, ax=ax)
+    ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title=f"Trained on {where}, tested twice")
+    report.legend_below(ax, ncol=2)
+    return ax
+
+
+def glue_cross(glue: Callable, cross: pd.DataFrame, test_set: SecondTestSet | None) -> None:
+    """Glue ``cross_name``, each method's mean accuracy on the second test set
+    (``cross_sup``, ``cross_fix``, ``cross_dta``; "—" where not measured) and
+    DTA+SNL − FixMatch on it, seed by seed (``cross_mean`` ... ``cross_verdict``).
+    Without a second test set the prose still reads: "not measured: no claim"."""
+    glue("cross_name", test_set.name if test_set else "none (set cross_dataset and cross_root)", display=False)
+    mean = cross.groupby("method")["second test set (%)"].mean()
+    for method, mk in SHORT.items():
+        glue(f"cross_{mk}", report.num(mean.get(method)), display=False)
+    if test_set is not None:
+        report.glue_comparison(glue, "cross", report.compare(cross, "DTA+SNL", "FixMatch", "second test set (%)",
+                                                             name=test_set.name))
+    else:
+        for k in ("mean", "low", "high"):
+            glue(f"cross_{k}", "—", display=False)
+        glue("cross_verdict", "not measured: no claim", display=False)
+
+
+__all__ = ["METHODS", "PAIRS", "SCORES", "SHORT", "SecondTestSet", "beside_published", "compare_at_each",
+           "cross_table", "data_overrides", "glue_cross", "glue_means", "grid_configs", "pct",
+           "plot_cross", "plot_dta_against_fixmatch", "plot_scores_against_budget", "require_data_root",
+           "second_test_set"]
