@@ -79,6 +79,14 @@ def test_grid_configs_are_the_runs_the_chapters_always_asked_for():
                              split__protocol="adacm_rafdb", split__total=b, train__progress=False, **data)
         assert cfg.hash() == before.hash()
     assert configs[400, "DTA+SNL", 2].split.seed == 2 and configs[400, "DTA+SNL", 2].algo.name == "dta_snl"
+    real = params(dataset="affectnet", data_root="/data/AffectNet", seeds=[1])
+    data = budgets.data_overrides(real, num_classes=8)
+    cfg = budgets.grid_configs(real, {"1 %": {"split__protocol": "fraction", "split__fraction": 0.01}}, data)
+    before = book_config(**scale_of(real, seed=1, labels_per_class=10), algo__name="fixmatch",
+                         split__protocol="fraction", split__fraction=0.01, train__progress=False, **data)
+    assert cfg["1 %", "FixMatch", 1].hash() == before.hash()
+    assert (cfg["1 %", "FixMatch", 1].data.dataset, cfg["1 %", "FixMatch", 1].data.options) == (
+        "affectnet", {"num_classes": 8})
 
 
 def test_compare_at_each_pairs_every_method_pair_on_both_scores_at_every_row():
