@@ -209,8 +209,9 @@ def seed_lines(runs: pd.DataFrame, order: Sequence[str], by: str = "method", met
 
 # ------------------------------------------------------------------ inside the network
 def one_per_class(labels: np.ndarray, n_classes: int, n: int) -> list[int]:
-    """Indices of ``n`` samples taking one of each class in turn (class 0's first,
-    class 1's first, ..., class 0's second, ...), skipping classes that run out."""
+    """Indices of samples taking one of each class in turn (class 0's first,
+    class 1's first, ..., class 0's second, ...) over ``n`` turns; a turn whose
+    class has run out is skipped, so fewer than ``n`` may come back."""
     order = [np.flatnonzero(labels == c) for c in range(n_classes)]
     return [int(order[i % n_classes][i // n_classes]) for i in range(n)
             if i // n_classes < len(order[i % n_classes])]
