@@ -267,16 +267,23 @@ def interval(p: Paired, spec: str = "+.1f") -> str:
     return f"[{format(p.low, spec)}, {format(p.high, spec)}]"
 
 
-def glue_comparison(glue: Callable, name: str, c: Comparison, spec: str = "+.1f") -> None:
-    """Glue ``name_mean``, ``name_low``, ``name_high`` (formatted; "—" without an interval),
-    ``name_wins``, ``name_n`` and ``name_verdict`` for the prose."""
+def comparison_values(name: str, c: Comparison, spec: str = "+.1f") -> dict:
+    """``name_mean``, ``name_low``, ``name_high`` (formatted; "—" without an interval),
+    ``name_wins``, ``name_n`` and ``name_verdict``: what the prose cites of ``c``."""
     p = c.paired
-    glue(f"{name}_mean", num(p.mean, spec), display=False)
-    glue(f"{name}_low", num(p.low, spec), display=False)
-    glue(f"{name}_high", num(p.high, spec), display=False)
-    glue(f"{name}_wins", p.wins, display=False)
-    glue(f"{name}_n", p.n, display=False)
-    glue(f"{name}_verdict", c.verdict(), display=False)
+    return {f"{name}_mean": num(p.mean, spec), f"{name}_low": num(p.low, spec), f"{name}_high": num(p.high, spec),
+            f"{name}_wins": p.wins, f"{name}_n": p.n, f"{name}_verdict": c.verdict()}
+
+
+def glue_values(glue: Callable, values: Mapping[str, Any]) -> None:
+    """Glue every ``{key: value}`` for the prose, none displayed where it is computed."""
+    for key, value in values.items():
+        glue(key, value, display=False)
+
+
+def glue_comparison(glue: Callable, name: str, c: Comparison, spec: str = "+.1f") -> None:
+    """Glue ``comparison_values(name, c, spec)`` for the prose."""
+    glue_values(glue, comparison_values(name, c, spec))
 
 
 def flexmatch_phase(thresholds: Sequence[float], tau: float = 0.95) -> str:
@@ -475,9 +482,9 @@ def cross_test(record: Any, dataset: str, root: str | None, options: dict | None
 
 
 __all__ = ["MIN_SEEDS", "NO_DIFFERENCE", "Comparison", "Table", "comparability", "compare", "comparison_table",
-           "cross_test", "flexmatch_phase", "glue_comparison", "interval", "legend_below", "num", "plot_paired",
-           "pseudo_label_course", "pseudo_labels", "recall_per_class", "recall_table", "run_table", "select",
-           "table", "under_control", "verdict", "window_mean"]
+           "comparison_values", "cross_test", "flexmatch_phase", "glue_comparison", "glue_values", "interval",
+           "legend_below", "num", "plot_paired", "pseudo_label_course", "pseudo_labels", "recall_per_class",
+           "recall_table", "run_table", "select", "table", "under_control", "verdict", "window_mean"]
 
 
 # ------------------------------------------------------------------ what each rule does, and what it costs

@@ -297,22 +297,34 @@ def comparisons(table, metric: str, **where):
     return [compare(rows, a, b, metric) for a, b in pairs]
 
 
-def glue_pair(glue, name: str, table, a: str, b: str, metric: str = "accuracy (%)", by: str = "method",
-              **where) -> None:
-    """Glue one paired comparison of ``a`` and ``b`` (values of column ``by``) for the
-    prose (``report.glue_comparison``'s keys); when either has no recorded run yet,
-    the same keys say so."""
-    from ssfer.report import compare, glue_comparison, select
+def pair_values(name: str, table, a: str, b: str, metric: str = "accuracy (%)", by: str = "method",
+                **where) -> dict:
+    """What the prose cites of the paired comparison of ``a`` and ``b`` (values of
+    column ``by``) in the runs matching ``where`` (``report.comparison_values``'
+    keys); when either has no recorded run yet, the same keys say so."""
+    from ssfer.report import compare, comparison_values, select
 
     rows = select(table, **where)
     if not {a, b} <= set(rows[by]):
-        for key in ("mean", "low", "high"):
-            glue(f"{name}_{key}", "—", display=False)
-        glue(f"{name}_wins", 0, display=False)
-        glue(f"{name}_n", 0, display=False)
-        glue(f"{name}_verdict", "not recorded yet: no claim", display=False)
-        return
-    glue_comparison(glue, name, compare(rows, a, b, metric, by=by))
+        return {f"{name}_mean": "—", f"{name}_low": "—", f"{name}_high": "—", f"{name}_wins": 0, f"{name}_n": 0,
+                f"{name}_verdict": "not recorded yet: no claim"}
+    return comparison_values(name, compare(rows, a, b, metric, by=by))
+
+
+def glue_pair(glue, name: str, table, a: str, b: str, metric: str = "accuracy (%)", by: str = "method",
+              **where) -> None:
+    """Glue ``pair_values(...)`` for the prose."""
+    from ssfer.report import glue_values
+
+    glue_values(glue, pair_values(name, table, a, b, metric, by, **where))
+
+
+def is_primary(planned: Planned, root: Path) -> bool:
+    """Whether a planned run belongs to the primary grid (``PRIMARY``: its data set,
+    budget and variant), read from its config; ``root``: the repository root."""
+    cfg = Config.from_yaml(Path(root) / planned.config).with_overrides(planned.overrides)
+    return (planned.variant == PRIMARY["variant"] and DATASET_NAMES.get(cfg.data.dataset) == PRIMARY["data set"]
+            and budget_of(cfg) == PRIMARY["budget"])
 
 
 def plan(table, half_width: float = 1.0, family=PLANNED, metric: str = "accuracy (%)",

@@ -24,7 +24,7 @@ LAYERS = [
     ("train", ["ssfer.predict", "ssfer.train", "ssfer.train.*"]),
     ("runs", ["ssfer.evaluate", "ssfer.bench"]),
     # results records the real-data grid and tabulates it for chapter 06 with report's comparisons
-    ("notebook tooling", ["ssfer.book", "ssfer.budgets", "ssfer.figures", "ssfer.simulated_teacher",
+    ("notebook tooling", ["ssfer.book", "ssfer.budgets", "ssfer.figures", "ssfer.findings", "ssfer.simulated_teacher",
                           "ssfer.params", "ssfer.labs", "ssfer.grading", "ssfer.reproduce", "ssfer.report",
                           "ssfer.results"]),
     ("command line", ["ssfer.cli", "ssfer.__main__"]),

@@ -1,0 +1,389 @@
+"""What the results chapter (06) reads off the recorded runs.
+
+Each function takes the tables of ``ssfer.results`` (or the records) and returns
+what a section shows: a table to display and the values its prose cites, as
+``{glue key: value}`` for ``report.glue_values``. So a chapter cell is a call and
+a display, the analysis is tested here, and a value a sentence argues from is
+computed once. Values keep the types the prose formats (``int``, ``str`` made by
+``report.num``), so they render as before.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ssfer import report, results
+from ssfer.record import RunRecord
+
+# the primary grid began as the label-smoothing profile's control: its runs' grid variant
+CONTROL = results.PRIMARY["variant"]
+FER10 = {"data set": "FERPlus", "budget": "10 % labeled"}
+FER5 = {"data set": "FERPlus", "budget": "5 % labeled"}
+FER2013 = {"data set": "FER2013", "budget": "100 per class"}
+RARE = ("fear", "disgust", "contempt")
+# glue key of each planned comparison (results.PLANNED, in order)
+PLANNED_KEYS = dict(zip(results.PLANNED, ("snl_fix", "dta_flex", "snl_dta", "fix_sup", "snl_sup")))
+# the label-smoothing profile's comparisons the prose cites: key, (a, b), runs, metric
+PROFILE_PAIRS = [
+    ("f10_snl_fix", ("DTA+SNL", "FixMatch"), FER10, "accuracy (%)"),
+    ("f10_dta_fix", ("DTA", "FixMatch"), FER10, "accuracy (%)"),
+    ("f10_snl_dta", ("DTA+SNL", "DTA"), FER10, "accuracy (%)"),
+    ("f10_fix_sup", ("FixMatch", "supervised"), FER10, "accuracy (%)"),
+    ("f10_snl_sup", ("DTA+SNL", "supervised"), FER10, "accuracy (%)"),
+    ("f10_snl_fix_mca", ("DTA+SNL", "FixMatch"), FER10, "mean class accuracy (%)"),
+    ("f10_dta_flex", ("DTA", "FlexMatch"), FER10, "accuracy (%)"),
+    ("f10_dta_free", ("DTA", "FreeMatch"), FER10, "accuracy (%)"),
+    ("f10_dta_adacm", ("DTA", "Ada-CM"), FER10, "accuracy (%)"),
+    ("f5_snl_fix", ("DTA+SNL", "FixMatch"), FER5, "accuracy (%)"),
+    ("f5_fix_sup", ("FixMatch", "supervised"), FER5, "accuracy (%)"),
+    ("f13_snl_fix", ("DTA+SNL", "FixMatch"), FER2013, "accuracy (%)"),
+    ("f13_fix_sup", ("FixMatch", "supervised"), FER2013, "accuracy (%)"),
+]
+# the controls on the primary grid, each method against itself: key, variant, method, metric
+CONTROL_PAIRS = [
+    ("st_fix", "student pseudo labels", "FixMatch", "accuracy (%)"),
+    ("st_flex", "student pseudo labels", "FlexMatch", "accuracy (%)"),
+    ("bal_fix", "balanced labeled batches", "FixMatch", "accuracy (%)"),
+    ("bal_snl", "balanced labeled batches", "DTA+SNL", "accuracy (%)"),
+    ("balm_fix", "balanced labeled batches", "FixMatch", "mean class accuracy (%)"),
+    ("balm_snl", "balanced labeled batches", "DTA+SNL", "mean class accuracy (%)"),
+]
+ACCEPT_KEYS = (("fix", "FixMatch"), ("flex", "FlexMatch"), ("dta", "DTA"), ("snl", "DTA+SNL"))
+
+
+def repo_path(name: str | Path) -> Path:
+    """``name`` relative to the repository root: papermill runs there, a Jupyter
+    session may start in ``notebooks/``."""
+    p = Path(name)
+    return p if p.is_absolute() or p.exists() else Path("..") / p
+
+
+@dataclass
+class Recorded:
+    """The recorded runs, the planned grid and their table, split as the chapter reads them."""
+
+    records: dict[str, RunRecord]
+    planned: list[results.Planned]
+    every: pd.DataFrame = field(repr=False)
+
+    @property
+    def profile(self) -> pd.DataFrame:
+        """The label-smoothing profile's runs (no grid variant); each control has its own section."""
+        return self.every[self.every["variant"] == ""]
+
+    @property
+    def control(self) -> pd.DataFrame:
+        """The runs without label smoothing: the primary grid, read as the profile's control."""
+        return self.every[self.every["variant"] == CONTROL]
+
+    @property
+    def primary(self) -> pd.DataFrame:
+        return report.select(self.every, **results.PRIMARY)
+
+    @property
+    def missing(self) -> list[str]:
+        return [p.name for p in self.planned if p.name not in self.records]
+
+    def keyed(self, rows: pd.DataFrame, methods=None) -> dict:
+        """``{(method, seed): record}`` of the runs in ``rows`` (optionally of ``methods`` only)."""
+        return {(r.method, r.seed): self.records[r.run] for r in rows.itertuples()
+                if methods is None or r.method in methods}
+
+
+def load(results_dir: str | Path, grid: str | Path) -> Recorded:
+    records = results.load_results(repo_path(results_dir))
+    planned = results.load_grid(repo_path(grid))
+    return Recorded(records, planned, results.results_table(records, planned))
+
+
+def family(prim: pd.DataFrame, metric: str, prefix: str) -> tuple[dict, pd.DataFrame | None]:
+    """The planned family on ``metric``: each comparison's values (``prefix_KEY_mean``
+    ... and ``prefix_KEY_margin``, its reading against ``report.MARGIN``) and the
+    table of the recorded ones (None before any)."""
+    values, found = {}, []
+    for (a, b), key in PLANNED_KEYS.items():
+        values |= results.pair_values(f"{prefix}_{key}", prim, a, b, metric)
+        c = report.compare(prim, a, b, metric) if {a, b} <= set(prim["method"]) else None
+        values[f"{prefix}_{key}_margin"] = c.margin_verdict() if c else "not recorded yet: no claim"
+        found += [c] if c else []
+    if not found:
+        return values, None
+    shown = report.comparison_table(found).drop(columns="metric")
+    shown.insert(3, "half-width", [c.paired.half_width for c in found])
+    shown["against the margin"] = [c.margin_verdict() for c in found]
+    return values, shown
+
+
+def bottom_line(prim: pd.DataFrame) -> str:
+    """The planned family on test accuracy in one sentence (``report.family_summary``)."""
+    found = [report.compare(prim, a, b, "accuracy (%)") for a, b in results.PLANNED if {a, b} <= set(prim["method"])]
+    return report.family_summary(found, len(results.PLANNED))
+
+
+def plan(rec: Recorded, half_width: float = 1.0) -> tuple[dict, pd.DataFrame]:
+    """The seed plan of the primary grid beside what is recorded, and where its runs came from."""
+    every, prim = rec.every, rec.primary
+    frame = results.plan(every, half_width, **results.PRIMARY)
+    total = results.plan_total(every, frame, **results.PRIMARY)
+    short = frame[frame["half-width"] > half_width]["comparison"].tolist()
+    source = results.provenance({r: rec.records[r] for r in prim["run"]})
+    values = {
+        "plan_complete": total["complete seeds"], "plan_needed": total["seeds needed"],
+        "plan_runs": total["runs to record"], "plan_hours": report.num(total["CPU hours"]),
+        "plan_untimed": ", ".join(total["not timed"]) or "none", "max_seeds": results.MAX_SEEDS,
+        "n_primary": len(prim),
+        "n_primary_planned": sum(results.is_primary(p, repo_path("configs").parent) for p in rec.planned),
+        "plan_short": ", ".join(short) if short else "none",
+        "n_codes": source["code"].nunique(), "n_cpus": source["CPU kind"].nunique(),
+        "cpu_kinds": "; ".join(f"{k} ({n} runs)" for k, n in source["CPU kind"].value_counts().items()) or "none",
+    }
+    return values, frame
+
+
+def rare_test_faces(classes: pd.DataFrame, of=RARE) -> dict:
+    """How many test faces each class of ``of`` has in the primary grid's test split."""
+    faces = report.select(classes, **results.PRIMARY).groupby("class")["test faces"].max()
+    return {f"faces_{c}": int(faces.get(c, 0)) for c in of}
+
+
+def rule_facts(rec: Recorded, rows: pd.DataFrame, tag: str) -> tuple[dict, pd.DataFrame]:
+    """What the threshold rules did in ``rows``' runs (``report.threshold_facts``):
+    FlexMatch's highest threshold, whether it left its warm-up and the share it
+    accepted; DTA's (DTA and DTA+SNL runs) steps on its floor and pseudo labels
+    per face for disgust and contempt. Keys start with ``tag``."""
+    facts = report.threshold_facts(rec.keyed(rows, ("FlexMatch", "DTA", "DTA+SNL")))
+    flex, dta = facts[facts["method"] == "FlexMatch"], facts[facts["method"].isin(["DTA", "DTA+SNL"])]
+    top = flex["top threshold"].max() if len(flex) else None
+    share = [report.accepted_share(rec.records[r]) for r in rows.loc[rows["method"] == "FlexMatch", "run"]]
+    values = {
+        f"{tag}_flex_top": report.num(top, ".2f"),
+        f"{tag}_flex_phase": "no FlexMatch run recorded" if top is None else
+        "never left its warm-up" if report.flexmatch_phase([top]) == "still in its warm-up" else
+        "left its warm-up in at least one run",
+        f"{tag}_flex_accept": report.num(100 * np.mean(share) if share else None),
+    }
+    for c in ("disgust", "contempt"):
+        one = dta[dta["class"] == c]
+        values[f"{tag}_floor_{c}"] = report.num(one["steps on the floor (%)"].mean() if len(one) else None)
+        values[f"{tag}_pl_{c}"] = report.num(one["pseudo labels per face"].mean() if len(one) else None, ".2f")
+    return values, facts
+
+
+def rare_rules(facts: pd.DataFrame, of=RARE) -> pd.DataFrame:
+    """``rule_facts``' table for the classes ``of``, the mean over the seeds per method."""
+    rare = facts[facts["class"].isin(of)].groupby(["method", "class"], sort=False).mean(numeric_only=True)
+    return rare.drop(columns="seed").reset_index()
+
+
+def control_values(every: pd.DataFrame) -> dict:
+    """Each control of the primary grid against the primary runs, method by method
+    (``CONTROL_PAIRS``), and how many runs each control has."""
+    values = {}
+    for key, variant, method, metric in CONTROL_PAIRS:
+        values |= results.pair_values(key, every, variant, CONTROL, metric, by="variant", method=method, **FER10)
+    for variant in dict.fromkeys(v for _, v, _, _ in CONTROL_PAIRS):
+        values[f"n_{variant.split()[0]}"] = int((every["variant"] == variant).sum())
+    return values
+
+
+def leaked(rec: Recorded, dataset: str) -> str:
+    """How many of a data set's test faces are byte-identical copies of training
+    faces ("n of N"), from the first recorded run on it."""
+    runs_of = [r for r in rec.records.values() if results.DATASET_NAMES.get(r.config.data.dataset) == dataset]
+    lf = runs_of[0].summary.get("test_leak_free") if runs_of else None
+    return f"{lf['n_removed']} of {lf['n_removed'] + lf['n']}" if lf else "not recorded yet"
+
+
+def scores(rec: Recorded) -> tuple[dict, pd.DataFrame]:
+    """The profile's scores over seeds (``results.mean_sd`` with the commonest-class
+    rate), test leaks, and the FERPlus 10 % costs the prose cites."""
+    table = rec.profile
+    summary = results.mean_sd(table)
+    base = table.groupby("data set")["commonest class (%)"].first()
+    summary.insert(3, "commonest class (%)", summary["data set"].map(base))
+    fer10 = report.select(table, **FER10)
+    sup10 = fer10[fer10["method"] == "supervised"]
+    ssl10 = fer10[fer10["method"] != "supervised"]
+    fastest = ssl10.loc[ssl10["train minutes"].idxmin()] if len(ssl10) else None
+    values = {
+        "leak_ferplus": leaked(rec, "FERPlus"), "leak_fer2013": leaked(rec, "FER2013"),
+        "n_below_commonest": len(table[table["accuracy (%)"] < table["commonest class (%)"]]),
+        "sup10_acc": report.num(sup10["accuracy (%)"].mean()), "sup10_n": len(sup10),
+        # the runs shared two cores with other jobs, so each one's minutes are an upper
+        # bound on its cost: the fastest run is the best estimate the records give
+        "sup10_minutes": report.num(sup10["train minutes"].min()),
+        "ssl10_minutes": report.num(fastest["train minutes"] if fastest is not None else None),
+        "ssl10_fastest": fastest["method"] if fastest is not None else "none recorded yet",
+    }
+    return values, summary
+
+
+def paired_table(table: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+    """Every group's paired comparisons (``results.comparisons``) on accuracy and mean
+    class accuracy, as one table; the values the prose cites (``PROFILE_PAIRS``) and
+    how many intervals exclude 0 against how many chance alone would."""
+    groups = [g for g in table[["data set", "budget"]].drop_duplicates().itertuples(index=False)
+              if g.budget != "all labels"]
+    frames = []
+    for ds, budget in groups:
+        for metric in ("accuracy (%)", "mean class accuracy (%)"):
+            found = results.comparisons(table, metric, **{"data set": ds, "budget": budget})
+            if found:
+                frames.append(report.comparison_table(found).assign(**{"data set": ds, "budget": budget}))
+    cols = ["data set", "budget", "comparison", "metric", "mean difference", "95 % interval", "wins", "verdict"]
+    shown = pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame()
+    claims = shown[~shown["verdict"].str.endswith("no claim")] if frames else shown
+    values = {"n_intervals": len(claims),
+              "n_excluding_zero": int((claims["verdict"] != report.NO_DIFFERENCE).sum()) if len(claims) else 0,
+              "n_by_chance": report.num(len(claims) / 20, ".1f")}
+    for key, (a, b), where, metric in PROFILE_PAIRS:
+        values |= results.pair_values(key, table, a, b, metric, **where)
+    return values, shown
+
+
+def acceptance(rec: Recorded, rows: pd.DataFrame) -> pd.DataFrame:
+    """The share of each logged batch's unlabeled faces that passed the threshold,
+    per semi-supervised run of ``rows``: method, seed, step, ``accepted (%)``."""
+    return pd.DataFrame([{"method": r.method, "seed": r.seed, "step": h["step"], "accepted (%)": 100 * h["mask_rate"]}
+                         for r in rows.itertuples() if r.method != "supervised"
+                         for h in rec.records[r.run].history if "mask_rate" in h])
+
+
+def acceptance_values(rates: pd.DataFrame, prefix: str) -> dict:
+    """Each method's share accepted: the mean over each run's training, then over the seeds."""
+    per_run = rates.groupby(["method", "seed"])["accepted (%)"].mean().groupby("method").mean() if len(rates) else {}
+    return {f"{prefix}_{key}": report.num(per_run.get(method)) for key, method in ACCEPT_KEYS}
+
+
+def smoothing_values(rec: Recorded) -> dict:
+    """The profile's label smoothing, the target it trains the right class toward,
+    and FlexMatch's highest last-step threshold on FERPlus 10 %."""
+    fer10 = report.select(rec.profile, **FER10)
+    profile = rec.records[fer10["run"].iloc[0]] if len(fer10) else None
+    ls = profile.config.train.label_smoothing if profile else float("nan")
+    n_classes = len(profile.class_names) if profile else float("nan")
+    flex = [rec.records[r].history for r in report.select(rec.profile, method="FlexMatch", **FER10)["run"]]
+    last_th = [max(h["thresholds"]) for hist in flex for h in hist[-1:] if "thresholds" in h]
+    return {"ls": report.num(ls, "g"), "ls_target": report.num(1 - ls + ls / n_classes, ".4f"),
+            "n_classes_ferplus": report.num(n_classes, "g"),
+            "flex_top_threshold": report.num(max(last_th) if last_th else None, ".2f")}
+
+
+def first_seed_runs(rec: Recorded, methods, seed: int = 0, **where) -> dict[str, RunRecord]:
+    """``{method: record}`` at ``seed`` in the profile's runs matching ``where``, for the methods recorded."""
+    out = {}
+    for m in methods:
+        sel = report.select(rec.profile, method=m, seed=seed, **where)
+        if len(sel):
+            out[m] = rec.records[sel["run"].iloc[0]]
+    return out
+
+
+def pseudo_label_totals(rec: Recorded, rows: pd.DataFrame) -> pd.DataFrame:
+    """Per method and class, summed over the semi-supervised runs of ``rows``: the
+    pseudo labels accepted per unlabeled face of the class (``quantity``) and the
+    share of them that were right (``precision``); long, one row per measure."""
+    parts = [report.pseudo_labels(rec.records[r.run]).assign(method=r.method, seed=r.seed)
+             for r in rows.itertuples() if r.method != "supervised"]
+    if not parts:
+        return pd.DataFrame(columns=["method", "class", "measure", "value"])
+    pl = pd.concat(parts, ignore_index=True)
+    per = pl.groupby(["method", "class"], sort=False)[["accepted", "seen", "correct"]].sum().reset_index()
+    per["quantity"] = per["accepted"] / per["seen"]
+    per["precision"] = per["correct"] / per["accepted"].where(per["accepted"] > 0)
+    return per.melt(id_vars=["method", "class"], value_vars=["quantity", "precision"], var_name="measure")
+
+
+def profile_control(rec: Recorded) -> tuple[dict, pd.DataFrame | None, pd.DataFrame | None]:
+    """The primary grid read as the label-smoothing profile's control: its run
+    counts, shares accepted, the comparisons the prose cites, and the reading of
+    DTA+SNL − FixMatch under the control (``report.under_control``). Returns the
+    values, the control's scores over seeds and its comparisons (None without runs)."""
+    table, control = rec.profile, rec.control
+    values = {"n_control": len(control), "n_control_planned": sum(p.variant == CONTROL for p in rec.planned)}
+    values |= acceptance_values(acceptance(rec, control), "ctl_accept")
+    pairs = [("ctl_snl_fix", ("DTA+SNL", "FixMatch")), ("ctl_snl_flex", ("DTA+SNL", "FlexMatch")),
+             ("ctl_fix_sup", ("FixMatch", "supervised")), ("ctl_snl_sup", ("DTA+SNL", "supervised"))]
+    for name, (a, b) in pairs:
+        values |= results.pair_values(name, control, a, b, **FER10)
+    pair = ("DTA+SNL", "FixMatch")
+    absent = [m for m in pair if m not in set(report.select(table, **FER10)["method"]) & set(control["method"])]
+    if absent:
+        values["ctl_reading"] = (f"No run of {' or '.join(absent)} is recorded in both groups yet, so the "
+                                 "control supports no claim.")
+    else:
+        values["ctl_reading"] = report.under_control(report.compare(table, *pair, "accuracy (%)", **FER10),
+                                                     report.compare(control, *pair, "accuracy (%)", **FER10),
+                                                     "without label smoothing")
+    if not len(control):
+        return values, None, None
+    found = [report.compare(control, a, b, "accuracy (%)") for _, (a, b) in pairs if {a, b} <= set(control["method"])]
+    return values, results.mean_sd(control), report.comparison_table(found) if found else None
+
+
+def smoothing_shifts(rec: Recorded, ls: str) -> tuple[dict, pd.DataFrame | None]:
+    """What dropping label smoothing did to each method on its own: the primary
+    run minus the profile's run at the same seed. ``ls``: the profile's smoothing
+    as the prose writes it (``smoothing_values()["ls"]``)."""
+    smoothed = f"label smoothing {ls}"
+    both = report.select(rec.every, **FER10).assign(
+        setting=lambda d: d["variant"].replace({"": smoothed, CONTROL: CONTROL}))
+    values, shifts = {}, []
+    for key, m in [("sup", "supervised"), ("fix", "FixMatch"), ("flex", "FlexMatch"), ("snl", "DTA+SNL")]:
+        rows = both[both["method"] == m]
+        values |= results.pair_values(f"ctl_shift_{key}", rows, CONTROL, smoothed, by="setting")
+        if {smoothed, CONTROL} <= set(rows["setting"]):
+            shifts.append(report.compare(rows, CONTROL, smoothed, "accuracy (%)", by="setting",
+                                         name=f"{m}: accuracy (%)"))
+    return values, report.comparison_table(shifts) if shifts else None
+
+
+def published_beside(table: pd.DataFrame) -> pd.DataFrame:
+    """The published FERPlus numbers (``ssfer.references``) above this book's means."""
+    from ssfer.references import references
+
+    ours = table[table["data set"] == "FERPlus"].groupby(["method", "budget"], sort=False)["accuracy (%)"].mean()
+    ours = ours.reset_index().rename(columns={"budget": "setting"})
+    ours["setting"] = "FERPlus, " + ours["setting"]
+    ours["source"] = "this book, results/ (CPU, from scratch, 48 px)"
+    return pd.concat([references("FERPlus"), ours[["method", "setting", "accuracy (%)", "source"]]],
+                     ignore_index=True)
+
+
+def recompute(rec: Recorded, names: list[str], roots: dict[str, Any], device: str | None = None) -> pd.DataFrame:
+    """Train the recorded runs ``names`` again here and compare with their records:
+    accuracy recorded and recomputed, the difference, whether the confusion
+    matrices agree, the devices. ``roots``: where each real data set lies here
+    (``{"ferplus": path or None, ...}``); a run whose recorded ``data.root`` does
+    not exist needs one."""
+    from ssfer.train import run
+
+    if not names:
+        raise ValueError("parameter 'runs': recompute=True needs the names of the recorded runs to train again "
+                         f"(recorded: {', '.join(rec.records)})")
+    unknown = sorted(set(names) - set(rec.records))
+    if unknown:
+        raise ValueError(f"parameter 'runs': no recorded run {unknown}")
+    rows = []
+    for name in names:
+        cfg = rec.records[name].config
+        over: dict[str, Any] = {"train.progress": False}
+        if roots.get(cfg.data.dataset):
+            over["data.root"] = roots[cfg.data.dataset]
+        elif cfg.data.dataset in roots and not Path(cfg.data.root).exists():
+            raise ValueError(f"run {name!r} was recorded with data.root={cfg.data.root!r}, which does not exist "
+                             f"here: pass {cfg.data.dataset}_root")
+        if device is not None:
+            over["train.device"] = device
+        again = run(cfg.with_overrides(over)).summary
+        was = rec.records[name].summary
+        rows.append({"run": name, "recorded accuracy (%)": 100 * was["accuracy"],
+                     "recomputed accuracy (%)": 100 * again["accuracy"],
+                     "difference (points)": 100 * (again["accuracy"] - was["accuracy"]),
+                     "same confusion matrix": was["confusion"] == again["confusion"],
+                     "recorded device": was["device"], "recomputed device": again["device"]})
+    return pd.DataFrame(rows)

@@ -1,0 +1,97 @@
+"""What chapter 06 reads off the recorded runs (ssfer.findings): each section's
+values for the prose and its table, from synthetic tables with known answers and
+from the committed results/ themselves."""
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from ssfer import findings, report, results
+
+REPO = Path(__file__).resolve().parents[1]
+PRIMARY = dict(results.PRIMARY)
+
+
+def _prim(diffs: dict[str, list[float]], base: float = 70.0) -> pd.DataFrame:
+    """A primary-grid table: supervised scores ``base`` at every seed, each other
+    method ``base`` plus its per-seed differences."""
+    n = len(next(iter(diffs.values())))
+    rows = [{**PRIMARY, "run": f"supervised_s{s}", "method": "supervised", "seed": s, "accuracy (%)": base}
+            for s in range(n)]
+    rows += [{**PRIMARY, "run": f"{m}_s{s}", "method": m, "seed": s, "accuracy (%)": base + d}
+             for m, ds in diffs.items() for s, d in enumerate(ds)]
+    return pd.DataFrame(rows)
+
+
+def test_the_family_before_any_run_says_so_and_shows_no_table():
+    empty = pd.DataFrame(columns=["run", "method", "seed", "accuracy (%)", *PRIMARY])
+    values, shown = findings.family(empty, "accuracy (%)", "pf")
+    assert shown is None
+    assert len(values) == 7 * len(results.PLANNED)  # six comparison values and a margin reading each
+    assert {values[f"pf_{k}_margin"] for k in findings.PLANNED_KEYS.values()} == {"not recorded yet: no claim"}
+    assert values["pf_snl_fix_verdict"] == "not recorded yet: no claim" and values["pf_snl_fix_n"] == 0
+
+
+def test_the_family_reads_each_recorded_comparison_against_the_margin():
+    prim = _prim({"FixMatch": [2.0, 2.1, 1.9, 2.0], "FlexMatch": [0.0, 0.1, -0.1, 0.0],
+                  "DTA": [0.1, 0.0, 0.1, -0.1], "DTA+SNL": [2.1, 2.0, 2.0, 2.1]})
+    values, shown = findings.family(prim, "accuracy (%)", "pf")
+    assert list(shown["comparison"]) == [f"{a} − {b}" for a, b in results.PLANNED]
+    # DTA+SNL - FixMatch: differences 0.1, -0.1, 0.1, 0.1, well inside one point
+    assert values["pf_snl_fix_margin"] == report.compare(prim, "DTA+SNL", "FixMatch", "accuracy (%)").margin_verdict()
+    assert "rule out" in values["pf_snl_fix_margin"]
+    # FixMatch - supervised: about +2 at every seed, so the interval excludes 0
+    assert "FixMatch scores higher" in values["pf_fix_sup_margin"]
+    assert values["pf_fix_sup_mean"] == "+2.0" and values["pf_fix_sup_n"] == 4
+    assert list(shown["against the margin"]) == [values[f"pf_{k}_margin"] for k in findings.PLANNED_KEYS.values()]
+    line = findings.bottom_line(prim)
+    assert line.startswith("Of the 5 planned comparisons, ") and "FixMatch higher in FixMatch − supervised" in line
+
+
+def _rec(histories: dict[str, list[dict]], rows: list[dict]) -> findings.Recorded:
+    records = {name: SimpleNamespace(history=h) for name, h in histories.items()}
+    return findings.Recorded(records, [], pd.DataFrame(rows))
+
+
+def test_acceptance_averages_each_run_over_training_then_the_seeds():
+    hist = {"fix0": [{"step": 1, "mask_rate": 0.1}, {"step": 2, "mask_rate": 0.3}],   # run mean 20 %
+            "fix1": [{"step": 1, "mask_rate": 0.6}],                                 # run mean 60 %
+            "sup0": [{"step": 1}]}
+    rows = [{"run": "fix0", "method": "FixMatch", "seed": 0}, {"run": "fix1", "method": "FixMatch", "seed": 1},
+            {"run": "sup0", "method": "supervised", "seed": 0}]
+    rec = _rec(hist, rows)
+    rates = findings.acceptance(rec, rec.every)
+    assert set(rates["method"]) == {"FixMatch"} and len(rates) == 3  # supervised runs have no pseudo labels
+    values = findings.acceptance_values(rates, "accept")
+    assert values["accept_fix"] == "40.0"        # (20 + 60) / 2, not the mean of the three rows (33.3)
+    assert values["accept_dta"] == "—"           # no DTA run
+    assert findings.acceptance_values(rates.iloc[:0], "none") == {f"none_{k}": "—" for k, _ in findings.ACCEPT_KEYS}
+
+
+def test_recompute_names_the_parameter_it_needs():
+    rec = _rec({"a": []}, [{"run": "a", "method": "FixMatch", "seed": 0}])
+    with pytest.raises(ValueError, match="parameter 'runs': recompute=True needs the names"):
+        findings.recompute(rec, [], {})
+    with pytest.raises(ValueError, match=r"parameter 'runs': no recorded run \['b'\]"):
+        findings.recompute(rec, ["b"], {})
+
+
+def test_on_the_committed_results_every_cited_value_is_there():
+    rec = findings.load(REPO / "results", REPO / "results" / "grid.yaml")
+    assert len(rec.records) > 0 and set(rec.missing) == {p.name for p in rec.planned} - set(rec.records)
+    values, frame = findings.plan(rec)
+    # the primary grid's planned runs are found from their configs, not their names
+    assert values["n_primary_planned"] == sum(p.variant == findings.CONTROL for p in rec.planned) == 50
+    assert not any(results.is_primary(p, REPO) for p in rec.planned if p.variant != findings.CONTROL)
+    assert list(frame["comparison"]) == [f"{a} − {b}" for a, b in results.PLANNED]
+    values, paired = findings.paired_table(rec.profile)
+    for key, *_ in findings.PROFILE_PAIRS:
+        assert {f"{key}_{k}" for k in ("mean", "low", "high", "wins", "n", "verdict")} <= set(values)
+    assert values["n_intervals"] == (~paired["verdict"].str.endswith("no claim")).sum()
+    values, summary = findings.scores(rec)
+    removed, of = values["leak_ferplus"].split(" of ")   # FERPlus test faces with a copy in train
+    assert 0 < int(removed) < int(of)
+    assert len(summary) == len(rec.profile.groupby(["data set", "budget", "method"]))
+    smoothing = findings.smoothing_values(rec)
+    assert smoothing["ls"] == "0.1" and smoothing["ls_target"] == "0.9125"   # 1 - 0.1 + 0.1 / 8
