@@ -253,7 +253,7 @@ def glue_cross(glue: Callable, cross: pd.DataFrame, test_set: SecondTestSet | No
         glue("cross_verdict", "not measured: no claim", display=False)
 
 
-__all__ = ["METHODS", "PAIRS", "SCORES", "SHORT", "SecondTestSet", "beside_published", "compare_at_each",
+__all__ = ["CROSS_COLUMNS", "METHODS", "PAIRS", "SCORES", "SHORT", "SecondTestSet", "beside_published", "compare_at_each",
            "cross_table", "data_overrides", "glue_cross", "glue_means", "grid_configs", "pct",
            "plot_cross", "plot_dta_against_fixmatch", "plot_scores_against_budget", "require_data_root",
            "second_test_set"]
