@@ -70,12 +70,15 @@ def _results(args: argparse.Namespace) -> int:
     if args.results_command == "replay":
         runs = args.runs or []
         if not runs:
-            print("ssfer: results replay: name the recorded runs to replay (folders of --results-dir)",
+            print("ssfer: results replay: name the recorded runs to replay (folders of --results-dir, or their paths)",
                   file=sys.stderr)
             return 2
         same = True
         for name in runs:
-            out = results.replay(args.results_dir / name, roots, args.steps)
+            # a run's name in --results-dir, or the path of a run folder (as the shell completes it)
+            given = Path(name)
+            run_dir = given if (given / "summary.json").is_file() else args.results_dir / name
+            out = results.replay(run_dir, roots, args.steps)
             same &= out["identical"]
             verdict = "identical" if out["identical"] else f"differs first at {out['first_difference']}"
             print(f"{name}: {out['rows']} logged rows of the first {out['steps']} steps: {verdict}", flush=True)
@@ -162,7 +165,7 @@ def build_parser(tooling: bool = False) -> argparse.ArgumentParser:
 
     r = sub.add_parser("results", help="record the real-data runs of results/grid.yaml, say what remains, or replay a recorded run's first steps")
     r.add_argument("results_command", choices=("record", "status", "plan", "replay"))
-    r.add_argument("runs", nargs="*", metavar="RUN", help="replay: recorded run folders to train again and compare")
+    r.add_argument("runs", nargs="*", metavar="RUN", help="replay: recorded runs to train again and compare (names in --results-dir, or folders)")
     r.add_argument("--halfwidth", type=float, default=1.0,
                    help="plan: the 95 %% half-width each planned comparison should reach, in points (default 1)")
     r.add_argument("--steps", type=int, default=500, help="replay: how many of the run's first steps (default 500)")

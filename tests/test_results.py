@@ -180,6 +180,9 @@ def test_replay_says_whether_a_recorded_run_trains_again_bit_for_bit(tmp_path, t
     rec = run(cfg, cache_dir=tmp_path / "cache")
     same = replay(rec.run_dir, {}, steps=4)
     assert same["identical"] and same["rows"] == 4 and same["first_difference"] is None
+    # the command takes a run's name in --results-dir or the path of its folder
+    assert main(["results", "replay", str(rec.run_dir), "--steps", "4"]) == 0
+    assert main(["results", "replay", rec.run_dir.name, "--results-dir", str(rec.run_dir.parent), "--steps", "4"]) == 0
     lines = (rec.run_dir / "metrics.jsonl").read_text().splitlines()
     row = json.loads(lines[1])
     row["loss"] += 1e-7
