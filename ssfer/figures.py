@@ -316,3 +316,25 @@ def selector_masks(probs: Any, masks: Mapping[str, Any], class_names: Sequence[s
         ax.tick_params(axis="x", labelrotation=60)
     fig.supxlabel("class")
     return fig
+
+
+# ------------------------------------------------------------------ checks
+def legend_collisions(fig: Any) -> list[str]:
+    """Where a legend of ``fig`` covers an axis's label, tick labels or title, as
+    drawn: one line per collision (none: an empty list). The browser sees a figure only
+    as an image, so this is the check a figure function's test makes."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    texts = []
+    for i, ax in enumerate(fig.axes):
+        named = [("x label", ax.xaxis.label), ("y label", ax.yaxis.label), ("title", ax.title)]
+        named += [("x tick label", t) for t in ax.get_xticklabels()] + [("y tick label", t) for t in ax.get_yticklabels()]
+        texts += [(f"axes {i} {what} {t.get_text()!r}", t) for what, t in named if t.get_visible() and t.get_text()]
+    out = []
+    for leg in legends:
+        box = leg.get_window_extent(renderer)
+        for name, t in texts:
+            if box.overlaps(t.get_window_extent(renderer)):
+                out.append(f"the legend ({', '.join(x.get_text() for x in leg.get_texts())[:40]}) covers {name}")
+    return out

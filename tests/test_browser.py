@@ -223,6 +223,7 @@ def layout_problems(url: str, found: dict) -> list[str]:
     out = [f"{url}: wider than the column {found['column']}: {o}" for o in found["overflow"]]
     out += [f"{url}: image not loaded: {i}" for i in found["images"]]
     out += [f"{url}: table cell {n}" for n in found["nan"]]
+    out += [f"{url}: figure too small to read: {s}" for s in found["small"]]
     return out
 
 
@@ -306,12 +307,17 @@ def test_layout_checker_finds_overflow_broken_images_and_nan_cells(tmp_path, ser
     (tmp_path / "good.html").write_text(
         '<html><body><article style="width:600px">'
         f'<div style="overflow-x:auto">{wide}</div><img src="ok.png"><p>fits</p></article></body></html>')
+    # a 1200 px figure in a 600 px column shows at half its size: its text is too small
+    Image.new("RGB", (1200, 300), "blue").save(tmp_path / "wide.png")
+    (tmp_path / "bad.html").write_text((tmp_path / "bad.html").read_text().replace(
+        "</article>", '<img src="wide.png" style="max-width:100%"></article>'))
     base = serve_checked(tmp_path)
     bad = layout_findings(base + "bad.html", tmp_path / "chromium")
     assert len(bad["overflow"]) == 1 and bad["overflow"][0].startswith("table"), bad["overflow"]
     assert bad["images"] == ["missing.png"] and bad["nan"] == ['table "NaN1.0": NaN']
+    assert bad["small"] == ["wide.png shown at 50 % of its 1200 px"], bad["small"]
     good = layout_findings(base + "good.html", tmp_path / "chromium")
-    assert layout_problems("good", good) == [] and good["checked"] > 3
+    assert layout_problems("good", good) == [] and good["checked"] > 3 and good["small"] == []
 
 
 # ------------------------------------------------------------------ the book

@@ -203,3 +203,36 @@ def test_selector_masks_a_panel_per_selector_after_the_probabilities():
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == ["teacher softmax at T = 2"] + [f"{n}: negated (red)" for n in masks]
     assert len(fig.axes[0].texts) == 6  # the probabilities are written in their cells
+
+
+def test_legend_collisions_finds_a_legend_over_an_axis_label_and_legend_below_leaves_none():
+    import seaborn as sns
+
+    from ssfer.figures import legend_collisions
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], label="a long legend entry")
+    ax.set_xlabel("training step")
+    # anchored just under the axes, where the x label is drawn
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.05))
+    found = legend_collisions(fig)
+    assert any("x label 'training step'" in f for f in found), found
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(4, 3), layout="constrained")
+    for k in range(4):
+        ax.plot([0, k], label=f"method {k}")
+    ax.set(xlabel="training step", ylabel="accepted (%)")
+    ax.tick_params(axis="x", labelrotation=35)
+    report.legend_below(ax, ncol=2)
+    assert legend_collisions(fig) == []
+    plt.close(fig)
+
+    data = pd.DataFrame({"class": list("abcd") * 2, "value": range(8), "method": ["p"] * 4 + ["q"] * 4,
+                         "measure": ["quantity", "precision"] * 4})
+    g = sns.catplot(data=data, x="class", y="value", hue="method", col="measure", kind="bar", height=2,
+                    legend_out=False)
+    g.set_xticklabels(rotation=35, ha="right")
+    report.legend_below(g, ncol=2)
+    assert legend_collisions(g.figure) == []
+    plt.close("all")

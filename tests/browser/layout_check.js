@@ -6,8 +6,13 @@
 //             edges and no scrolling box inside the column holds it (a table or
 //             equation must scroll inside its own box, or fit);
 //   images:   an <img> that did not load (not complete, or natural width 0);
-//   nan:      a table cell that reads "nan" or "NaN" (or pandas' "<NA>").
+//   nan:      a table cell that reads "nan" or "NaN" (or pandas' "<NA>");
+//   small:    a figure (an <img> in the column) shown at less than MIN_SCALE of
+//             its own width, whose text then renders too small to read: the
+//             book's figures draw 11-pt text at 100 dpi (about 15 px), so below
+//             0.6 it falls under 9 px.
 (function () {
+  var MIN_SCALE = 0.6;
   function describe(el) {
     var s = el.tagName.toLowerCase();
     if (el.id) s += "#" + el.id;
@@ -22,7 +27,7 @@
   function check() {
     var main = document.querySelector("article.bd-article") || document.querySelector("article")
       || document.querySelector("main");
-    var out = {column: null, overflow: [], images: [], nan: [], checked: 0};
+    var out = {column: null, overflow: [], images: [], nan: [], small: [], checked: 0};
     if (main) {
       var col = main.getBoundingClientRect();
       out.column = [Math.round(col.left), Math.round(col.right)];
@@ -44,6 +49,16 @@
           out.overflow.push(describe(el) + " spans " + Math.round(r.left) + ".." + Math.round(r.right));
         }
       }
+      var figs = main.querySelectorAll("img");
+      for (var f = 0; f < figs.length; f++) {
+        var img = figs[f], w = img.getBoundingClientRect().width;
+        if (!img.naturalWidth || !w) continue;
+        var scale = w / img.naturalWidth;
+        if (scale < MIN_SCALE) {
+          out.small.push((img.getAttribute("src") || "").slice(0, 80) + " shown at " + Math.round(100 * scale)
+                         + " % of its " + img.naturalWidth + " px");
+        }
+      }
       var cells = main.querySelectorAll("td, th");
       for (var j = 0; j < cells.length; j++) {
         var t = (cells[j].textContent || "").trim();
@@ -59,9 +74,21 @@
     pre.textContent = JSON.stringify(out);
     document.body.appendChild(pre);
   }
-  function later() { setTimeout(check, 1000); }
-  window.addEventListener("load", function () {
+  // Wait for the images and MathJax, not for the window's load event: that waits for
+  // every resource, and a page that names one this offline machine cannot reach
+  // (a CDN script) would never report. Give up waiting after about 20 s.
+  var tries = 0;
+  function settled() {
+    var imgs = document.images;
+    for (var k = 0; k < imgs.length; k++) { if (!imgs[k].complete) return false; }
+    return true;
+  }
+  function when_settled() {
+    if (settled() || ++tries > 100) { setTimeout(check, 1000); } else { setTimeout(when_settled, 200); }
+  }
+  function start() {
     var mj = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
-    if (mj) { mj.then(later, later); } else { later(); }
-  });
+    if (mj) { mj.then(when_settled, when_settled); } else { when_settled(); }
+  }
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
 })();
