@@ -329,7 +329,8 @@ def legend_collisions(fig: Any) -> list[str]:
     texts = []
     for i, ax in enumerate(fig.axes):
         named = [("x label", ax.xaxis.label), ("y label", ax.yaxis.label), ("title", ax.title)]
-        named += [("x tick label", t) for t in ax.get_xticklabels()] + [("y tick label", t) for t in ax.get_yticklabels()]
+        named += [("x tick label", t) for t in ax.get_xticklabels()]
+        named += [("y tick label", t) for t in ax.get_yticklabels()]
         texts += [(f"axes {i} {what} {t.get_text()!r}", t) for what, t in named if t.get_visible() and t.get_text()]
     out = []
     for leg in legends:
