@@ -110,6 +110,7 @@ def test_cpu_autocast_bf16(attention):
     assert (out.float() - ref).abs().max() < 0.1 * ref.abs().max() + 0.05
 
 
+@pytest.mark.slow  # torch.compile traces the network (about 8 s)
 def test_traces_without_graph_breaks():
     # fullgraph=True fails on any graph break (data-dependent branch, .item(), host sync)
     model = build_model(BODY, attention="spatial", feature_dropout="block", drop_prob=0.5).train()

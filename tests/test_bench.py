@@ -1,10 +1,12 @@
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from ssfer.bench import ALGOS, bench_config, bench_views, main, matmul_peak, step_flops, step_times
 
 
+@pytest.mark.slow  # a benchmark: timed training steps of every algorithm
 def test_step_times_interleaves_rounds_and_reports_per_round_ratios(monkeypatch):
     from ssfer.train.loop import Trainer
 
@@ -31,6 +33,7 @@ def test_step_times_interleaves_rounds_and_reports_per_round_ratios(monkeypatch)
         assert lo <= out[f"ratio_{name}"] <= hi
 
 
+@pytest.mark.slow  # a benchmark: timed training steps of every algorithm
 def test_bench_cli_prints_each_ratio_with_its_range_over_rounds(capsys, monkeypatch):
     import ssfer.bench
 
@@ -59,6 +62,7 @@ def test_bench_views_reports_rates_and_ratios():
     assert r["strong_ratio"] == r["strong_img_s"] / r["pil_strong_img_s"]
 
 
+@pytest.mark.slow  # a benchmark: timed training steps of every algorithm
 def test_step_flops_counts_one_real_train_step_and_grows_with_the_batch():
     from ssfer.train.loop import Trainer
 
@@ -80,6 +84,7 @@ def test_matmul_peak_says_how_it_was_taken():
     assert "64x64 float32" in r["how"] and "1 thread" in r["how"]
 
 
+@pytest.mark.slow  # a benchmark: timed training steps of every algorithm
 def test_step_times_reports_flops_rates_and_their_share_of_the_measured_peak():
     out = step_times(device="cpu", rounds=2, batch_size=4, size=16, model="test_resnet", warmup=0, threads=1,
                      peak_seconds=0.0)

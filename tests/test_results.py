@@ -171,6 +171,7 @@ def test_class_comparisons_give_no_verdict_for_a_class_with_few_test_faces():
     assert contempt["test faces"] == 16 and contempt["verdict"] == "too few test faces (16): no claim"
 
 
+@pytest.mark.slow  # trains one run five times
 def test_replay_says_whether_a_recorded_run_trains_again_bit_for_bit(tmp_path, two_step_overrides):
     from ssfer.config import Config
     from ssfer.results import replay
