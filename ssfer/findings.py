@@ -387,3 +387,20 @@ def recompute(rec: Recorded, names: list[str], roots: dict[str, Any], device: st
                      "same confusion matrix": was["confusion"] == again["confusion"],
                      "recorded device": was["device"], "recomputed device": again["device"]})
     return pd.DataFrame(rows)
+
+
+def seed_provenance(rec: Recorded) -> tuple[dict, pd.DataFrame]:
+    """Per seed of the primary grid: its runs' methods, CPU kinds and code
+    fingerprints. A seed whose methods ran on one CPU kind with one code pairs
+    them bit for bit as the same machine would; another kind adds its rounding
+    to the differences as noise that favours no method."""
+    prim = rec.primary
+    source = results.provenance({r: rec.records[r] for r in prim["run"]}).merge(prim[["run", "method", "seed"]])
+    rows = []
+    for seed, runs in source.groupby("seed"):
+        rows.append({"seed": int(seed), "runs": len(runs), "methods": ", ".join(runs["method"]),
+                     "CPU kinds": "; ".join(dict.fromkeys(runs["CPU kind"])), "codes": runs["code"].nunique()})
+    frame = pd.DataFrame(rows, columns=["seed", "runs", "methods", "CPU kinds", "codes"])
+    known = ~frame["CPU kinds"].str.contains("not recorded")
+    one_kind = frame[known & (frame["CPU kinds"].str.count("; ") == 0) & (frame["codes"] == 1)]
+    return {"n_seeds_recorded": len(frame), "n_seeds_one_kind": len(one_kind)}, frame

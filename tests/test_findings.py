@@ -95,3 +95,17 @@ def test_on_the_committed_results_every_cited_value_is_there():
     assert len(summary) == len(rec.profile.groupby(["data set", "budget", "method"]))
     smoothing = findings.smoothing_values(rec)
     assert smoothing["ls"] == "0.1" and smoothing["ls_target"] == "0.9125"   # 1 - 0.1 + 0.1 / 8
+
+
+def test_seed_provenance_counts_the_seeds_run_on_one_known_cpu_kind():
+    runs = [("a0", "supervised", 0, "AVX2"), ("b0", "FixMatch", 0, "AVX2"),
+            ("a1", "supervised", 1, "AVX2"), ("b1", "FixMatch", 1, "AVX512"),
+            ("a2", "supervised", 2, None)]
+    records = {name: SimpleNamespace(environment={"code_fingerprint": "c0ffee00", "git_commit": "abc",
+                                                  "cpu_threads": 1, **({"cpu_capability": cpu, "cpu_model": "X"}
+                                                                       if cpu else {})})
+               for name, _, _, cpu in runs}
+    every = pd.DataFrame([{**PRIMARY, "run": n, "method": m, "seed": s} for n, m, s, _ in runs])
+    values, frame = findings.seed_provenance(findings.Recorded(records, [], every))
+    assert list(frame["CPU kinds"]) == ["AVX2, X", "AVX2, X; AVX512, X", "not recorded"]
+    assert values == {"n_seeds_recorded": 3, "n_seeds_one_kind": 1}   # seed 1 mixes kinds, seed 2 is unknown
