@@ -224,6 +224,7 @@ def layout_problems(url: str, found: dict) -> list[str]:
     out += [f"{url}: image not loaded: {i}" for i in found["images"]]
     out += [f"{url}: table cell {n}" for n in found["nan"]]
     out += [f"{url}: figure too small to read: {s}" for s in found["small"]]
+    out += [f"{url}: table clipped (scrolls sideways): {c}" for c in found["clipped"]]
     return out
 
 
@@ -295,7 +296,7 @@ def test_checker_sees_what_scripts_add_in_chromium(site, serve, tmp_path):
 
 
 @needs_chromium
-def test_layout_checker_finds_overflow_broken_images_and_nan_cells(tmp_path, serve_checked):
+def test_layout_checker_finds_overflow_clipped_tables_small_figures_broken_images_and_nan_cells(tmp_path, serve_checked):
     from PIL import Image
     Image.new("RGB", (4, 4), "red").save(tmp_path / "ok.png")
     wide = "<table><tr>" + "<td>wide&nbsp;column&nbsp;of&nbsp;numbers</td>" * 20 + "</tr></table>"
@@ -304,9 +305,11 @@ def test_layout_checker_finds_overflow_broken_images_and_nan_cells(tmp_path, ser
         f'{wide}<div style="overflow-x:auto">{wide}</div>'
         '<table><tr><td>NaN</td><td>1.0</td></tr></table>'
         '<img src="ok.png"><img src="missing.png"></article></body></html>')
+    # a table in its own scrolling box that fits it: nothing to scroll, nothing clipped
     (tmp_path / "good.html").write_text(
         '<html><body><article style="width:600px">'
-        f'<div style="overflow-x:auto">{wide}</div><img src="ok.png"><p>fits</p></article></body></html>')
+        '<div style="overflow-x:auto"><table><tr><td>1.0</td><td>2.0</td></tr></table></div>'
+        '<img src="ok.png"><p>fits</p></article></body></html>')
     # a 1200 px figure in a 600 px column shows at half its size: its text is too small
     Image.new("RGB", (1200, 300), "blue").save(tmp_path / "wide.png")
     (tmp_path / "bad.html").write_text((tmp_path / "bad.html").read_text().replace(
@@ -316,6 +319,8 @@ def test_layout_checker_finds_overflow_broken_images_and_nan_cells(tmp_path, ser
     assert len(bad["overflow"]) == 1 and bad["overflow"][0].startswith("table"), bad["overflow"]
     assert bad["images"] == ["missing.png"] and bad["nan"] == ['table "NaN1.0": NaN']
     assert bad["small"] == ["wide.png shown at 50 % of its 1200 px"], bad["small"]
+    # the wide table in its own scrolling box stays in the column, but the reader must scroll sideways
+    assert len(bad["clipped"]) == 1 and bad["clipped"][0].endswith("px in a 600 px box"), bad["clipped"]
     good = layout_findings(base + "good.html", tmp_path / "chromium")
     assert layout_problems("good", good) == [] and good["checked"] > 3 and good["small"] == []
 
@@ -390,10 +395,11 @@ def test_equations_are_typeset_by_the_books_own_mathjax(serve, tmp_path):
 
 @needs_book
 @needs_chromium
-def test_every_page_fits_the_column_loads_its_images_and_has_no_nan(serve, serve_checked, tmp_path):
+def test_every_page_fits_the_column_with_readable_figures_and_no_nan(serve, serve_checked, tmp_path):
     """At 1280 px, on every page of the book (chapters, labs, solutions, the
-    other pages): nothing wider than the main column unless it scrolls in its own
-    box, every image loaded, no "nan" in a table."""
+    other pages): nothing wider than the main column, no table that must be
+    scrolled sideways, no figure shrunk below 60 % of its width, every image
+    loaded, no "nan" in a table."""
     html = book_html()
     plain = serve(html)
     pages = [p for p in _internal_pages(plain, plain + "index.html") if "/notebooks/" in p or "/book/" in p]

@@ -7,6 +7,8 @@
 //             equation must scroll inside its own box, or fit);
 //   images:   an <img> that did not load (not complete, or natural width 0);
 //   nan:      a table cell that reads "nan" or "NaN" (or pandas' "<NA>");
+//   clipped:  a table wider than the scrolling box that holds it: the reader sees
+//             its right part only after scrolling sideways;
 //   small:    a figure (an <img> in the column) shown at less than MIN_SCALE of
 //             its own width, whose text then renders too small to read: the
 //             book's figures draw 11-pt text at 100 dpi (about 15 px), so below
@@ -27,7 +29,7 @@
   function check() {
     var main = document.querySelector("article.bd-article") || document.querySelector("article")
       || document.querySelector("main");
-    var out = {column: null, overflow: [], images: [], nan: [], small: [], checked: 0};
+    var out = {column: null, overflow: [], images: [], nan: [], small: [], clipped: [], checked: 0};
     if (main) {
       var col = main.getBoundingClientRect();
       out.column = [Math.round(col.left), Math.round(col.right)];
@@ -57,6 +59,16 @@
         if (scale < MIN_SCALE) {
           out.small.push((img.getAttribute("src") || "").slice(0, 80) + " shown at " + Math.round(100 * scale)
                          + " % of its " + img.naturalWidth + " px");
+        }
+      }
+      var tables = main.querySelectorAll("table");
+      for (var q = 0; q < tables.length; q++) {
+        for (var box = tables[q].parentElement; box && box !== main.parentElement; box = box.parentElement) {
+          if (!scrolls(box)) continue;
+          if (box.scrollWidth > box.clientWidth + 1) {
+            out.clipped.push(describe(tables[q]) + ": " + box.scrollWidth + " px in a " + box.clientWidth + " px box");
+          }
+          break;
         }
       }
       var cells = main.querySelectorAll("td, th");
