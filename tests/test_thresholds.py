@@ -18,6 +18,7 @@ from ssfer.algo.thresholds import (
     Threshold,
     build_threshold,
     dta_ramp,
+    threshold_options,
 )
 
 
@@ -352,26 +353,22 @@ def random_stats(gen, c, n_unl, step, total):
                      torch.randint(0, c, (6,), generator=gen), step / total, step // 3)
 
 
-# Options that make every adaptive rule move visibly within a few steps ({} where
-# the defaults do). A rule added to THRESHOLDS needs its entry here.
-FAST = {"fixed": {}, "flexmatch": {"tau": 0.6}, "freematch": {"momentum": 0.5},
-        "adacm": {"floor": 0.1}, "dta": {"momentum": 0.5, "tau_min": 0.05}}
-STATIC = {"fixed"}  # rules whose thresholds never move: exempt from the "it adapts" check
-
-
 def fast_options(kind):
-    """FAST[kind], or a failure that says what to add (a KeyError would not)."""
-    if kind not in FAST:
-        pytest.fail(f"threshold rule {kind!r} is in THRESHOLDS but has no entry in FAST "
-                    f"(tests/test_thresholds.py): add FAST[{kind!r}] = {{options that make it move "
-                    f"within a few steps}} ({{}} if its defaults do; a rule that never moves also goes in STATIC)")
-    return FAST[kind]
+    """The options a rule declares for these tests (``Threshold.test_options``), or a
+    failure that says what to add to its class (a bare KeyError or None would not)."""
+    cls = THRESHOLDS[kind]
+    if cls.test_options is None:
+        pytest.fail(f"threshold rule {kind!r} ({cls.__name__} in ssfer/algo/thresholds.py) declares no "
+                    f"test_options: add `test_options = {{...}}` to the class, the options that make it move "
+                    f"within a few steps ({{}} if its defaults do; a rule that never moves also sets static = True)")
+    return dict(cls.test_options)
 
 
-def test_fast_options_name_only_registered_rules():
-    # a rule renamed or removed must not leave an entry behind that tests nothing
-    assert set(FAST) - set(THRESHOLDS) == set(), "FAST names rules that are not in THRESHOLDS"
-    assert STATIC <= set(FAST)
+def test_every_registered_rule_says_how_to_test_it():
+    for kind in THRESHOLDS:
+        assert isinstance(fast_options(kind), dict)
+        # the options are real constructor options, so a renamed one fails here, not silently
+        assert set(fast_options(kind)) <= set(threshold_options(kind)), kind
 
 
 @pytest.mark.parametrize("kind", sorted(THRESHOLDS))
@@ -398,8 +395,8 @@ def check_state_dict_round_trip(kind):
         a.update(s)
         b.update(s)
         assert torch.equal(a.mask(probe), b.mask(probe))
-    if kind not in STATIC:  # every adaptive rule must have moved away from its start
-        assert not torch.equal(a.per_class(), build_threshold(kind, c, n, **FAST[kind]).per_class())
+    if not THRESHOLDS[kind].static:  # every adaptive rule must have moved away from its start
+        assert not torch.equal(a.per_class(), build_threshold(kind, c, n, **fast_options(kind)).per_class())
 
 
 @pytest.mark.parametrize("kind", sorted(THRESHOLDS))
@@ -471,6 +468,8 @@ def test_wrong_probability_shape_is_reported():
 class MeanConfidenceThreshold(Threshold):
     """A toy rule: one threshold for every class, a running mean of the teacher's q̂."""
 
+    test_options = {"momentum": 0.5}
+
     def __init__(self, num_classes: int, momentum: float = 0.5) -> None:
         super().__init__(num_classes)
         self.momentum = float(momentum)
@@ -486,18 +485,22 @@ class MeanConfidenceThreshold(Threshold):
 
 
 def test_a_rule_added_to_thresholds_and_one_recipe_validates_builds_and_trains(monkeypatch, tiny_overrides):
-    """Adding a rule is its class and its THRESHOLDS entry, one RECIPES line to
-    name an algorithm after it, and its FAST entry: nothing in the config, the
-    trainer or the record names the rules one by one."""
+    """Adding a rule is its class (with its test_options) and its THRESHOLDS entry in
+    ssfer/algo/thresholds.py, and one RECIPES line to name an algorithm after it:
+    nothing in the config, the trainer, the record or these tests names the rules
+    one by one."""
     from ssfer.algo.compose import RECIPES, Recipe, display_name
     from ssfer.config import Config, ConfigError
     from ssfer.train.loop import Trainer
 
-    with pytest.raises(pytest.fail.Exception, match=r"'meanconf'.*add FAST\['meanconf'\]"):
-        fast_options("meanconf")  # what a new rule's author sees before adding its entry
     monkeypatch.setitem(THRESHOLDS, "meanconf", MeanConfidenceThreshold)
+    monkeypatch.setattr(MeanConfidenceThreshold, "test_options", None)
+    # what a new rule's author sees before the class says how to test it
+    with pytest.raises(pytest.fail.Exception, match=r"'meanconf' \(MeanConfidenceThreshold in ssfer/algo/"
+                                                    r"thresholds.py\) declares no test_options: add"):
+        fast_options("meanconf")
+    monkeypatch.setattr(MeanConfidenceThreshold, "test_options", {"momentum": 0.5})
     monkeypatch.setitem(RECIPES, "meanconf_match", Recipe("meanconf", label="MeanConf"))
-    monkeypatch.setitem(FAST, "meanconf", {"momentum": 0.5})
     check_state_dict_round_trip("meanconf")
 
     algo = {"algo.name": "meanconf_match"}

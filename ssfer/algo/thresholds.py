@@ -22,7 +22,7 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -92,7 +92,18 @@ def _check_unit(value: float, name: str, cls: str, *, low_open: bool = True) -> 
 
 
 class Threshold(nn.Module):
-    """Base class: per-class confidence threshold on the teacher's argmax."""
+    """Base class: per-class confidence threshold on the teacher's argmax.
+
+    A rule's class is its one home: its constructor's keyword options are the
+    config's ``algo.threshold_args`` (read from the signature), and the two class
+    attributes below tell the tests how to exercise it, so adding a rule is this
+    class and its ``THRESHOLDS`` entry (and a ``RECIPES`` line to name it)."""
+
+    # Options under which the thresholds move visibly within a few steps of random
+    # batches: the tests build the rule with them to check that it adapts and that
+    # its state round-trips ({} where the defaults do; None: not declared yet).
+    test_options: ClassVar[dict[str, Any] | None] = None
+    static: ClassVar[bool] = False  # thresholds that never move: exempt from "it adapts"
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
@@ -122,6 +133,9 @@ class Threshold(nn.Module):
 
 class FixedThreshold(Threshold):
     """Pseudo-Label / FixMatch: accept when q̂ >= τ (boundary inclusive)."""
+
+    test_options: ClassVar[dict[str, Any] | None] = {}
+    static: ClassVar[bool] = True
 
     def __init__(self, num_classes: int, tau: float = 0.95) -> None:
         super().__init__(num_classes)
@@ -154,6 +168,8 @@ class FlexMatchThreshold(Threshold):
     β starts at 0, so every pseudo label is accepted before the first selection
     — FlexMatch's own warm-up behaviour.
     """
+
+    test_options: ClassVar[dict[str, Any] | None] = {"tau": 0.6}
 
     def __init__(self, num_classes: int, num_unlabeled: int, tau: float = 0.95,
                  warmup: bool = True, mapping: str = "convex") -> None:
@@ -247,6 +263,8 @@ class FreeMatchThreshold(Threshold):
     ``clip_thresh`` clips τ to [0, 0.95] after each update (USB's fixed 0.95).
     """
 
+    test_options: ClassVar[dict[str, Any] | None] = {"momentum": 0.5}
+
     def __init__(self, num_classes: int, momentum: float = 0.999, use_quantile: bool = False,
                  clip_thresh: bool = False) -> None:
         super().__init__(num_classes)
@@ -296,6 +314,8 @@ class AdaCMThreshold(Threshold):
     labeled set after each epoch; accumulating them from the training steps
     avoids that extra pass and is this project's choice.
     """
+
+    test_options: ClassVar[dict[str, Any] | None] = {"floor": 0.1}
 
     def __init__(self, num_classes: int, floor: float = 0.8, scale: float = 0.97) -> None:
         super().__init__(num_classes)
@@ -410,6 +430,8 @@ class DTAThreshold(Threshold):
     ramp_steepness 10, ramp_midpoint 0.25, warmup on: a lower ramp start
     without warm-up keeps every class on the floor for much of a short run.
     """
+
+    test_options: ClassVar[dict[str, Any] | None] = {"momentum": 0.5, "tau_min": 0.05}
 
     def __init__(self, num_classes: int, source: str = "labeled", momentum: float = 0.99,
                  tau_min: float = 0.5, tau_max: float = 0.95, ramp: str = "sigmoid",
