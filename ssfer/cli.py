@@ -46,7 +46,7 @@ def _results(args: argparse.Namespace) -> int:
 
     root = Path.cwd()
     grid = results.load_grid(args.grid)
-    todo = results.pending(grid, args.results_dir, args.only)
+    todo = results.pending(grid, args.results_dir, args.only, args.variant, args.seed_major)
     if args.results_command == "status":
         done = [p.name for p in grid if results.is_recorded(args.results_dir, p.name)]
         print(f"{len(done)} of {len(grid)} runs of {args.grid} recorded in {args.results_dir}/")
@@ -84,7 +84,8 @@ def _results(args: argparse.Namespace) -> int:
             print(f"{name}: {out['rows']} logged rows of the first {out['steps']} steps: {verdict}", flush=True)
         return 0 if same else 1
     out = results.record_grid(grid, root, args.results_dir, roots, jobs=args.jobs, only=args.only,
-                              cache_dir=str(args.cache_dir) if args.cache_dir else None)
+                              cache_dir=str(args.cache_dir) if args.cache_dir else None, variant=args.variant,
+                              seed_major=args.seed_major)
     failed = {k: v for k, v in out.items() if v}
     for name, err in failed.items():
         print(f"ssfer: run {name} failed: {err}", file=sys.stderr)
@@ -165,7 +166,8 @@ def build_parser(tooling: bool = False) -> argparse.ArgumentParser:
 
     r = sub.add_parser("results", help="record the real-data runs of results/grid.yaml, say what remains, or replay a recorded run's first steps")
     r.add_argument("results_command", choices=("record", "status", "plan", "replay"))
-    r.add_argument("runs", nargs="*", metavar="RUN", help="replay: recorded runs to train again and compare (names in --results-dir, or folders)")
+    r.add_argument("runs", nargs="*", metavar="RUN",
+                   help="replay: recorded runs to train again and compare (names in --results-dir, or folders)")
     r.add_argument("--halfwidth", type=float, default=1.0,
                    help="plan: the 95 %% half-width each planned comparison should reach, in points (default 1)")
     r.add_argument("--steps", type=int, default=500, help="replay: how many of the run's first steps (default 500)")
@@ -174,6 +176,11 @@ def build_parser(tooling: bool = False) -> argparse.ArgumentParser:
     r.add_argument("--root", action="append", type=_kv, metavar="DATASET=PATH",
                    help="where a data set lies, e.g. ferplus=/data/ferplus")
     r.add_argument("--only", action="append", metavar="GLOB", help="record only runs whose name matches")
+    r.add_argument("--variant", default=None, metavar="NAME",
+                   help="record only the runs of the grid groups with this variant ('' for the profile's), "
+                        "e.g. 'no label smoothing' for the primary grid")
+    r.add_argument("--seed-major", action="store_true",
+                   help="every method of a seed before the next seed: whole seeds on one machine")
     r.add_argument("--jobs", type=int, default=1, help="runs side by side (each uses the threads its config sets)")
     r.add_argument("--cache-dir", type=Path, default=None)
     r.set_defaults(func=_results)

@@ -132,16 +132,28 @@ def _record_task(args: tuple) -> tuple[str, str]:
         return planned.name, f"{type(e).__name__}: {e}"
 
 
-def pending(grid: list[Planned], results_dir: Path, only: list[str] | None = None) -> list[Planned]:
-    chosen = [p for p in grid if not only or any(fnmatch.fnmatch(p.name, pat) for pat in only)]
-    return [p for p in chosen if not is_recorded(results_dir, p.name)]
+def pending(grid: list[Planned], results_dir: Path, only: list[str] | None = None, variant: str | None = None,
+            seed_major: bool = False) -> list[Planned]:
+    """The runs of ``grid`` not yet recorded, in grid order: those whose name
+    matches a glob of ``only`` and, with ``variant``, of that grid group's variant
+    ("" for the profile's). ``seed_major``: every method of a seed before the next
+    seed, so that a machine that records a few runs records whole seeds, and each
+    seed's paired comparisons come from one CPU kind."""
+    chosen = [p for p in grid if (not only or any(fnmatch.fnmatch(p.name, pat) for pat in only))
+              and (variant is None or p.variant == variant)]
+    todo = [p for p in chosen if not is_recorded(results_dir, p.name)]
+    if seed_major:
+        todo.sort(key=lambda p: p.overrides.get("split.seed", 0))  # stable: grid order within a seed
+    return todo
 
 
 def record_grid(grid: list[Planned], root: Path, results_dir: Path, data_roots: dict[str, str], jobs: int = 1,
-                only: list[str] | None = None, cache_dir: str | None = None) -> dict[str, str]:
-    """Record every missing run of the grid, ``jobs`` at a time (each run sets
-    its own thread count in its config); returns {name: error or ""}."""
-    todo = pending(grid, results_dir, only)
+                only: list[str] | None = None, cache_dir: str | None = None, variant: str | None = None,
+                seed_major: bool = False) -> dict[str, str]:
+    """Record every missing run of the grid (``pending``'s choice and order), ``jobs``
+    at a time (each run sets its own thread count in its config); returns {name:
+    error or ""}."""
+    todo = pending(grid, results_dir, only, variant, seed_major)
     tasks = [(p, root, results_dir, data_roots, cache_dir) for p in todo]
     done: dict[str, str] = {}
     if jobs <= 1:

@@ -45,6 +45,20 @@ def test_record_writes_the_five_files_and_never_retrains_a_recorded_run(tmp_path
     assert main(["results", "status", "--grid", "grid.yaml", "--results-dir", "results"]) == 0
 
 
+def test_pending_can_take_one_variant_and_whole_seeds_first(tmp_path, two_step_overrides):
+    grid = load_grid(_grid(tmp_path, two_step_overrides))
+    assert [p.name for p in pending(grid, tmp_path / "none", seed_major=True)] == [
+        "synth_supervised_s0", "synth_fixmatch_s0", "synth_supervised_s1", "synth_fixmatch_s1"]
+    assert [p.name for p in pending(grid, tmp_path / "none", variant="")] == [p.name for p in grid]
+    assert pending(grid, tmp_path / "none", variant="no label smoothing") == []
+    primary = load_grid(REPO / "results" / "grid.yaml")
+    chosen = pending(primary, tmp_path / "none", variant="no label smoothing", seed_major=True)
+    assert {p.variant for p in chosen} == {"no label smoothing"} and len(chosen) == 50
+    assert [p.name for p in chosen[:6]] == [f"ferplus_fraction_10_ls0_{a}_s{s}" for s, a in
+                                            [(0, "supervised"), (0, "fixmatch"), (0, "flexmatch"), (0, "dta"),
+                                             (0, "dta_snl"), (1, "supervised")]]
+
+
 def test_a_missing_data_root_and_a_bad_grid_are_named(tmp_path):
     g = tmp_path / "g.yaml"
     g.write_text("groups:\n  - {name: a, config: configs/ferplus_fraction_10_cpu.yaml, algorithms: [supervised], "
