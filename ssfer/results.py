@@ -339,6 +339,12 @@ def is_primary(planned: Planned, root: Path) -> bool:
             and budget_of(cfg) == PRIMARY["budget"])
 
 
+def seconds_per_run(rows) -> dict[str, float]:
+    """Each method's mean recorded training seconds per run: what a run still to
+    record is costed at (an upper bound where the runs shared their cores)."""
+    return (rows.groupby("method")["train minutes"].mean() * 60).to_dict()
+
+
 def plan(table, half_width: float = 1.0, family=PLANNED, metric: str = "accuracy (%)",
          max_seeds: int = MAX_SEEDS, **where):
     """How many paired seeds each planned comparison needs for a 95 % interval of
@@ -353,7 +359,7 @@ def plan(table, half_width: float = 1.0, family=PLANNED, metric: str = "accuracy
     from ssfer.report import compare, seeds_for_half_width, select
 
     rows = select(table, **where)
-    seconds = (rows.groupby("method")["train minutes"].mean() * 60).to_dict()
+    seconds = seconds_per_run(rows)
     out = []
     for a, b in family:
         if not {a, b} <= set(rows["method"]):
@@ -384,7 +390,7 @@ def plan_total(table, plan_frame, **where) -> dict:
     complete = set.intersection(*per_method.values())
     needed = [v for v in plan_frame["seeds needed"] if isinstance(v, (int, float)) and math.isfinite(v)]
     need = max([int(v) for v in needed] + [len(s) for s in per_method.values()]) if needed else 0
-    seconds = (rows.groupby("method")["train minutes"].mean() * 60).to_dict()
+    seconds = seconds_per_run(rows)
     todo = {m: max(0, need - len(seeds)) for m, seeds in per_method.items()}
     return {"complete seeds": len(complete), "seeds needed": need, "runs to record": sum(todo.values()),
             "CPU hours": sum(n * seconds[m] for m, n in todo.items() if m in seconds) / 3600,
