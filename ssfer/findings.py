@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ssfer import report, results
+from ssfer.config import ConfigError
 from ssfer.record import RunRecord
 
 # the primary grid began as the label-smoothing profile's control: its runs' grid variant
@@ -69,6 +70,7 @@ class Recorded:
     records: dict[str, RunRecord]
     planned: list[results.Planned]
     every: pd.DataFrame = field(repr=False)
+    root: Path = Path(".")   # the folder the grid's config paths are relative to
 
     @property
     def profile(self) -> pd.DataFrame:
@@ -94,10 +96,21 @@ class Recorded:
                 if methods is None or r.method in methods}
 
 
+def grid_root(grid: str | Path, planned: list[results.Planned]) -> Path:
+    """The folder the grid's config paths are relative to: the nearest one above the
+    grid file (links followed) that holds every config it names; the repository
+    root for ``results/grid.yaml``, wherever the chapter runs from."""
+    configs = sorted({p.config for p in planned})
+    for folder in Path(grid).resolve().parents:
+        if all((folder / c).is_file() for c in configs):
+            return folder
+    raise ConfigError(f"{grid}: no folder above it holds the configs it names ({', '.join(configs[:3])}, ...)")
+
+
 def load(results_dir: str | Path, grid: str | Path) -> Recorded:
     records = results.load_results(repo_path(results_dir))
     planned = results.load_grid(repo_path(grid))
-    return Recorded(records, planned, results.results_table(records, planned))
+    return Recorded(records, planned, results.results_table(records, planned), grid_root(repo_path(grid), planned))
 
 
 def family(prim: pd.DataFrame, metric: str, prefix: str) -> tuple[dict, pd.DataFrame | None]:
@@ -136,7 +149,7 @@ def plan(rec: Recorded, half_width: float = 1.0) -> tuple[dict, pd.DataFrame]:
         "plan_runs": total["runs to record"], "plan_hours": report.num(total["CPU hours"]),
         "plan_untimed": ", ".join(total["not timed"]) or "none", "max_seeds": results.MAX_SEEDS,
         "n_primary": len(prim),
-        "n_primary_planned": sum(results.is_primary(p, repo_path("configs").parent) for p in rec.planned),
+        "n_primary_planned": sum(results.is_primary(p, rec.root) for p in rec.planned),
         "plan_short": ", ".join(short) if short else "none",
         "n_codes": source["code"].nunique(), "n_cpus": source["CPU kind"].nunique(),
         "cpu_kinds": "; ".join(f"{k} ({n} runs)" for k, n in source["CPU kind"].value_counts().items()) or "none",

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from ssfer import findings, report, results
+from ssfer.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 PRIMARY = dict(results.PRIMARY)
@@ -77,8 +78,20 @@ def test_recompute_names_the_parameter_it_needs():
         findings.recompute(rec, ["b"], {})
 
 
+def test_the_grid_root_is_found_from_the_grid_file_wherever_the_chapter_runs(tmp_path):
+    planned = results.load_grid(REPO / "results" / "grid.yaml")
+    assert findings.grid_root(REPO / "results" / "grid.yaml", planned) == REPO
+    # as the nbval re-run lays it out: results/ linked into a folder that has no configs/
+    (tmp_path / "results").symlink_to(REPO / "results", target_is_directory=True)
+    assert findings.grid_root(tmp_path / "results" / "grid.yaml", planned) == REPO
+    (tmp_path / "g.yaml").write_text((REPO / "results" / "grid.yaml").read_text())
+    with pytest.raises(ConfigError, match="g.yaml: no folder above it holds the configs it names"):
+        findings.grid_root(tmp_path / "g.yaml", planned)
+
+
 def test_on_the_committed_results_every_cited_value_is_there():
     rec = findings.load(REPO / "results", REPO / "results" / "grid.yaml")
+    assert rec.root == REPO
     assert len(rec.records) > 0 and set(rec.missing) == {p.name for p in rec.planned} - set(rec.records)
     values, frame = findings.plan(rec)
     # the primary grid's planned runs are found from their configs, not their names
