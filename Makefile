@@ -29,10 +29,16 @@ book: $(STAMP)
 # then check its pages (and a headless Chromium loads them). Last, nbval
 # re-executes the smoke chapters and lab solutions with an empty run cache and
 # checks that every output repeats exactly (tests/nbval_rerun.py).
+# Every kernel also checks each figure it shows for a legend over axis text
+# (tests/figure_check_startup.py, read by tests/test_book.py).
+FIGCHECK := SSFER_FIGURE_CHECK=$(CURDIR)/_build/smoke/figure_check.txt IPYTHONDIR=$(CURDIR)/_build/ipython
 test: $(STAMP)
-	$(VENV)/bin/ssfer reproduce --profile smoke --build-dir _build/smoke --strict
+	mkdir -p _build/smoke _build/ipython/profile_default/startup
+	cp tests/figure_check_startup.py _build/ipython/profile_default/startup/00_figure_check.py
+	rm -f _build/smoke/figure_check.txt
+	$(FIGCHECK) $(VENV)/bin/ssfer reproduce --profile smoke --build-dir _build/smoke --strict
 	SSFER_BOOK_HTML=_build/smoke/_build/html $(PY) -m pytest
-	$(PY) tests/nbval_rerun.py _build/smoke
+	$(FIGCHECK) $(PY) tests/nbval_rerun.py _build/smoke
 
 # The edit-test loop: no notebook, book, browser, subprocess or long training.
 unit: $(STAMP)

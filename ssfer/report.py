@@ -419,8 +419,17 @@ def legend_below(obj: Any, ncol: int = 3, title: str | None = None) -> None:
     import seaborn as sns
 
     if hasattr(obj, "axes") and hasattr(obj, "add_legend"):  # a FacetGrid: its legend is the figure's
-        sns.move_legend(obj, "upper center", bbox_to_anchor=(0.5, -0.01), ncol=ncol, title=title,
-                        frameon=False)
+        # below the lowest text of the panels: rotated tick labels and the x labels under
+        # them can reach past the figure's bottom edge, where a legend at y=0 would cover them
+        fig = obj.figure
+        if obj.legend is not None:
+            obj.legend.set_visible(False)  # not part of the panels' extent
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        bottom = min(ax.get_tightbbox(renderer).y0 for ax in obj.axes.flat) / fig.bbox.height
+        sns.move_legend(obj, "upper center", bbox_to_anchor=(0.5, min(0.0, bottom) - 0.01), ncol=ncol,
+                        title=title, frameon=False)
+        obj.legend.set_visible(True)
         return
     handles, labels = obj.get_legend_handles_labels()
     if obj.get_legend() is not None:

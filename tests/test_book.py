@@ -163,3 +163,20 @@ def test_pages_glue_from_chapters_with_keys_that_exist_and_render():
     assert found, "no page glues from a chapter: the Findings section lost its numbers"
     intro = (HTML / "book" / "intro.html").read_text()
     assert "DTA+SNL − FixMatch is" in intro and not re.search(r"accuracy \[\s*,", intro)
+
+
+FIGURE_CHECK = Path(os.environ.get("SSFER_FIGURE_CHECK") or REPO / "_build" / "smoke" / "figure_check.txt")
+
+
+@pytest.mark.book
+@pytest.mark.skipif(not FIGURE_CHECK.is_file() or "checked:" not in FIGURE_CHECK.read_text(),
+                    reason=f"no figure check at {FIGURE_CHECK}: `make test` writes it while its kernels run "
+                           "(none when every notebook came from the cache)")
+def test_no_figure_of_the_book_has_a_legend_over_axis_text():
+    """Every figure the smoke book's kernels showed was checked before it was shown
+    (tests/figure_check_startup.py): no legend covers an axis label, tick label or title."""
+    lines = FIGURE_CHECK.read_text().splitlines()
+    checked = sum(int(line.split()[1]) for line in lines if line.startswith("checked:"))
+    assert checked >= 20, lines[:5]   # the chapters and labs show dozens of figures
+    collisions = [line for line in lines if line.startswith("COLLISION")]
+    assert collisions == [], "\n".join(collisions)
