@@ -20,11 +20,12 @@ from typing import Any
 import pandas as pd
 
 from ssfer import report
+from ssfer.algo.compose import display_name
 from ssfer.book import page_config
 from ssfer.config import Config
 
-# the algorithm's registry name -> its name on the page, in the pages' order
-METHODS = {"supervised": "supervised", "fixmatch": "FixMatch", "dta_snl": "DTA+SNL"}
+# the algorithm's registry name -> its name on the page (its recipe's label), in the pages' order
+METHODS = {name: display_name(name) for name in ("supervised", "fixmatch", "dta_snl")}
 # a method's page name -> the short form in glue keys ("acc_dta_low")
 SHORT = {"supervised": "sup", "FixMatch": "fix", "DTA+SNL": "dta"}
 # the comparisons made at every budget: (a, b, key), read as "a − b"

@@ -70,8 +70,8 @@ def _results(args: argparse.Namespace) -> int:
     if args.results_command == "replay":
         runs = args.runs or []
         if not runs:
-            print("ssfer: results replay: name the recorded runs to replay (folders of --results-dir, or their paths)",
-                  file=sys.stderr)
+            print("ssfer: results replay: name the recorded runs to replay "
+                  "(folders of --results-dir, or their paths)", file=sys.stderr)
             return 2
         same = True
         for name in runs:

@@ -70,17 +70,12 @@ class Recorded:
     records: dict[str, RunRecord]
     planned: list[results.Planned]
     every: pd.DataFrame = field(repr=False)
-    root: Path = Path(".")   # the folder the grid's config paths are relative to
+    primary_planned: list[results.Planned] = field(default_factory=list, repr=False)  # results.primary_planned
 
     @property
     def profile(self) -> pd.DataFrame:
         """The label-smoothing profile's runs (no grid variant); each control has its own section."""
         return self.every[self.every["variant"] == ""]
-
-    @property
-    def control(self) -> pd.DataFrame:
-        """The runs without label smoothing: the primary grid, read as the profile's control."""
-        return self.every[self.every["variant"] == CONTROL]
 
     @property
     def primary(self) -> pd.DataFrame:
@@ -110,7 +105,8 @@ def grid_root(grid: str | Path, planned: list[results.Planned]) -> Path:
 def load(results_dir: str | Path, grid: str | Path) -> Recorded:
     records = results.load_results(repo_path(results_dir))
     planned = results.load_grid(repo_path(grid))
-    return Recorded(records, planned, results.results_table(records, planned), grid_root(repo_path(grid), planned))
+    return Recorded(records, planned, results.results_table(records, planned),
+                    results.primary_planned(planned, grid_root(repo_path(grid), planned)))
 
 
 def family(prim: pd.DataFrame, metric: str, prefix: str) -> tuple[dict, pd.DataFrame | None]:
@@ -119,10 +115,13 @@ def family(prim: pd.DataFrame, metric: str, prefix: str) -> tuple[dict, pd.DataF
     table of the recorded ones (None before any)."""
     values, found = {}, []
     for (a, b), key in PLANNED_KEYS.items():
-        values |= results.pair_values(f"{prefix}_{key}", prim, a, b, metric)
-        c = report.compare(prim, a, b, metric) if {a, b} <= set(prim["method"]) else None
-        values[f"{prefix}_{key}_margin"] = c.margin_verdict() if c else "not recorded yet: no claim"
-        found += [c] if c else []
+        name = f"{prefix}_{key}"
+        if not {a, b} <= set(prim["method"]):
+            values |= results.pair_values(name, prim, a, b, metric) | {f"{name}_margin": "not recorded yet: no claim"}
+            continue
+        c = report.compare(prim, a, b, metric)
+        values |= report.comparison_values(name, c) | {f"{name}_margin": c.margin_verdict()}
+        found.append(c)
     if not found:
         return values, None
     shown = report.comparison_table(found).drop(columns="metric")
@@ -149,7 +148,7 @@ def plan(rec: Recorded, half_width: float = 1.0) -> tuple[dict, pd.DataFrame]:
         "plan_runs": total["runs to record"], "plan_hours": report.num(total["CPU hours"]),
         "plan_untimed": ", ".join(total["not timed"]) or "none", "max_seeds": results.MAX_SEEDS,
         "n_primary": len(prim),
-        "n_primary_planned": sum(results.is_primary(p, rec.root) for p in rec.planned),
+        "n_primary_planned": len(rec.primary_planned),
         "plan_short": ", ".join(short) if short else "none",
         "n_codes": source["code"].nunique(), "n_cpus": source["CPU kind"].nunique(),
         "cpu_kinds": "; ".join(f"{k} ({n} runs)" for k, n in source["CPU kind"].value_counts().items()) or "none",
@@ -316,8 +315,8 @@ def profile_control(rec: Recorded) -> tuple[dict, pd.DataFrame | None, pd.DataFr
     counts, shares accepted, the comparisons the prose cites, and the reading of
     DTA+SNL − FixMatch under the control (``report.under_control``). Returns the
     values, the control's scores over seeds and its comparisons (None without runs)."""
-    table, control = rec.profile, rec.control
-    values = {"n_control": len(control), "n_control_planned": sum(p.variant == CONTROL for p in rec.planned)}
+    table, control = rec.profile, rec.primary
+    values = {"n_control": len(control), "n_control_planned": len(rec.primary_planned)}
     values |= acceptance_values(acceptance(rec, control), "ctl_accept")
     pairs = [("ctl_snl_fix", ("DTA+SNL", "FixMatch")), ("ctl_snl_flex", ("DTA+SNL", "FlexMatch")),
              ("ctl_fix_sup", ("FixMatch", "supervised")), ("ctl_snl_sup", ("DTA+SNL", "supervised"))]

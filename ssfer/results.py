@@ -323,20 +323,19 @@ def pair_values(name: str, table, a: str, b: str, metric: str = "accuracy (%)", 
     return comparison_values(name, compare(rows, a, b, metric, by=by))
 
 
-def glue_pair(glue, name: str, table, a: str, b: str, metric: str = "accuracy (%)", by: str = "method",
-              **where) -> None:
-    """Glue ``pair_values(...)`` for the prose."""
-    from ssfer.report import glue_values
-
-    glue_values(glue, pair_values(name, table, a, b, metric, by, **where))
-
-
-def is_primary(planned: Planned, root: Path) -> bool:
-    """Whether a planned run belongs to the primary grid (``PRIMARY``: its data set,
-    budget and variant), read from its config; ``root``: the repository root."""
-    cfg = Config.from_yaml(Path(root) / planned.config).with_overrides(planned.overrides)
-    return (planned.variant == PRIMARY["variant"] and DATASET_NAMES.get(cfg.data.dataset) == PRIMARY["data set"]
-            and budget_of(cfg) == PRIMARY["budget"])
+def primary_planned(grid: list[Planned], root: Path) -> list[Planned]:
+    """The planned runs of the primary grid (``PRIMARY``: data set, budget and
+    variant), read from their configs (each file once); ``root``: the folder the
+    grid's config paths are relative to."""
+    base = {c: Config.from_yaml(Path(root) / c) for c in dict.fromkeys(p.config for p in grid)}
+    out = []
+    for p in grid:
+        if p.variant != PRIMARY["variant"]:
+            continue
+        cfg = base[p.config].with_overrides(p.overrides)
+        if DATASET_NAMES.get(cfg.data.dataset) == PRIMARY["data set"] and budget_of(cfg) == PRIMARY["budget"]:
+            out.append(p)
+    return out
 
 
 def seconds_per_run(rows) -> dict[str, float]:

@@ -91,12 +91,12 @@ def test_the_grid_root_is_found_from_the_grid_file_wherever_the_chapter_runs(tmp
 
 def test_on_the_committed_results_every_cited_value_is_there():
     rec = findings.load(REPO / "results", REPO / "results" / "grid.yaml")
-    assert rec.root == REPO
     assert len(rec.records) > 0 and set(rec.missing) == {p.name for p in rec.planned} - set(rec.records)
     values, frame = findings.plan(rec)
     # the primary grid's planned runs are found from their configs, not their names
     assert values["n_primary_planned"] == sum(p.variant == findings.CONTROL for p in rec.planned) == 50
-    assert not any(results.is_primary(p, REPO) for p in rec.planned if p.variant != findings.CONTROL)
+    assert [p.name for p in rec.primary_planned] == [p.name for p in rec.planned if p.variant == findings.CONTROL]
+    assert values["n_primary_planned"] == findings.profile_control(rec)[0]["n_control_planned"]
     assert list(frame["comparison"]) == [f"{a} − {b}" for a, b in results.PLANNED]
     values, paired = findings.paired_table(rec.profile)
     for key, *_ in findings.PROFILE_PAIRS:
