@@ -53,6 +53,11 @@ def _results(args: argparse.Namespace) -> int:
         for p in todo:
             print(f"  to record: {p.name}")
         return 0
+    if args.results_command == "family":
+        from ssfer import findings
+
+        print(findings.family_report(findings.load(args.results_dir, args.grid), args.metric))
+        return 0
     if args.results_command == "plan":
         table = results.results_table(results.load_results(args.results_dir), grid)
         frame = results.plan(table, args.halfwidth, **results.PRIMARY)
@@ -164,12 +169,15 @@ def build_parser(tooling: bool = False) -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_bench)
 
-    r = sub.add_parser("results", help="record the real-data runs of results/grid.yaml, say what remains, or replay a recorded run's first steps")
-    r.add_argument("results_command", choices=("record", "status", "plan", "replay"))
+    r = sub.add_parser("results", help="record the real-data runs of results/grid.yaml, say what remains, plan the seeds, read the planned family, or replay a recorded run's first steps")
+    r.add_argument("results_command", choices=("record", "status", "plan", "family", "replay"))
     r.add_argument("runs", nargs="*", metavar="RUN",
                    help="replay: recorded runs to train again and compare (names in --results-dir, or folders)")
     r.add_argument("--halfwidth", type=float, default=1.0,
                    help="plan: the 95 %% half-width each planned comparison should reach, in points (default 1)")
+    r.add_argument("--metric", default="accuracy (%)",
+                   choices=("accuracy (%)", "mean class accuracy (%)", "macro F1 (%)"),
+                   help="family: the score the planned comparisons are read on (default test accuracy)")
     r.add_argument("--steps", type=int, default=500, help="replay: how many of the run's first steps (default 500)")
     r.add_argument("--grid", type=Path, default=Path("results/grid.yaml"))
     r.add_argument("--results-dir", type=Path, default=Path("results"))

@@ -130,10 +130,32 @@ def family(prim: pd.DataFrame, metric: str, prefix: str) -> tuple[dict, pd.DataF
     return values, shown
 
 
-def bottom_line(prim: pd.DataFrame) -> str:
-    """The planned family on test accuracy in one sentence (``report.family_summary``)."""
-    found = [report.compare(prim, a, b, "accuracy (%)") for a, b in results.PLANNED if {a, b} <= set(prim["method"])]
+def bottom_line(prim: pd.DataFrame, metric: str = "accuracy (%)") -> str:
+    """The planned family on ``metric`` in one sentence (``report.family_summary``)."""
+    found = [report.compare(prim, a, b, metric) for a, b in results.PLANNED if {a, b} <= set(prim["method"])]
     return report.family_summary(found, len(results.PLANNED))
+
+
+def family_report(rec: Recorded, metric: str = "accuracy (%)") -> str:
+    """The planned family on ``metric`` as plain text (``ssfer results family``): per
+    comparison its mean paired difference, 95 % interval, seeds and margin reading,
+    then the bottom line and the training time of the primary grid's runs, so the
+    verdicts can be read without building the book."""
+    prim = rec.primary
+    where = ", ".join(str(v) for v in results.PRIMARY.values())
+    lines = [f"the planned family on {where}; {metric}, points; margin {report.amount(report.MARGIN)}:"]
+    rows = []
+    for a, b in results.PLANNED:
+        c = report.compare(prim, a, b, metric)
+        p = c.paired
+        rows.append({"comparison": c.label, "mean": f"{p.mean:+.2f}" if p.n else "—",
+                     "95 % interval": report.interval(p, "+.2f"), "seeds": p.n,
+                     "against the margin": c.margin_verdict()})
+    lines.append(pd.DataFrame(rows).to_string(index=False))
+    lines.append(bottom_line(prim, metric))
+    seconds = sum(rec.records[r].summary.get("train_seconds", 0.0) for r in prim["run"])
+    lines.append(f"{len(prim)} runs recorded, {seconds:,.0f} s of training (train_seconds)")
+    return "\n".join(lines)
 
 
 def plan(rec: Recorded, half_width: float = 1.0) -> tuple[dict, pd.DataFrame]:
@@ -405,7 +427,7 @@ def seed_provenance(rec: Recorded) -> tuple[dict, pd.DataFrame]:
     """Per seed of the primary grid: its runs' methods, CPU kinds and code
     fingerprints. A seed whose methods ran on one CPU kind with one code pairs
     them bit for bit as the same machine would; another kind adds its rounding
-    to the differences as noise that favours no method."""
+    to the differences, noise expected (not measured) to favour no method."""
     prim = rec.primary
     source = results.provenance({r: rec.records[r] for r in prim["run"]}).merge(prim[["run", "method", "seed"]])
     rows = []

@@ -183,7 +183,7 @@ def margin_verdict(p: Paired, a: str, b: str, margin: float = MARGIN, unit: str 
     if p.n < MIN_SEEDS:
         return verdict(p, a, b, higher)
     inside = -margin < p.low and p.high < margin
-    d = _amount(margin, unit)
+    d = amount(margin, unit)
     if p.shows_difference:
         return verdict(p, a, b, higher) + (f", by less than {d}" if inside else "")
     if inside:
@@ -191,7 +191,7 @@ def margin_verdict(p: Paired, a: str, b: str, margin: float = MARGIN, unit: str 
     return f"{NO_DIFFERENCE}, and cannot rule out one of {d}"
 
 
-def _amount(value: float, unit: str = "points") -> str:
+def amount(value: float, unit: str = "points") -> str:
     """``1 point``, ``0.5 points``."""
     return f"{value:g} {unit[:-1] if value == 1 and unit.endswith('s') else unit}"
 
@@ -598,8 +598,8 @@ def family_summary(comparisons: Sequence[Comparison], planned: int, margin: floa
         return f"{n} {one if n == 1 else many}" + (f" ({'; '.join(names)})" if names else "")
 
     parts = [part(len(shows), "shows a difference", "show a difference", shows),
-             part(len(rules_out), f"rules out a difference of {_amount(margin)} or more",
-                  f"rule out a difference of {_amount(margin)} or more", rules_out),
+             part(len(rules_out), f"rules out a difference of {amount(margin)} or more",
+                  f"rule out a difference of {amount(margin)} or more", rules_out),
              part(len(open_), "shows no difference but cannot rule out one that large",
                   "show no difference but cannot rule out one that large", open_)]
     if unmeasured:

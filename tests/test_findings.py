@@ -122,3 +122,27 @@ def test_seed_provenance_counts_the_seeds_run_on_one_known_cpu_kind():
     values, frame = findings.seed_provenance(findings.Recorded(records, [], every))
     assert list(frame["CPU kinds"]) == ["AVX2, X", "AVX2, X; AVX512, X", "not recorded"]
     assert values == {"n_seeds_recorded": 3, "n_seeds_one_kind": 1}   # seed 1 mixes kinds, seed 2 is unknown
+
+
+def test_the_family_report_prints_each_planned_reading_and_the_training_time(monkeypatch, capsys):
+    prim = _prim({"FixMatch": [2.0, 2.1, 1.9], "FlexMatch": [0.0, 0.1, -0.1],
+                  "DTA": [0.1, 0.0, 0.1], "DTA+SNL": [2.1, 2.0, 3.5]})
+    records = {r: SimpleNamespace(summary={"train_seconds": 100.0}) for r in prim["run"]}
+    rec = findings.Recorded(records, [], prim)
+    text = findings.family_report(rec)
+    lines = text.splitlines()
+    assert lines[0].endswith("accuracy (%), points; margin 1 point:")
+    for a, b in results.PLANNED:
+        c = report.compare(prim, a, b, "accuracy (%)")
+        row = next(line for line in lines if line.strip().startswith(f"{a} − {b} "))
+        assert f"{c.paired.mean:+.2f}" in row and report.interval(c.paired, "+.2f") in row
+        assert row.rstrip().endswith(c.margin_verdict())
+    assert findings.bottom_line(prim) in lines
+    assert lines[-1] == "15 runs recorded, 1,500 s of training (train_seconds)"
+    # the CLI prints the same text for the results it is pointed at
+    monkeypatch.setattr(findings, "load", lambda results_dir, grid: rec)
+    from ssfer.cli import main
+    assert main(["results", "family"]) == 0
+    assert capsys.readouterr().out.strip() == text
+    with pytest.raises(SystemExit):
+        main(["results", "family", "--metric", "speed"])
