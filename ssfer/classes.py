@@ -15,6 +15,10 @@ CANONICAL: tuple[str, ...] = RAFDB_ORDER + ("contempt",)
 # draws its class frequencies from these.
 RAFDB_TRAIN_COUNTS: tuple[int, ...] = (1290, 281, 717, 4772, 1982, 705, 2524)
 RAFDB_TEST_COUNTS: tuple[int, ...] = (329, 74, 160, 1185, 478, 162, 680)
+# Each expression's look-alike, by index in RAFDB_ORDER: fear<->surprise,
+# anger<->disgust, sadness<->neutral, happiness->neutral. SynthFER blends
+# ambiguous faces towards it; the labs' simulated teacher confuses it.
+RAFDB_LOOKALIKE: tuple[int, ...] = (1, 0, 5, 6, 6, 2, 4)
 
 _SYNONYMS = {
     "surprise": "surprise", "surprised": "surprise",

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import torch
 
-from ssfer.classes import RAFDB_ORDER, RAFDB_TRAIN_COUNTS
+from ssfer.classes import RAFDB_LOOKALIKE, RAFDB_ORDER, RAFDB_TRAIN_COUNTS
 
 C = len(RAFDB_ORDER)
 FREQ = torch.tensor(RAFDB_TRAIN_COUNTS, dtype=torch.float32)
 FREQ = FREQ / FREQ.sum()                 # RAF-DB's class shares: happiness 39 %, fear 2 %
 EASE = (FREQ / FREQ.max()).sqrt()        # a class seen often is learned sooner
-# each class's look-alike: fear<->surprise, anger<->disgust, sadness<->neutral (happiness->neutral);
-# SynthFER draws its faces with the same pairs (ssfer.data.synthfer)
-NEIGHBOUR = torch.tensor([1, 0, 5, 6, 6, 2, 4])
+NEIGHBOUR = torch.tensor(RAFDB_LOOKALIKE)   # each class's look-alike, as SynthFER draws them
 
 
 def simulate_logits(labels: torch.Tensor, progress: float, gen: torch.Generator,

@@ -29,7 +29,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ssfer.classes import RAFDB_ORDER, RAFDB_TRAIN_COUNTS
+from ssfer.classes import RAFDB_LOOKALIKE, RAFDB_ORDER, RAFDB_TRAIN_COUNTS
 from ssfer.data.dataset import FERData
 
 __all__ = ["make_synthfer", "load_synthfer", "EXPRESSION_PARAMS", "PROTOTYPES", "DEFAULT_SIZES"]
@@ -68,8 +68,6 @@ PROTOTYPES = np.array([
 ])
 # Per-parameter noise at difficulty 1 (same units as PROTOTYPES).
 _EXPR_SD = np.array([0.022, 0.028, 0.030, 0.015, 0.025, 0.025, 0.012, 0.16, 0.22, 0.22, 0.22])
-# Which expression each class is blended towards in ambiguous images.
-_NEIGHBOUR = (1, 0, 5, 6, 6, 2, 4)   # sur<->fea, dis<->ang, sad<->neu, hap->neu
 _NEUTRAL = RAFDB_ORDER.index("neutral")
 
 # Pixels per rendering chunk: keeps each temporary array cache-sized.
@@ -169,7 +167,7 @@ def _sample_scene(rng: np.random.Generator, labels: np.ndarray, d: float) -> dic
     # neutral by a random intensity, plus per-parameter noise.
     proto = PROTOTYPES[labels]
     blend = (rng.random(n) < 0.4 * dc) * u(0.0, 0.5) * dc
-    neigh = PROTOTYPES[np.asarray(_NEIGHBOUR)[labels]]
+    neigh = PROTOTYPES[np.asarray(RAFDB_LOOKALIKE)[labels]]
     expr = proto + blend[:, None] * (neigh - proto)
     intensity = 1.0 - 0.45 * dc * rng.random(n)
     expr = PROTOTYPES[_NEUTRAL] + intensity[:, None] * (expr - PROTOTYPES[_NEUTRAL])
