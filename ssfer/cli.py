@@ -41,6 +41,25 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def _print_open_seeds(seeds: list[dict]) -> None:
+    """Which part-recorded seeds this machine would complete on their own CPU kind and code."""
+    if not seeds:
+        return
+    from ssfer.record import this_cpu_kind, training_code_digest
+
+    here, code = this_cpu_kind(), training_code_digest()[:8]
+    print(f"part-recorded seeds (this machine: {here}; training code {code}):")
+    for s in seeds:
+        mixes = [what for what, theirs, ours in (("CPU kinds", s["kinds"], here), ("code versions", s["codes"], code))
+                 if theirs != [ours]]
+        of = f" of {s['variant']!r}" if s["variant"] else ""
+        n = len(s["recorded"]) + len(s["left"])
+        kinds = "; ".join("a CPU kind not recorded" if k == "not recorded" else k for k in s["kinds"])
+        print(f"  seed {s['seed']}{of}: {len(s['recorded'])} of {n} runs recorded on {kinds}, "
+              f"code {', '.join(s['codes'])} (commit {', '.join(s['commits'])}); "
+              + (f"completing it here mixes {' and '.join(mixes)}" if mixes else "this machine completes it alike"))
+
+
 def _results(args: argparse.Namespace) -> int:
     from ssfer import results
 
@@ -52,6 +71,7 @@ def _results(args: argparse.Namespace) -> int:
         print(f"{len(done)} of {len(grid)} runs of {args.grid} recorded in {args.results_dir}/")
         for p in todo:
             print(f"  to record: {p.name}")
+        _print_open_seeds(results.open_seeds(grid, args.results_dir, args.variant))
         return 0
     if args.results_command == "family":
         from ssfer import findings
@@ -88,6 +108,8 @@ def _results(args: argparse.Namespace) -> int:
             verdict = "identical" if out["identical"] else f"differs first at {out['first_difference']}"
             print(f"{name}: {out['rows']} logged rows of the first {out['steps']} steps: {verdict}", flush=True)
         return 0 if same else 1
+    _print_open_seeds([s for s in results.open_seeds(grid, args.results_dir, args.variant)
+                       if {p.name for p in todo} & set(s["left"])])
     out = results.record_grid(grid, root, args.results_dir, roots, jobs=args.jobs, only=args.only,
                               cache_dir=str(args.cache_dir) if args.cache_dir else None, variant=args.variant,
                               seed_major=args.seed_major)

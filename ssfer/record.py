@@ -56,6 +56,21 @@ def _cpu_model() -> str | None:
     return platform.processor() or None
 
 
+def cpu_kind(env: dict) -> str:
+    """The CPU kind an ``environment()`` record names: instruction set and model
+    ("not recorded" for runs from before they were). A run repeats bit for bit
+    only on its own kind."""
+    cpu = env.get("cpu_capability")
+    return f"{cpu}, {env.get('cpu_model') or '?'}" if cpu else "not recorded"
+
+
+def this_cpu_kind() -> str:
+    """This machine's CPU kind, as ``cpu_kind`` names a recorded run's."""
+    import torch
+
+    return cpu_kind({"cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_model": _cpu_model()})
+
+
 def environment() -> dict:
     """Versions, device and commit: enough to say where a number came from."""
     import torch

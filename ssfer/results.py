@@ -25,7 +25,7 @@ import yaml
 from ssfer.algo.compose import RECIPES, display_name
 from ssfer.config import Config, ConfigError
 from ssfer.io import atomic_write_text
-from ssfer.record import RunRecord
+from ssfer.record import RunRecord, cpu_kind
 
 ARTIFACTS = ("config.yaml", "summary.json", "metrics.jsonl", "environment.json", "command.txt")
 RUN_FILES = ARTIFACTS[:-1]  # what the trainer writes; command.txt is the recorder's
@@ -145,6 +145,33 @@ def pending(grid: list[Planned], results_dir: Path, only: list[str] | None = Non
     if seed_major:
         todo.sort(key=lambda p: p.overrides.get("split.seed", 0))  # stable: grid order within a seed
     return todo
+
+
+def open_seeds(grid: list[Planned], results_dir: Path, variant: str | None = None) -> list[dict]:
+    """The seeds of ``grid`` (of ``variant``'s groups) that are part recorded: per
+    grid group and seed with runs both recorded and still to record, the CPU kinds
+    and code fingerprints (short) its recorded runs came from and the runs left.
+    Completing such a seed on another kind, or with other code, mixes them within
+    its paired comparisons."""
+    seeds: dict[tuple, list[Planned]] = {}
+    for p in grid:
+        if variant is None or p.variant == variant:
+            # a group at one seed: everything but the method and the seed is shared
+            rest = {k: v for k, v in p.overrides.items() if k not in ("algo.name", "train.seed", "split.seed")}
+            key = (p.config, p.variant, json.dumps(rest, sort_keys=True, default=str), p.overrides.get("split.seed", 0))
+            seeds.setdefault(key, []).append(p)
+    out = []
+    for (_, var, _, seed), runs in seeds.items():
+        done = [p for p in runs if is_recorded(results_dir, p.name)]
+        if not done or len(done) == len(runs):
+            continue
+        envs = [json.loads((results_dir / p.name / "environment.json").read_text()) for p in done]
+        out.append({"seed": seed, "variant": var, "recorded": [p.name for p in done],
+                    "left": [p.name for p in runs if p not in done],
+                    "kinds": sorted({cpu_kind(e) for e in envs}),
+                    "codes": sorted({(e.get("code_fingerprint") or "?")[:8] for e in envs}),
+                    "commits": sorted({(e.get("git_commit") or "?")[:7] for e in envs})})
+    return out
 
 
 def record_grid(grid: list[Planned], root: Path, results_dir: Path, data_roots: dict[str, str], jobs: int = 1,
@@ -451,9 +478,8 @@ def provenance(records: dict[str, RunRecord]):
     rows = []
     for name, rec in records.items():
         env = rec.environment or {}
-        cpu = env.get("cpu_capability")
         rows.append({"run": name, "code": (env.get("code_fingerprint") or "?")[:8],
                      "commit": (env.get("git_commit") or "?")[:7],
-                     "CPU kind": f"{cpu}, {env.get('cpu_model') or '?'}" if cpu else "not recorded",
+                     "CPU kind": cpu_kind(env),
                      "threads": env.get("cpu_threads")})
     return pd.DataFrame(rows, columns=["run", "code", "commit", "CPU kind", "threads"])

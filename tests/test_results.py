@@ -208,3 +208,39 @@ def test_replay_says_whether_a_recorded_run_trains_again_bit_for_bit(tmp_path, t
     assert not other["identical"] and other["first_difference"]["step"] == row["step"]
     with pytest.raises(ConfigError, match="steps=9"):
         replay(rec.run_dir, {}, steps=9)
+
+
+def test_status_says_whether_this_machine_completes_a_part_recorded_seed_alike(tmp_path, monkeypatch, capsys,
+                                                                              two_step_overrides):
+    from ssfer.record import this_cpu_kind, training_code_digest
+    from ssfer.results import open_seeds
+
+    monkeypatch.chdir(tmp_path)
+    grid = load_grid(_grid(tmp_path, two_step_overrides))
+
+    def fake_run(name, env):
+        (tmp_path / "results" / name).mkdir(parents=True)
+        for f in ARTIFACTS:
+            (tmp_path / "results" / name / f).write_text(json.dumps(env) if f == "environment.json" else "")
+
+    here = this_cpu_kind()
+    capability, model = here.split(", ", 1)
+    fake_run("synth_supervised_s0", {"cpu_capability": "SSE9", "cpu_model": "Other", "code_fingerprint": "f" * 64,
+                                     "git_commit": "abcdef1234"})
+    fake_run("synth_supervised_s1", {"cpu_capability": capability, "cpu_model": model,
+                                     "code_fingerprint": training_code_digest(), "git_commit": "1234567"})
+    fake_run("synth_fixmatch_s1", {})   # seed 1 is complete: not listed
+    assert open_seeds(grid, tmp_path / "none") == []
+    seeds = open_seeds(grid, tmp_path / "results")
+    assert seeds == [{"seed": 0, "variant": "", "recorded": ["synth_supervised_s0"], "left": ["synth_fixmatch_s0"],
+                      "kinds": ["SSE9, Other"], "codes": ["ffffffff"], "commits": ["abcdef1"]}]
+    assert main(["results", "status", "--grid", "grid.yaml", "--results-dir", "results"]) == 0
+    out = capsys.readouterr().out
+    assert f"this machine: {here}" in out
+    assert ("seed 0: 1 of 2 runs recorded on SSE9, Other, code ffffffff (commit abcdef1); "
+            "completing it here mixes CPU kinds and code versions") in out
+    (tmp_path / "results" / "synth_fixmatch_s1" / "summary.json").unlink()   # seed 1 part-recorded, on this kind
+    main(["results", "status", "--grid", "grid.yaml", "--results-dir", "results"])
+    seed1 = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("seed 1:"))
+    assert seed1.startswith(f"  seed 1: 1 of 2 runs recorded on {here}, code {training_code_digest()[:8]}")
+    assert seed1.endswith("this machine completes it alike")
