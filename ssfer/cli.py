@@ -79,11 +79,12 @@ def _results(args: argparse.Namespace) -> int:
         print(findings.family_report(findings.load(args.results_dir, args.grid), args.metric))
         return 0
     if args.results_command == "plan":
+        from ssfer import report
+
         table = results.results_table(results.load_results(args.results_dir), grid)
         frame = results.plan(table, args.halfwidth, **results.PRIMARY)
         total = results.plan_total(table, frame, **results.PRIMARY)
-        where = ", ".join(f"{v}" for v in results.PRIMARY.values())
-        print(f"planned comparisons on {where}; target 95 % half-width {args.halfwidth:g} points "
+        print(f"planned comparisons on {results.PRIMARY_NAME}; target 95 % half-width {report.amount(args.halfwidth)} "
               f"(test accuracy), at most {results.MAX_SEEDS} seeds:")
         print(frame.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
         print(f"the family: {total['complete seeds']} seeds recorded for every method; {total['seeds needed']} "

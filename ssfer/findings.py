@@ -109,10 +109,10 @@ def load(results_dir: str | Path, grid: str | Path) -> Recorded:
                     results.primary_planned(planned, grid_root(repo_path(grid), planned)))
 
 
-def family(prim: pd.DataFrame, metric: str, prefix: str) -> tuple[dict, pd.DataFrame | None]:
+def family(prim: pd.DataFrame, metric: str, prefix: str, spec: str = "+.1f") -> tuple[dict, pd.DataFrame | None]:
     """The planned family on ``metric``: each comparison's values (``prefix_KEY_mean``
     ... and ``prefix_KEY_margin``, its reading against ``report.MARGIN``) and the
-    table of the recorded ones (None before any)."""
+    table of the recorded ones (None before any; intervals formatted by ``spec``)."""
     values, found = {}, []
     for (a, b), key in PLANNED_KEYS.items():
         name = f"{prefix}_{key}"
@@ -124,7 +124,7 @@ def family(prim: pd.DataFrame, metric: str, prefix: str) -> tuple[dict, pd.DataF
         found.append(c)
     if not found:
         return values, None
-    shown = report.comparison_table(found).drop(columns="metric")
+    shown = report.comparison_table(found, spec).drop(columns="metric")
     shown.insert(3, "half-width", [c.paired.half_width for c in found])
     shown["against the margin"] = [c.margin_verdict() for c in found]
     return values, shown
@@ -137,21 +137,16 @@ def bottom_line(prim: pd.DataFrame, metric: str = "accuracy (%)") -> str:
 
 
 def family_report(rec: Recorded, metric: str = "accuracy (%)") -> str:
-    """The planned family on ``metric`` as plain text (``ssfer results family``): per
-    comparison its mean paired difference, 95 % interval, seeds and margin reading,
+    """The planned family on ``metric`` as plain text (``ssfer results family``): the
+    table chapter 06 shows (``family``), to two decimals, without the reading against 0,
     then the bottom line and the training time of the primary grid's runs, so the
     verdicts can be read without building the book."""
     prim = rec.primary
-    where = ", ".join(str(v) for v in results.PRIMARY.values())
-    lines = [f"the planned family on {where}; {metric}, points; margin {report.amount(report.MARGIN)}:"]
-    rows = []
-    for a, b in results.PLANNED:
-        c = report.compare(prim, a, b, metric)
-        p = c.paired
-        rows.append({"comparison": c.label, "mean": f"{p.mean:+.2f}" if p.n else "—",
-                     "95 % interval": report.interval(p, "+.2f"), "seeds": p.n,
-                     "against the margin": c.margin_verdict()})
-    lines.append(pd.DataFrame(rows).to_string(index=False))
+    lines = [f"the planned family on {results.PRIMARY_NAME}; {metric}, points; margin {report.amount(report.MARGIN)}:"]
+    _, shown = family(prim, metric, "report", spec="+.2f")
+    lines.append("no planned comparison has runs of both methods yet" if shown is None else
+                 shown.drop(columns="verdict").to_string(index=False, formatters={
+                     "mean difference": "{:+.2f}".format, "half-width": "{:.2f}".format}))
     lines.append(bottom_line(prim, metric))
     seconds = sum(rec.records[r].summary.get("train_seconds", 0.0) for r in prim["run"])
     lines.append(f"{len(prim)} runs recorded, {seconds:,.0f} s of training (train_seconds)")

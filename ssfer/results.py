@@ -147,6 +147,12 @@ def pending(grid: list[Planned], results_dir: Path, only: list[str] | None = Non
     return todo
 
 
+def _source(env: dict) -> dict:
+    """Where a run came from, short: its code fingerprint, commit and CPU kind."""
+    return {"code": (env.get("code_fingerprint") or "?")[:8], "commit": (env.get("git_commit") or "?")[:7],
+            "CPU kind": cpu_kind(env)}
+
+
 def open_seeds(grid: list[Planned], results_dir: Path, variant: str | None = None) -> list[dict]:
     """The seeds of ``grid`` (of ``variant``'s groups) that are part recorded: per
     grid group and seed with runs both recorded and still to record, the CPU kinds
@@ -165,12 +171,11 @@ def open_seeds(grid: list[Planned], results_dir: Path, variant: str | None = Non
         done = [p for p in runs if is_recorded(results_dir, p.name)]
         if not done or len(done) == len(runs):
             continue
-        envs = [json.loads((results_dir / p.name / "environment.json").read_text()) for p in done]
+        sources = [_source(json.loads((results_dir / p.name / "environment.json").read_text())) for p in done]
         out.append({"seed": seed, "variant": var, "recorded": [p.name for p in done],
                     "left": [p.name for p in runs if p not in done],
-                    "kinds": sorted({cpu_kind(e) for e in envs}),
-                    "codes": sorted({(e.get("code_fingerprint") or "?")[:8] for e in envs}),
-                    "commits": sorted({(e.get("git_commit") or "?")[:7] for e in envs})})
+                    **{key: sorted({s[col] for s in sources})
+                       for key, col in (("kinds", "CPU kind"), ("codes", "code"), ("commits", "commit"))}})
     return out
 
 
@@ -265,6 +270,7 @@ KEY_COMPARISONS = (("DTA+SNL", "FixMatch"), ("DTA", "FixMatch"), ("DTA+SNL", "DT
 # the runs, each read against 0 and against report.MARGIN; every other interval of
 # the chapter is exploration.
 PRIMARY = {"data set": "FERPlus", "budget": "10 % labeled", "variant": "no label smoothing"}
+PRIMARY_NAME = ", ".join(PRIMARY.values())   # "FERPlus, 10 % labeled, no label smoothing"
 PLANNED = (("DTA+SNL", "FixMatch"), ("DTA", "FlexMatch"), ("DTA+SNL", "DTA"),
            ("FixMatch", "supervised"), ("DTA+SNL", "supervised"))
 MAX_SEEDS = 15         # the grid grows to at most this many seeds
@@ -478,8 +484,5 @@ def provenance(records: dict[str, RunRecord]):
     rows = []
     for name, rec in records.items():
         env = rec.environment or {}
-        rows.append({"run": name, "code": (env.get("code_fingerprint") or "?")[:8],
-                     "commit": (env.get("git_commit") or "?")[:7],
-                     "CPU kind": cpu_kind(env),
-                     "threads": env.get("cpu_threads")})
+        rows.append({"run": name, **_source(env), "threads": env.get("cpu_threads")})
     return pd.DataFrame(rows, columns=["run", "code", "commit", "CPU kind", "threads"])
