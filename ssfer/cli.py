@@ -105,6 +105,8 @@ def _results(args: argparse.Namespace) -> int:
             given = Path(name)
             run_dir = given if (given / "summary.json").is_file() else args.results_dir / name
             out = results.replay(run_dir, roots, args.steps)
+            if args.log:
+                results.log_replay(args.results_dir, out)
             same &= out["identical"]
             verdict = "identical" if out["identical"] else f"differs first at {out['first_difference']}"
             print(f"{name}: {out['rows']} logged rows of the first {out['steps']} steps: {verdict}", flush=True)
@@ -202,6 +204,8 @@ def build_parser(tooling: bool = False) -> argparse.ArgumentParser:
                    choices=("accuracy (%)", "mean class accuracy (%)", "macro F1 (%)"),
                    help="family: the score the planned comparisons are read on (default test accuracy)")
     r.add_argument("--steps", type=int, default=500, help="replay: how many of the run's first steps (default 500)")
+    r.add_argument("--log", action="store_true",
+                   help="replay: append each outcome, with this code and CPU kind, to replays.jsonl in --results-dir")
     r.add_argument("--grid", type=Path, default=Path("results/grid.yaml"))
     r.add_argument("--results-dir", type=Path, default=Path("results"))
     r.add_argument("--root", action="append", type=_kv, metavar="DATASET=PATH",

@@ -29,6 +29,7 @@ from ssfer.record import RunRecord, cpu_kind
 
 ARTIFACTS = ("config.yaml", "summary.json", "metrics.jsonl", "environment.json", "command.txt")
 RUN_FILES = ARTIFACTS[:-1]  # what the trainer writes; command.txt is the recorder's
+REPLAYS = "replays.jsonl"   # beside the run folders: the replays `ssfer results replay --log` kept
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,37 @@ def replay(run_dir: str | Path, data_roots: dict[str, str], steps: int) -> dict:
         first = {"step": None, "recorded": f"{len(old)} rows", "replayed": f"{len(timeless)} rows"}
     return {"run": str(run_dir), "steps": steps, "rows": len(old), "identical": first is None,
             "first_difference": first}
+
+
+def log_replay(results_dir: Path, out: dict) -> None:
+    """Append one ``replay`` outcome to ``results_dir/replays.jsonl`` with the code,
+    commit and CPU kind it ran on: the evidence that runs recorded apart may be
+    paired (the file is rewritten whole, so a crash leaves the old one)."""
+    import datetime
+
+    from ssfer.record import environment
+
+    diff = out["first_difference"] or {}
+    row = {"run": Path(out["run"]).name, "steps": out["steps"], "rows": out["rows"], "identical": out["identical"],
+           "first difference at step": diff.get("step"), **_source(environment()),
+           "date": datetime.date.today().isoformat()}
+    path = Path(results_dir) / REPLAYS
+    old = path.read_text() if path.is_file() else ""
+    atomic_write_text(path, old + json.dumps(row) + "\n")
+
+
+def load_replays(results_dir: str | Path) -> list[dict]:
+    """The logged replays (``log_replay``), oldest first; none when there is no log."""
+    path = Path(results_dir) / REPLAYS
+    if not path.is_file():
+        return []
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{i}: not a JSON object ({e.msg})") from None
+    return rows
 
 
 # ------------------------------------------------------------------ reading the grid

@@ -210,6 +210,36 @@ def test_replay_says_whether_a_recorded_run_trains_again_bit_for_bit(tmp_path, t
         replay(rec.run_dir, {}, steps=9)
 
 
+def test_replay_log_keeps_each_outcome_with_the_code_and_cpu_kind_it_ran_on(tmp_path, two_step_overrides):
+    from ssfer.config import Config
+    from ssfer.record import this_cpu_kind, training_code_digest
+    from ssfer.results import REPLAYS, load_replays
+    from ssfer.train import run
+
+    rec = run(Config.default().with_overrides({**two_step_overrides, "algo.name": "supervised", "train.steps": 4}),
+              cache_dir=tmp_path / "cache")
+    folder = rec.run_dir.parent
+    assert load_replays(folder) == []
+    args = ["results", "replay", rec.run_dir.name, "--results-dir", str(folder), "--steps", "4"]
+    assert main(args) == 0 and load_replays(folder) == []          # without --log nothing is kept
+    assert main(args + ["--log"]) == 0
+    lines = (rec.run_dir / "metrics.jsonl").read_text().splitlines()
+    row = json.loads(lines[2])
+    row["loss"] += 1e-7
+    lines[2] = json.dumps(row)
+    (rec.run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    assert main(args + ["--log"]) == 1
+    kept = load_replays(folder)
+    assert [(r["run"], r["identical"], r["first difference at step"]) for r in kept] == [
+        (rec.run_dir.name, True, None), (rec.run_dir.name, False, row["step"])]
+    assert {r["CPU kind"] for r in kept} == {this_cpu_kind()}
+    assert {r["code"] for r in kept} == {training_code_digest()[:8]}
+    with open(folder / REPLAYS, "a") as f:
+        f.write("{not json\n")
+    with pytest.raises(ValueError, match=rf"{REPLAYS}:3: not a JSON object"):
+        load_replays(folder)
+
+
 def test_status_says_whether_this_machine_completes_a_part_recorded_seed_alike(tmp_path, monkeypatch, capsys,
                                                                               two_step_overrides):
     from ssfer.record import this_cpu_kind, training_code_digest
