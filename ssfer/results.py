@@ -256,16 +256,20 @@ def replay(run_dir: str | Path, data_roots: dict[str, str], steps: int) -> dict:
 
 
 def log_replay(results_dir: Path, out: dict) -> None:
-    """Append one ``replay`` outcome to ``results_dir/replays.jsonl`` with the code,
-    commit and CPU kind it ran on: the evidence that runs recorded apart may be
-    paired (the file is rewritten whole, so a crash leaves the old one)."""
+    """Append one ``replay`` outcome to ``results_dir/replays.jsonl``: the code,
+    commit and CPU kind the run was recorded with and those it was replayed with,
+    the evidence that runs recorded apart may be paired (the file is rewritten
+    whole, so a crash leaves the old one)."""
     import datetime
 
     from ssfer.record import environment
 
     diff = out["first_difference"] or {}
+    recorded = _source(RunRecord.load(out["run"]).environment or {})
     row = {"run": Path(out["run"]).name, "steps": out["steps"], "rows": out["rows"], "identical": out["identical"],
-           "first difference at step": diff.get("step"), **_source(environment()),
+           "first difference at step": diff.get("step"),
+           **{f"recorded {k}": v for k, v in recorded.items()},
+           **{f"replayed {k}": v for k, v in _source(environment()).items()},
            "date": datetime.date.today().isoformat()}
     path = Path(results_dir) / REPLAYS
     old = path.read_text() if path.is_file() else ""

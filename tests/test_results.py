@@ -232,8 +232,10 @@ def test_replay_log_keeps_each_outcome_with_the_code_and_cpu_kind_it_ran_on(tmp_
     kept = load_replays(folder)
     assert [(r["run"], r["identical"], r["first difference at step"]) for r in kept] == [
         (rec.run_dir.name, True, None), (rec.run_dir.name, False, row["step"])]
-    assert {r["CPU kind"] for r in kept} == {this_cpu_kind()}
-    assert {r["code"] for r in kept} == {training_code_digest()[:8]}
+    assert {r["replayed CPU kind"] for r in kept} == {this_cpu_kind()}
+    assert {r["replayed code"] for r in kept} == {training_code_digest()[:8]}
+    recorded = json.loads((rec.run_dir / "environment.json").read_text())
+    assert {r["recorded code"] for r in kept} == {recorded["code_fingerprint"][:8]}
     with open(folder / REPLAYS, "a") as f:
         f.write("{not json\n")
     with pytest.raises(ValueError, match=rf"{REPLAYS}:3: not a JSON object"):
