@@ -71,6 +71,7 @@ class Recorded:
     planned: list[results.Planned]
     every: pd.DataFrame = field(repr=False)
     primary_planned: list[results.Planned] = field(default_factory=list, repr=False)  # results.primary_planned
+    replays: list[dict] = field(default_factory=list, repr=False)                   # results.load_replays
 
     @property
     def profile(self) -> pd.DataFrame:
@@ -106,7 +107,8 @@ def load(results_dir: str | Path, grid: str | Path) -> Recorded:
     records = results.load_results(repo_path(results_dir))
     planned = results.load_grid(repo_path(grid))
     return Recorded(records, planned, results.results_table(records, planned),
-                    results.primary_planned(planned, grid_root(repo_path(grid), planned)))
+                    results.primary_planned(planned, grid_root(repo_path(grid), planned)),
+                    results.load_replays(repo_path(results_dir)))
 
 
 def family(prim: pd.DataFrame, metric: str, prefix: str, spec: str = "+.1f") -> tuple[dict, pd.DataFrame | None]:
@@ -171,6 +173,22 @@ def plan(rec: Recorded, half_width: float = 1.0) -> tuple[dict, pd.DataFrame]:
         "cpu_kinds": "; ".join(f"{k} ({n} runs)" for k, n in source["CPU kind"].value_counts().items()) or "none",
     }
     return values, frame
+
+
+def replays(rec: Recorded) -> tuple[dict, pd.DataFrame]:
+    """The logged replays (``ssfer results replay --log``): each run, whether its first
+    steps trained again bit for bit, and the CPU kind and code on each side."""
+    def outcome(r: dict) -> str:
+        if r["identical"]:
+            return "bit for bit"
+        step = r["first difference at step"]
+        return f"differs from step {step}" if step is not None else "differs in its number of logged rows"
+
+    rows = [{"run": r["run"], "steps": r["steps"], "outcome": outcome(r),
+             "recorded on": f"{r['recorded CPU kind']}, code {r['recorded code']}",
+             "replayed on": f"{r['replayed CPU kind']}, code {r['replayed code']}"} for r in rec.replays]
+    frame = pd.DataFrame(rows, columns=["run", "steps", "outcome", "recorded on", "replayed on"])
+    return {"n_replays": len(frame), "n_replays_identical": sum(bool(r["identical"]) for r in rec.replays)}, frame
 
 
 def rare_test_faces(classes: pd.DataFrame, of=RARE) -> dict:

@@ -124,6 +124,21 @@ def test_seed_provenance_counts_the_seeds_run_on_one_known_cpu_kind():
     assert values == {"n_seeds_recorded": 3, "n_seeds_one_kind": 1}   # seed 1 mixes kinds, seed 2 is unknown
 
 
+def test_replays_say_which_runs_trained_again_bit_for_bit_and_where():
+    side = {"recorded CPU kind": "not recorded", "recorded code": "c3a634a8",
+            "replayed CPU kind": "AVX512, X", "replayed code": "702d27b8"}
+    logged = [{"run": "r0", "steps": 500, "identical": True, "first difference at step": None, **side},
+              {"run": "r1", "steps": 500, "identical": False, "first difference at step": 25, **side},
+              {"run": "r2", "steps": 500, "identical": False, "first difference at step": None, **side}]
+    values, frame = findings.replays(findings.Recorded({}, [], pd.DataFrame(), replays=logged))
+    assert values == {"n_replays": 3, "n_replays_identical": 1}
+    assert list(frame["outcome"]) == ["bit for bit", "differs from step 25", "differs in its number of logged rows"]
+    assert set(frame["recorded on"]) == {"not recorded, code c3a634a8"}
+    assert set(frame["replayed on"]) == {"AVX512, X, code 702d27b8"}
+    values, frame = findings.replays(findings.Recorded({}, [], pd.DataFrame()))
+    assert values == {"n_replays": 0, "n_replays_identical": 0} and frame.empty
+
+
 def test_the_family_report_prints_each_planned_reading_and_the_training_time(monkeypatch, capsys):
     prim = _prim({"FixMatch": [2.0, 2.1, 1.9], "FlexMatch": [0.0, 0.1, -0.1],
                   "DTA": [0.1, 0.0, 0.1], "DTA+SNL": [2.1, 2.0, 3.5]})
