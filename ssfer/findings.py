@@ -234,7 +234,34 @@ def control_values(every: pd.DataFrame) -> dict:
         values |= results.pair_values(key, every, variant, CONTROL, metric, by="variant", method=method, **FER10)
     for variant in dict.fromkeys(v for _, v, _, _ in CONTROL_PAIRS):
         values[f"n_{variant.split()[0]}"] = int((every["variant"] == variant).sum())
-    return values
+    return values | {"controls_reading": controls_reading(values)}
+
+
+def _move(values: dict, key: str, method: str) -> str:
+    """How far ``method`` moved under a control (``key``'s values), for the prose."""
+    n = values[f"{key}_n"]
+    if n == 0:
+        return f"{method} not recorded yet"
+    if n == 1:
+        return f"{method} moves by {values[f'{key}_mean']} at one seed (no claim)"
+    # the verdict names the setting that scores higher: the control's variant, or the primary grid's
+    verdict = values[f"{key}_verdict"].replace(f"{CONTROL} scores", "the primary grid scores")
+    return (f"{method} moves by {values[f'{key}_mean']} [{values[f'{key}_low']}, {values[f'{key}_high']}] "
+            f"over {n} paired seeds ({verdict})")
+
+
+def controls_reading(values: dict) -> str:
+    """One sentence per control on test accuracy (``control_values``' keys): each
+    method's move against itself, its interval, seeds and verdict, or that the
+    control is not recorded yet."""
+    parts = []
+    for variant in dict.fromkeys(v for _, v, _, _ in CONTROL_PAIRS):
+        pairs = [(k, m) for k, v, m, metric in CONTROL_PAIRS if v == variant and metric == "accuracy (%)"]
+        if not values[f"n_{variant.split()[0]}"]:
+            parts.append(f"With {variant}: not recorded yet.")
+            continue
+        parts.append(f"With {variant}, " + "; ".join(_move(values, k, m) for k, m in pairs) + ".")
+    return " ".join(parts)
 
 
 def leaked(rec: Recorded, dataset: str) -> str:

@@ -55,6 +55,20 @@ def _rec(histories: dict[str, list[dict]], rows: list[dict]) -> findings.Recorde
     return findings.Recorded(records, [], pd.DataFrame(rows))
 
 
+def test_the_controls_reading_gives_each_move_with_its_seeds_or_says_none_is_recorded():
+    prim = _prim({"FixMatch": [2.0, 2.1, 1.9], "FlexMatch": [0.0, 0.1, -0.1]}).assign(**{"mean class accuracy (%)": 60.0})
+    student = prim[prim["method"].isin(["FixMatch", "FlexMatch"])].assign(
+        variant="student pseudo labels", run=lambda d: "student_" + d["run"])
+    student.loc[student["method"] == "FixMatch", "accuracy (%)"] -= [1.0, 1.2, 0.9]   # a clear drop
+    student = student[~((student["method"] == "FlexMatch") & (student["seed"] > 0))]  # FlexMatch: one seed
+    values = findings.control_values(pd.concat([prim, student], ignore_index=True))
+    assert values["n_student"] == 4 and values["n_balanced"] == 0
+    text = values["controls_reading"]
+    assert text.startswith("With student pseudo labels, FixMatch moves by -1.0 [-1.4, -0.7] over 3 paired seeds "
+                           "(the primary grid scores higher); FlexMatch moves by +0.0 at one seed (no claim).")
+    assert text.endswith("With balanced labeled batches: not recorded yet.")
+
+
 def test_acceptance_averages_each_run_over_training_then_the_seeds():
     hist = {"fix0": [{"step": 1, "mask_rate": 0.1}, {"step": 2, "mask_rate": 0.3}],   # run mean 20 %
             "fix1": [{"step": 1, "mask_rate": 0.6}],                                 # run mean 60 %
