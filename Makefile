@@ -24,7 +24,8 @@ $(STAMP): pyproject.toml
 book: $(STAMP)
 	$(VENV)/bin/ssfer reproduce --profile $(PROFILE)
 
-# The smoke profile executes every notebook and builds the book first, strictly (a
+# The smoke profile executes every notebook (its build folder is removed first, so
+# no notebook comes from an earlier run's outputs) and builds the book, strictly (a
 # Sphinx warning, such as a glued key that renders nothing, fails it); the tests
 # then check its pages (and a headless Chromium loads them). Last, nbval
 # re-executes the smoke chapters and lab solutions with an empty run cache and
@@ -33,9 +34,9 @@ book: $(STAMP)
 # (tests/figure_check_startup.py, read by tests/test_book.py).
 FIGCHECK := SSFER_FIGURE_CHECK=$(CURDIR)/_build/smoke/figure_check.txt IPYTHONDIR=$(CURDIR)/_build/ipython
 test: $(STAMP)
+	rm -rf _build/smoke
 	mkdir -p _build/smoke _build/ipython/profile_default/startup
 	cp tests/figure_check_startup.py _build/ipython/profile_default/startup/00_figure_check.py
-	rm -f _build/smoke/figure_check.txt
 	$(FIGCHECK) $(VENV)/bin/ssfer reproduce --profile smoke --build-dir _build/smoke --strict
 	SSFER_BOOK_HTML=_build/smoke/_build/html $(PY) -m pytest
 	$(FIGCHECK) $(PY) tests/nbval_rerun.py _build/smoke
