@@ -251,16 +251,18 @@ def _move(values: dict, key: str, method: str) -> str:
 
 
 def controls_reading(values: dict) -> str:
-    """One sentence per control on test accuracy (``control_values``' keys): each
-    method's move against itself, its interval, seeds and verdict, or that the
-    control is not recorded yet."""
+    """One sentence per control (``control_values``' keys): each method's move
+    against itself in test accuracy (and in mean class accuracy where the control
+    names it), its interval, seeds and verdict, or that the control is not
+    recorded yet."""
     parts = []
     for variant in dict.fromkeys(v for _, v, _, _ in CONTROL_PAIRS):
-        pairs = [(k, m) for k, v, m, metric in CONTROL_PAIRS if v == variant and metric == "accuracy (%)"]
         if not values[f"n_{variant.split()[0]}"]:
             parts.append(f"With {variant}: not recorded yet.")
             continue
-        parts.append(f"With {variant}, " + "; ".join(_move(values, k, m) for k, m in pairs) + ".")
+        moves = [("" if metric == "accuracy (%)" else f"on {metric.removesuffix(' (%)')}, ") + _move(values, k, m)
+                 for k, v, m, metric in CONTROL_PAIRS if v == variant]
+        parts.append(f"With {variant}, " + "; ".join(moves) + ".")
     return " ".join(parts)
 
 

@@ -67,6 +67,13 @@ def test_the_controls_reading_gives_each_move_with_its_seeds_or_says_none_is_rec
     assert text.startswith("With student pseudo labels, FixMatch moves by -1.0 [-1.4, -0.7] over 3 paired seeds "
                            "(the primary grid scores higher); FlexMatch moves by +0.0 at one seed (no claim).")
     assert text.endswith("With balanced labeled batches: not recorded yet.")
+    balanced = prim[prim["method"] == "FixMatch"].assign(variant="balanced labeled batches",
+                                                          run=lambda d: "balanced_" + d["run"])
+    text = findings.control_values(pd.concat([prim, balanced], ignore_index=True))["controls_reading"]
+    assert text.endswith("With balanced labeled batches, FixMatch moves by +0.0 [+0.0, +0.0] over 3 paired seeds "
+                         "(the runs show no difference); DTA+SNL not recorded yet; on mean class accuracy, FixMatch "
+                         "moves by +0.0 [+0.0, +0.0] over 3 paired seeds (the runs show no difference); on mean "
+                         "class accuracy, DTA+SNL not recorded yet.")
 
 
 def test_acceptance_averages_each_run_over_training_then_the_seeds():
