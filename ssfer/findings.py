@@ -266,6 +266,40 @@ def controls_reading(values: dict) -> str:
     return " ".join(parts)
 
 
+def control_classes(every: pd.DataFrame, classes: pd.DataFrame, of=RARE,
+                    min_faces: int = results.MIN_TEST_FACES) -> pd.DataFrame:
+    """Each control of the primary grid against the primary runs, method by method
+    (``CONTROL_PAIRS``' methods), on test accuracy, mean class accuracy and the
+    recall of each class of ``of`` (from ``classes``, a ``results.class_table``):
+    one row per control, method and measure, with the test faces it rests on.
+    These are exploration, not the planned family, so the verdict is read
+    against 0 only; a class with fewer than ``min_faces`` test faces gets its
+    interval but no verdict. A control with no run yet has no rows."""
+    whole = classes.groupby("run")["test faces"].sum()
+    out = []
+    for variant in dict.fromkeys(v for _, v, _, _ in CONTROL_PAIRS):
+        for method in dict.fromkeys(m for _, v, m, _ in CONTROL_PAIRS if v == variant):
+            runs = report.select(every, method=method, **FER10)
+            runs = runs[runs["variant"].isin([variant, CONTROL])]
+            if variant not in set(runs["variant"]):
+                continue
+            faces = int(whole.reindex(runs["run"]).max())
+            measures = [(m.removesuffix(" (%)"), runs, m, faces) for m in ("accuracy (%)", "mean class accuracy (%)")]
+            for c in of:
+                one = classes[classes["run"].isin(runs["run"]) & (classes["class"] == c)]
+                measures.append((f"{c} recall", one, "recall (%)", int(one["test faces"].max())))
+            for measure, rows, col, n in measures:
+                cmp = report.compare(rows, variant, CONTROL, col, by="variant")
+                p = cmp.paired
+                verdict = (cmp.verdict().replace(f"{CONTROL} scores", "the primary grid scores") if n >= min_faces
+                           else f"too few test faces ({n}): no claim")
+                out.append({"control": variant, "method": method, "measure": measure, "test faces": n,
+                            "mean move": p.mean, "95 % interval": report.interval(p), "seeds": p.n,
+                            "verdict": verdict})
+    return pd.DataFrame(out, columns=["control", "method", "measure", "test faces", "mean move", "95 % interval",
+                                      "seeds", "verdict"])
+
+
 def leaked(rec: Recorded, dataset: str) -> str:
     """How many of a data set's test faces are byte-identical copies of training
     faces ("n of N"), from the first recorded run on it."""

@@ -76,6 +76,40 @@ def test_the_controls_reading_gives_each_move_with_its_seeds_or_says_none_is_rec
                          "class accuracy, DTA+SNL not recorded yet.")
 
 
+def test_the_controls_table_moves_each_method_on_accuracy_and_rare_recall_with_verdicts_only_where_faces_suffice():
+    prim = _prim({"FixMatch": [2.0, 2.1, 1.9], "DTA+SNL": [3.0, 3.0, 3.0]}).assign(**{"mean class accuracy (%)": 60.0})
+    balanced = prim[prim["method"] == "FixMatch"].assign(variant="balanced labeled batches",
+                                                          run=lambda d: "balanced_" + d["run"])
+    balanced["mean class accuracy (%)"] += [4.0, 5.0, 6.0]    # balanced batches lift mean class accuracy
+    every = pd.concat([prim, balanced], ignore_index=True)
+    faces = {"fear": 60, "disgust": 12, "contempt": 10, "happiness": 900}
+    recall = {"fear": 40.0, "disgust": 20.0, "contempt": 10.0, "happiness": 90.0}
+    classes = pd.DataFrame([{"run": r.run, "method": r.method, "seed": r.seed, "variant": r.variant, "class": c,
+                             "recall (%)": recall[c] + (10.0 + r.seed if r.run.startswith("balanced") else 0.0),
+                             "test faces": n} for r in every.itertuples() for c, n in faces.items()])
+    table = findings.control_classes(every, classes)
+    # only the balanced control has runs, only for FixMatch: five measures
+    assert set(table["control"]) == {"balanced labeled batches"} and set(table["method"]) == {"FixMatch"}
+    assert list(table["measure"]) == ["accuracy", "mean class accuracy", "fear recall", "disgust recall",
+                                      "contempt recall"]
+    row = table.set_index("measure")
+    assert list(row["test faces"]) == [982, 982, 60, 12, 10] and set(row["seeds"]) == {3}
+    assert row.loc["accuracy", "verdict"] == report.NO_DIFFERENCE and row.loc["accuracy", "mean move"] == 0
+    assert row.loc["mean class accuracy", "mean move"] == pytest.approx(5.0)
+    assert row.loc["mean class accuracy", "verdict"] == "balanced labeled batches scores higher"
+    assert row.loc["fear recall", "mean move"] == pytest.approx(11.0)
+    assert row.loc["fear recall", "verdict"] == "balanced labeled batches scores higher"
+    # recall on 10 or 12 test faces moves in steps of 8-10 points: interval, no verdict
+    assert row.loc["contempt recall", "verdict"] == "too few test faces (10): no claim"
+    assert row.loc["disgust recall", "95 % interval"] == report.interval(
+        report.compare(classes[classes["class"] == "disgust"].query("method == 'FixMatch'"),
+                       "balanced labeled batches", findings.CONTROL, "recall (%)", by="variant").paired)
+    worse = every.assign(**{"accuracy (%)": every["accuracy (%)"] - every["run"].str.startswith("balanced") * 2.0})
+    assert findings.control_classes(worse, classes).set_index("measure").loc["accuracy", "verdict"] == \
+        "the primary grid scores higher"
+    assert findings.control_classes(prim, classes[classes["variant"] == findings.CONTROL]).empty
+
+
 def test_acceptance_averages_each_run_over_training_then_the_seeds():
     hist = {"fix0": [{"step": 1, "mask_rate": 0.1}, {"step": 2, "mask_rate": 0.3}],   # run mean 20 %
             "fix1": [{"step": 1, "mask_rate": 0.6}],                                 # run mean 60 %
@@ -129,6 +163,11 @@ def test_on_the_committed_results_every_cited_value_is_there():
     assert len(summary) == len(rec.profile.groupby(["data set", "budget", "method"]))
     smoothing = findings.smoothing_values(rec)
     assert smoothing["ls"] == "0.1" and smoothing["ls_target"] == "0.9125"   # 1 - 0.1 + 0.1 / 8
+    moves = findings.control_classes(rec.every, results.class_table(rec.records, rec.planned))
+    controls = {v for _, v, _, _ in findings.CONTROL_PAIRS}
+    recorded = {(v, m) for v, m in zip(rec.every["variant"], rec.every["method"]) if v in controls}
+    assert set(zip(moves["control"], moves["method"])) == recorded
+    assert (moves.groupby(["control", "method"]).size() == 2 + len(findings.RARE)).all()
 
 
 def test_seed_provenance_counts_the_seeds_run_on_one_known_cpu_kind():
