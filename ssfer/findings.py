@@ -300,6 +300,27 @@ def control_classes(every: pd.DataFrame, classes: pd.DataFrame, of=RARE,
                                       "seeds", "verdict"])
 
 
+def recall_reading(moves: pd.DataFrame, min_faces: int = results.MIN_TEST_FACES) -> str:
+    """The controls' moves on the recall of each rare class with ``min_faces`` test
+    faces or more (rows of ``control_classes``), as one sentence per class for
+    the prose; the classes with fewer are left to the table."""
+    rows = moves[moves["measure"].str.endswith(" recall") & (moves["test faces"] >= min_faces)]
+    if rows.empty:
+        return "No control has a run yet." if moves.empty else \
+            f"No rare class has {min_faces} test faces or more, so no recall is read here."
+    parts = []
+    for measure, one in rows.groupby("measure", sort=False):
+        said = []
+        for control, by in one.groupby("control", sort=False):
+            each = [f"{r.method} moves by {r['mean move']:+.1f} at one seed (no claim)" if r.seeds == 1 else
+                    f"{r.method} moves by {r['mean move']:+.1f} {r['95 % interval']} over {r.seeds} paired seeds "
+                    f"({r.verdict})" for _, r in by.iterrows()]
+            said.append(f"with {control}, " + "; ".join(each))
+        c = measure.removesuffix(" recall")
+        parts.append(f"On {c} recall ({int(one['test faces'].max())} test faces), " + "; ".join(said) + ".")
+    return " ".join(parts)
+
+
 def leaked(rec: Recorded, dataset: str) -> str:
     """How many of a data set's test faces are byte-identical copies of training
     faces ("n of N"), from the first recorded run on it."""

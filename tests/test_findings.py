@@ -108,6 +108,11 @@ def test_the_controls_table_moves_each_method_on_accuracy_and_rare_recall_with_v
     assert findings.control_classes(worse, classes).set_index("measure").loc["accuracy", "verdict"] == \
         "the primary grid scores higher"
     assert findings.control_classes(prim, classes[classes["variant"] == findings.CONTROL]).empty
+    assert findings.recall_reading(table) == (
+        "On fear recall (60 test faces), with balanced labeled batches, FixMatch moves by +11.0 [+8.5, +13.5] "
+        "over 3 paired seeds (balanced labeled batches scores higher).")
+    assert findings.recall_reading(table, min_faces=100).startswith("No rare class has 100 test faces or more")
+    assert findings.recall_reading(table.iloc[:0]) == "No control has a run yet."
 
 
 def test_acceptance_averages_each_run_over_training_then_the_seeds():
