@@ -228,10 +228,13 @@ def rare_rules(facts: pd.DataFrame, of=RARE) -> pd.DataFrame:
 
 def control_values(every: pd.DataFrame) -> dict:
     """Each control of the primary grid against the primary runs, method by method
-    (``CONTROL_PAIRS``), and how many runs each control has."""
+    (``CONTROL_PAIRS``; ``KEY_margin`` is its reading against ``report.MARGIN``),
+    and how many runs each control has."""
     values = {}
     for key, variant, method, metric in CONTROL_PAIRS:
         values |= results.pair_values(key, every, variant, CONTROL, metric, by="variant", method=method, **FER10)
+        values[f"{key}_margin"] = values[f"{key}_verdict"] if not values[f"{key}_n"] else report.compare(
+            report.select(every, method=method, **FER10), variant, CONTROL, metric, by="variant").margin_verdict()
     for variant in dict.fromkeys(v for _, v, _, _ in CONTROL_PAIRS):
         values[f"n_{variant.split()[0]}"] = int((every["variant"] == variant).sum())
     return values | {"controls_reading": controls_reading(values)}
@@ -245,7 +248,7 @@ def _move(values: dict, key: str, method: str) -> str:
     if n == 1:
         return f"{method} moves by {values[f'{key}_mean']} at one seed (no claim)"
     # the verdict names the setting that scores higher: the control's variant, or the primary grid's
-    verdict = values[f"{key}_verdict"].replace(f"{CONTROL} scores", "the primary grid scores")
+    verdict = values[f"{key}_margin"].replace(f"{CONTROL} scores", "the primary grid scores")
     return (f"{method} moves by {values[f'{key}_mean']} [{values[f'{key}_low']}, {values[f'{key}_high']}] "
             f"over {n} paired seeds ({verdict})")
 
@@ -253,8 +256,8 @@ def _move(values: dict, key: str, method: str) -> str:
 def controls_reading(values: dict) -> str:
     """One sentence per control (``control_values``' keys): each method's move
     against itself in test accuracy (and in mean class accuracy where the control
-    names it), its interval, seeds and verdict, or that the control is not
-    recorded yet."""
+    names it), its interval, seeds and reading against the margin, or that the
+    control is not recorded yet."""
     parts = []
     for variant in dict.fromkeys(v for _, v, _, _ in CONTROL_PAIRS):
         if not values[f"n_{variant.split()[0]}"]:
@@ -272,9 +275,10 @@ def control_classes(every: pd.DataFrame, classes: pd.DataFrame, of=RARE,
     (``CONTROL_PAIRS``' methods), on test accuracy, mean class accuracy and the
     recall of each class of ``of`` (from ``classes``, a ``results.class_table``):
     one row per control, method and measure, with the test faces it rests on.
-    These are exploration, not the planned family, so the verdict is read
-    against 0 only; a class with fewer than ``min_faces`` test faces gets its
-    interval but no verdict. A control with no run yet has no rows."""
+    These are exploration, not the planned family, but are read as it is,
+    against 0 and against ``report.MARGIN``; a class with fewer than
+    ``min_faces`` test faces gets its interval but no verdict. A control with no
+    run yet has no rows."""
     whole = classes.groupby("run")["test faces"].sum()
     out = []
     for variant in dict.fromkeys(v for _, v, _, _ in CONTROL_PAIRS):
@@ -291,7 +295,7 @@ def control_classes(every: pd.DataFrame, classes: pd.DataFrame, of=RARE,
             for measure, rows, col, n in measures:
                 cmp = report.compare(rows, variant, CONTROL, col, by="variant")
                 p = cmp.paired
-                verdict = (cmp.verdict().replace(f"{CONTROL} scores", "the primary grid scores") if n >= min_faces
+                verdict = (cmp.margin_verdict().replace(f"{CONTROL} scores", "the primary grid scores") if n >= min_faces
                            else f"too few test faces ({n}): no claim")
                 out.append({"control": variant, "method": method, "measure": measure, "test faces": n,
                             "mean move": p.mean, "95 % interval": report.interval(p), "seeds": p.n,
