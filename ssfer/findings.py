@@ -269,6 +269,28 @@ def controls_reading(values: dict) -> str:
     return " ".join(parts)
 
 
+def _measured(runs: pd.DataFrame, classes: pd.DataFrame, a: str, b: str, by: str, of=RARE,
+              min_faces: int = results.MIN_TEST_FACES) -> list[dict]:
+    """``a`` − ``b`` (values of ``by``) over ``runs``, paired by seed, on test
+    accuracy, mean class accuracy and the recall of each class of ``of``: one row
+    each, with its test faces, read against 0 and ``report.MARGIN`` (no verdict
+    below ``min_faces`` test faces). The primary grid is named as such."""
+    faces = int(classes[classes["run"].isin(runs["run"])].groupby("run")["test faces"].sum().max())
+    measures = [(m.removesuffix(" (%)"), runs, m, faces) for m in ("accuracy (%)", "mean class accuracy (%)")]
+    for c in of:
+        one = classes[classes["run"].isin(runs["run"]) & (classes["class"] == c)]
+        measures.append((f"{c} recall", one, "recall (%)", int(one["test faces"].max())))
+    out = []
+    for measure, rows, col, n in measures:
+        cmp = report.compare(rows, a, b, col, by=by)
+        p = cmp.paired
+        verdict = (cmp.margin_verdict().replace(f"{CONTROL} scores", "the primary grid scores") if n >= min_faces
+                   else f"too few test faces ({n}): no claim")
+        out.append({"measure": measure, "test faces": n, "mean": p.mean, "95 % interval": report.interval(p),
+                    "seeds": p.n, "verdict": verdict})
+    return out
+
+
 def control_classes(every: pd.DataFrame, classes: pd.DataFrame, of=RARE,
                     min_faces: int = results.MIN_TEST_FACES) -> pd.DataFrame:
     """Each control of the primary grid against the primary runs, method by method
@@ -279,7 +301,6 @@ def control_classes(every: pd.DataFrame, classes: pd.DataFrame, of=RARE,
     against 0 and against ``report.MARGIN``; a class with fewer than
     ``min_faces`` test faces gets its interval but no verdict. A control with no
     run yet has no rows."""
-    whole = classes.groupby("run")["test faces"].sum()
     out = []
     for variant in dict.fromkeys(v for _, v, _, _ in CONTROL_PAIRS):
         for method in dict.fromkeys(m for _, v, m, _ in CONTROL_PAIRS if v == variant):
@@ -287,21 +308,43 @@ def control_classes(every: pd.DataFrame, classes: pd.DataFrame, of=RARE,
             runs = runs[runs["variant"].isin([variant, CONTROL])]
             if variant not in set(runs["variant"]):
                 continue
-            faces = int(whole.reindex(runs["run"]).max())
-            measures = [(m.removesuffix(" (%)"), runs, m, faces) for m in ("accuracy (%)", "mean class accuracy (%)")]
-            for c in of:
-                one = classes[classes["run"].isin(runs["run"]) & (classes["class"] == c)]
-                measures.append((f"{c} recall", one, "recall (%)", int(one["test faces"].max())))
-            for measure, rows, col, n in measures:
-                cmp = report.compare(rows, variant, CONTROL, col, by="variant")
-                p = cmp.paired
-                verdict = (cmp.margin_verdict().replace(f"{CONTROL} scores", "the primary grid scores") if n >= min_faces
-                           else f"too few test faces ({n}): no claim")
-                out.append({"control": variant, "method": method, "measure": measure, "test faces": n,
-                            "mean move": p.mean, "95 % interval": report.interval(p), "seeds": p.n,
-                            "verdict": verdict})
-    return pd.DataFrame(out, columns=["control", "method", "measure", "test faces", "mean move", "95 % interval",
-                                      "seeds", "verdict"])
+            out += [{"control": variant, "method": method, **row}
+                    for row in _measured(runs, classes, variant, CONTROL, "variant", of, min_faces)]
+    frame = pd.DataFrame(out, columns=["control", "method", "measure", "test faces", "mean", "95 % interval",
+                                       "seeds", "verdict"])
+    return frame.rename(columns={"mean": "mean move"})
+
+
+def within_control(every: pd.DataFrame, classes: pd.DataFrame, variant: str, a: str, b: str, of=RARE,
+                   min_faces: int = results.MIN_TEST_FACES) -> pd.DataFrame:
+    """``a`` − ``b`` inside one control (``variant``) and, beside it, on the
+    primary grid at the same seeds: does a comparison of the family hold under
+    the control's setting? Rows as ``control_classes``'; empty until the control
+    has runs of both methods at a seed."""
+    runs = report.select(every, **FER10)
+    inside = runs[(runs["variant"] == variant) & runs["method"].isin([a, b])]
+    seeds = set(inside.loc[inside["method"] == a, "seed"]) & set(inside.loc[inside["method"] == b, "seed"])
+    out = []
+    for setting in (variant, CONTROL):
+        rows = runs[(runs["variant"] == setting) & runs["method"].isin([a, b]) & runs["seed"].isin(seeds)]
+        if seeds:
+            name = setting if setting != CONTROL else "the primary grid, same seeds"
+            out += [{"setting": name, **row} for row in _measured(rows, classes, a, b, "method", of, min_faces)]
+    frame = pd.DataFrame(out, columns=["setting", "measure", "test faces", "mean", "95 % interval", "seeds",
+                                       "verdict"])
+    return frame.rename(columns={"mean": f"{a} − {b}"})
+
+
+def within_reading(frame: pd.DataFrame, measure: str = "accuracy") -> str:
+    """``within_control``'s ``measure`` rows as one sentence: the difference
+    inside the control, then on the primary grid at the same seeds."""
+    diff = next((c for c in frame.columns if " − " in c), None)
+    rows = frame[frame["measure"] == measure]
+    if diff is None or rows.empty:
+        return "Not recorded yet: the control has no seed with runs of both methods."
+    said = [f"{r.setting}: {r[diff]:+.1f} {r['95 % interval']} over {r.seeds} paired seeds ({r.verdict})"
+            for _, r in rows.iterrows()]
+    return f"{diff} on {measure}, " + "; ".join(said) + "."
 
 
 def recall_reading(moves: pd.DataFrame, min_faces: int = results.MIN_TEST_FACES) -> str:

@@ -114,6 +114,23 @@ def test_the_controls_table_moves_each_method_on_accuracy_and_rare_recall_with_v
         "over 3 paired seeds (balanced labeled batches scores higher).")
     assert findings.recall_reading(table, min_faces=100).startswith("No rare class has 100 test faces or more")
     assert findings.recall_reading(table.iloc[:0]) == "No control has a run yet."
+    # inside the control: DTA+SNL - FixMatch there, and on the primary grid at the same seeds
+    snl = prim[prim["method"] == "DTA+SNL"].assign(variant="balanced labeled batches",
+                                                    run=lambda d: "balanced_" + d["run"])
+    snl = snl[snl["seed"] < 2]
+    every = pd.concat([every, snl], ignore_index=True)
+    classes = pd.concat([classes, classes[classes["run"].isin(snl["run"].str.removeprefix("balanced_"))].assign(
+        run=lambda d: "balanced_" + d["run"], variant="balanced labeled batches", method="DTA+SNL")])
+    inside = findings.within_control(every, classes, "balanced labeled batches", "DTA+SNL", "FixMatch")
+    assert list(inside["setting"].unique()) == ["balanced labeled batches", "the primary grid, same seeds"]
+    assert set(inside["seeds"]) == {2}    # only seeds 0 and 1 have both methods under the control
+    acc = inside[inside["measure"] == "accuracy"].set_index("setting")["DTA+SNL − FixMatch"]
+    assert acc.tolist() == pytest.approx([0.95, 0.95])    # mean of 3.0 - 2.0 and 3.0 - 2.1 (seeds 0, 1), in both
+    assert findings.within_reading(inside).startswith(
+        "DTA+SNL − FixMatch on accuracy, balanced labeled batches: +1.0 [+0.3, +1.6] over 2 paired seeds "
+        "(2 seeds: no claim); the primary grid, same seeds: +1.0")
+    none = findings.within_control(prim, classes, "balanced labeled batches", "DTA+SNL", "FixMatch")
+    assert none.empty and findings.within_reading(none).startswith("Not recorded yet")
 
 
 def test_acceptance_averages_each_run_over_training_then_the_seeds():
