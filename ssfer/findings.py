@@ -232,25 +232,36 @@ def control_values(every: pd.DataFrame) -> dict:
     and how many runs each control has."""
     values = {}
     for key, variant, method, metric in CONTROL_PAIRS:
-        values |= results.pair_values(key, every, variant, CONTROL, metric, by="variant", method=method, **FER10)
-        values[f"{key}_margin"] = values[f"{key}_verdict"] if not values[f"{key}_n"] else report.compare(
-            report.select(every, method=method, **FER10), variant, CONTROL, metric, by="variant").margin_verdict()
+        rows = report.select(every, method=method, **FER10)
+        if {variant, CONTROL} <= set(rows["variant"]):
+            c = report.compare(rows, variant, CONTROL, metric, by="variant")
+            values |= report.comparison_values(key, c) | {f"{key}_margin": c.margin_verdict()}
+        else:
+            values |= results.pair_values(key, rows, variant, CONTROL, metric, by="variant")
+            values[f"{key}_margin"] = values[f"{key}_verdict"]
     for variant in dict.fromkeys(v for _, v, _, _ in CONTROL_PAIRS):
         values[f"n_{variant.split()[0]}"] = int((every["variant"] == variant).sum())
     return values | {"controls_reading": controls_reading(values)}
 
 
+def _named(verdict: str) -> str:
+    """A control's verdict names the setting that scores higher: the control's
+    variant, or the primary grid (not its variant's name)."""
+    return verdict.replace(f"{CONTROL} scores", "the primary grid scores")
+
+
+def _said(mean: str, interval: str, n: int, verdict: str) -> str:
+    """A paired difference as the prose gives it: "+1.2 [+0.3, +2.1] over 4 paired
+    seeds (verdict)", or "+1.2 at one seed (no claim)"."""
+    return f"{mean} at one seed (no claim)" if n == 1 else f"{mean} {interval} over {n} paired seeds ({_named(verdict)})"
+
+
 def _move(values: dict, key: str, method: str) -> str:
     """How far ``method`` moved under a control (``key``'s values), for the prose."""
-    n = values[f"{key}_n"]
-    if n == 0:
+    if not values[f"{key}_n"]:
         return f"{method} not recorded yet"
-    if n == 1:
-        return f"{method} moves by {values[f'{key}_mean']} at one seed (no claim)"
-    # the verdict names the setting that scores higher: the control's variant, or the primary grid's
-    verdict = values[f"{key}_margin"].replace(f"{CONTROL} scores", "the primary grid scores")
-    return (f"{method} moves by {values[f'{key}_mean']} [{values[f'{key}_low']}, {values[f'{key}_high']}] "
-            f"over {n} paired seeds ({verdict})")
+    return f"{method} moves by " + _said(values[f"{key}_mean"], f"[{values[f'{key}_low']}, {values[f'{key}_high']}]",
+                                         values[f"{key}_n"], values[f"{key}_margin"])
 
 
 def controls_reading(values: dict) -> str:
@@ -274,7 +285,7 @@ def _measured(runs: pd.DataFrame, classes: pd.DataFrame, a: str, b: str, by: str
     """``a`` − ``b`` (values of ``by``) over ``runs``, paired by seed, on test
     accuracy, mean class accuracy and the recall of each class of ``of``: one row
     each, with its test faces, read against 0 and ``report.MARGIN`` (no verdict
-    below ``min_faces`` test faces). The primary grid is named as such."""
+    below ``min_faces`` test faces)."""
     faces = int(classes[classes["run"].isin(runs["run"])].groupby("run")["test faces"].sum().max())
     measures = [(m.removesuffix(" (%)"), runs, m, faces) for m in ("accuracy (%)", "mean class accuracy (%)")]
     for c in of:
@@ -283,11 +294,9 @@ def _measured(runs: pd.DataFrame, classes: pd.DataFrame, a: str, b: str, by: str
     out = []
     for measure, rows, col, n in measures:
         cmp = report.compare(rows, a, b, col, by=by)
-        p = cmp.paired
-        verdict = (cmp.margin_verdict().replace(f"{CONTROL} scores", "the primary grid scores") if n >= min_faces
-                   else f"too few test faces ({n}): no claim")
-        out.append({"measure": measure, "test faces": n, "mean": p.mean, "95 % interval": report.interval(p),
-                    "seeds": p.n, "verdict": verdict})
+        out.append({"measure": measure, "test faces": n, "mean": cmp.paired.mean,
+                    "95 % interval": report.interval(cmp.paired), "seeds": cmp.paired.n,
+                    "verdict": _named(results.class_verdict(cmp, n, min_faces))})
     return out
 
 
@@ -342,7 +351,7 @@ def within_reading(frame: pd.DataFrame, measure: str = "accuracy") -> str:
     rows = frame[frame["measure"] == measure]
     if diff is None or rows.empty:
         return "Not recorded yet: the control has no seed with runs of both methods."
-    said = [f"{r.setting}: {r[diff]:+.1f} {r['95 % interval']} over {r.seeds} paired seeds ({r.verdict})"
+    said = [f"{r.setting}: " + _said(f"{r[diff]:+.1f}", r["95 % interval"], r.seeds, r.verdict)
             for _, r in rows.iterrows()]
     return f"{diff} on {measure}, " + "; ".join(said) + "."
 
@@ -359,9 +368,8 @@ def recall_reading(moves: pd.DataFrame, min_faces: int = results.MIN_TEST_FACES)
     for measure, one in rows.groupby("measure", sort=False):
         said = []
         for control, by in one.groupby("control", sort=False):
-            each = [f"{r.method} moves by {r['mean move']:+.1f} at one seed (no claim)" if r.seeds == 1 else
-                    f"{r.method} moves by {r['mean move']:+.1f} {r['95 % interval']} over {r.seeds} paired seeds "
-                    f"({r.verdict})" for _, r in by.iterrows()]
+            each = [f"{r.method} moves by " + _said(f"{r['mean move']:+.1f}", r["95 % interval"], r.seeds, r.verdict)
+                    for _, r in by.iterrows()]
             said.append(f"with {control}, " + "; ".join(each))
         c = measure.removesuffix(" recall")
         parts.append(f"On {c} recall ({int(one['test faces'].max())} test faces), " + "; ".join(said) + ".")

@@ -505,9 +505,14 @@ def class_comparisons(classes, family=PLANNED, classes_of=None, min_faces: int =
             p = c.paired
             out.append({"class": cls, "test faces": faces, "comparison": c.label, "mean difference": p.mean,
                         "95 % interval": interval(p), "wins": f"{p.wins}/{p.n}",
-                        "verdict": c.margin_verdict() if faces >= min_faces else
-                        f"too few test faces ({faces}): no claim"})
+                        "verdict": class_verdict(c, faces, min_faces)})
     return pd.DataFrame(out)
+
+
+def class_verdict(c, faces: int, min_faces: int = MIN_TEST_FACES) -> str:
+    """``c``'s reading against the margin, or no claim when the measure rests on
+    fewer than ``min_faces`` test faces (a recall that moves in steps of several points)."""
+    return c.margin_verdict() if faces >= min_faces else f"too few test faces ({faces}): no claim"
 
 
 def provenance(records: dict[str, RunRecord]):
