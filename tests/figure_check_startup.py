@@ -1,6 +1,6 @@
 # An IPython startup file for the kernels of `make test` (the Makefile copies it into
 # _build/ipython and points IPYTHONDIR there): each figure a page shows is checked
-# for a legend drawn over an axis's text (ssfer.figures.legend_collisions) before it
+# for a legend drawn over an axis's text (ssfer.book.figures.legend_collisions) before it
 # is shown, and what was found is appended to $SSFER_FIGURE_CHECK, which
 # tests/test_book.py reads. A browser sees a figure only as an image; this is where
 # a legend's place can be checked.
@@ -11,7 +11,7 @@ if _os.environ.get("SSFER_FIGURE_CHECK"):
 
     def _install(show=_plt.show, out=_os.environ["SSFER_FIGURE_CHECK"]):
         def checked_show(*args, **kwargs):
-            from ssfer.figures import legend_collisions
+            from ssfer.book.figures import legend_collisions
 
             lines = [f"checked: {len(_plt.get_fignums())} figure(s) in {_os.getcwd()}"]
             lines += [f"COLLISION: {x}" for n in _plt.get_fignums() for x in legend_collisions(_plt.figure(n))]

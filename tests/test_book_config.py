@@ -1,6 +1,6 @@
 """The book's shared run base: chapters that mean the same run must ask for the
 same config (hence the same cache entry), whichever way they build it."""
-from ssfer.book import book_config, page_config, scale_of
+from ssfer.book.runs import book_config, page_config, scale_of
 from ssfer.config import Config
 from ssfer.train import run_dir_for
 

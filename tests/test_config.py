@@ -119,7 +119,7 @@ def test_a_missing_config_file_is_a_config_error(tmp_path):
 
 
 def test_notebook_parameters_from_the_command_line_read_scientific_notation_too():
-    from ssfer.reproduce import parse_overrides
+    from ssfer.book.reproduce import parse_overrides
 
     assert parse_overrides(["02_thresholds.lr=3e-3", "steps=1_000"]) == {"02_thresholds.lr": 0.003, "steps": 1000}
 

@@ -1,4 +1,4 @@
-"""ssfer.figures: each chapter figure, drawn from small hand-made tables and records."""
+"""ssfer.book.figures: each chapter figure, drawn from small hand-made tables and records."""
 from types import SimpleNamespace
 
 import matplotlib
@@ -10,7 +10,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from ssfer import figures, report  # noqa: E402
+from ssfer.book import figures, tables  # noqa: E402
 
 NAMES = ["fear", "disgust", "happiness"]
 
@@ -78,15 +78,15 @@ def test_learning_curves_one_line_per_run_over_the_evaluated_steps():
 
 
 def test_pseudo_label_course_draws_accepted_share_and_precision():
-    course = report.pseudo_label_course({"FixMatch": FakeRecord(_history())})
-    ax = figures.pseudo_label_course(course, title="pseudo labels")
+    course = tables.pseudo_label_course({"FixMatch": FakeRecord(_history())})
+    ax = figures.plot_pseudo_label_course(course, title="pseudo labels")
     assert len(_drawn(ax)) == 2
     assert _legend_labels(ax.figure) == ["accepted share", "precision"]
     assert ax.get_ylim() == (0, 1.02)
 
 
 def test_class_panels_one_panel_per_method_one_line_per_class():
-    thr = pd.concat([report.threshold_course(FakeRecord(_history())).assign(method=m) for m in ("A", "B", "C")])
+    thr = pd.concat([tables.threshold_course(FakeRecord(_history())).assign(method=m) for m in ("A", "B", "C")])
     g = figures.class_panels(thr, "threshold", NAMES, ["C", "A", "B"], ylabel="threshold τ_c", title="thresholds")
     assert [ax.get_title() for ax in g.axes.flat] == ["C", "A", "B"]
     assert all(len(_drawn(ax)) == 3 for ax in g.axes.flat)
@@ -133,7 +133,7 @@ def test_scores_by_variant_puts_the_variants_in_order():
     ax = figures.scores_by_variant(_runs("variant", order), order, xlabel="backbone variant", title="ablation")
     assert [t.get_text() for t in ax.get_xticklabels()] == order
     assert ax.get_xlabel() == "backbone variant" and ax.get_title() == "ablation"
-    assert _legend_labels(ax.figure) == list(figures.SCORES)
+    assert _legend_labels(ax.figure) == list(figures.SCORE_COLUMNS)
 
 
 def test_seed_lines_names_each_seed_at_its_end():
@@ -208,7 +208,7 @@ def test_selector_masks_a_panel_per_selector_after_the_probabilities():
 def test_legend_collisions_finds_a_legend_over_an_axis_label_and_legend_below_leaves_none():
     import seaborn as sns
 
-    from ssfer.figures import legend_collisions
+    from ssfer.book.figures import legend_collisions
 
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.plot([0, 1], label="a long legend entry")
@@ -224,7 +224,7 @@ def test_legend_collisions_finds_a_legend_over_an_axis_label_and_legend_below_le
         ax.plot([0, k], label=f"method {k}")
     ax.set(xlabel="training step", ylabel="accepted (%)")
     ax.tick_params(axis="x", labelrotation=35)
-    report.legend_below(ax, ncol=2)
+    figures.legend_below(ax, ncol=2)
     assert legend_collisions(fig) == []
     plt.close(fig)
 
@@ -237,7 +237,7 @@ def test_legend_collisions_finds_a_legend_over_an_axis_label_and_legend_below_le
     g = sns.catplot(data=data, x="class", y="value", hue="method", col="measure", kind="bar", sharey=False,
                     height=3.6, aspect=1.5, legend_out=False)
     g.set_xticklabels(rotation=35, ha="right")
-    report.legend_below(g, ncol=4)
+    figures.legend_below(g, ncol=4)
     assert legend_collisions(g.figure) == []
     assert g.legend.get_visible()
     plt.close("all")

@@ -13,7 +13,8 @@ import pytest
 
 pytest.importorskip("nbgrader")
 
-from ssfer import cli, grading, labs  # noqa: E402
+from ssfer import cli
+from ssfer.book.teaching import grading, labs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LAB_DIR = REPO / "notebooks" / "labs"

@@ -1,4 +1,4 @@
-"""ssfer.labs: the book's student and solution pages from one nbgrader source; the shipped labs."""
+"""ssfer.book.teaching.labs: the book's student and solution pages from one nbgrader source; the shipped labs."""
 from __future__ import annotations
 
 import ast
@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("nbgrader")
 
-from ssfer import labs  # noqa: E402
-from ssfer.params import declared_parameters  # noqa: E402
-from ssfer.reproduce import load_profile  # noqa: E402
+from ssfer.book.teaching import labs  # noqa: E402
+from ssfer.book.params import declared_parameters  # noqa: E402
+from ssfer.book.reproduce import load_profile  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LAB_DIR = REPO / "notebooks" / "labs"
@@ -123,7 +123,7 @@ def test_shipped_lab_is_an_nbgrader_source_with_points_hidden_tests_and_a_header
     assert declared_parameters(path), f"{path.name}: no parameters cell"
     first_code = [c for c in src.cells if c.cell_type == "code"][:2]
     assert "parameters" in first_code[0].metadata.get("tags", [])
-    assert "ssfer.params.check(globals())" in first_code[1].source
+    assert "ssfer.book.params.check(globals())" in first_code[1].source
 
 
 @pytest.mark.parametrize("path", LABS, ids=lambda p: p.stem)

@@ -14,7 +14,7 @@ from ssfer.codegraph import import_graph
 # below it, never of a layer above. "ssfer.data.*" is every module inside ssfer.data.
 LAYERS = [
     ("basics", ["ssfer", "ssfer.errors", "ssfer.classes", "ssfer.io", "ssfer.codegraph", "ssfer.tone", "ssfer.typecheck",
-                "ssfer.metrics", "ssfer.stats", "ssfer.references"]),
+                "ssfer.metrics", "ssfer.stats"]),
     ("data", ["ssfer.data", "ssfer.data.*"]),
     ("views", ["ssfer.views"]),
     ("model", ["ssfer.model", "ssfer.model.*"]),
@@ -23,11 +23,10 @@ LAYERS = [
     ("record", ["ssfer.record"]),           # run records and run keys, which the trainer writes
     ("train", ["ssfer.predict", "ssfer.train", "ssfer.train.*"]),
     ("runs", ["ssfer.evaluate", "ssfer.bench"]),
-    # results records the real-data grid and tabulates it for chapter 06 with report's comparisons
-    ("notebook tooling", ["ssfer.book", "ssfer.budgets", "ssfer.figures", "ssfer.findings", "ssfer.simulated_teacher",
-                          "ssfer.params", "ssfer.labs", "ssfer.grading", "ssfer.reproduce", "ssfer.report",
-                          "ssfer.results"]),
-    ("command line", ["ssfer.cli", "ssfer.__main__"]),
+    # the book's wing: what the notebooks, the recorded grid and the labs need; the
+    # library above never imports it
+    ("book", ["ssfer.book", "ssfer.book.*"]),
+    ("command line", ["ssfer.cli", "ssfer.cli.*", "ssfer.__main__"]),
 ]
 
 
@@ -79,7 +78,7 @@ def test_the_graph_sees_lazy_and_relative_imports():
     assert "ssfer.data.decode" in graph["ssfer.data.cache"]        # from . import decode
     assert "ssfer.classes" in graph["ssfer.data.rafdb"]            # from ..classes import ...
     assert "ssfer.train.loop" in graph["ssfer.train"]              # inside run()
-    assert "ssfer.reproduce" in graph["ssfer.cli"]                 # only when the command is given
+    assert "ssfer.book.reproduce" in graph["ssfer.cli"]                 # only when the command is given
 
 
 def test_the_old_cycle_and_wrong_way_import_would_be_caught():
@@ -90,3 +89,54 @@ def test_the_old_cycle_and_wrong_way_import_would_be_caught():
     assert cycle[0] == cycle[-1] and {"ssfer.algo.compose", "ssfer.config"} <= set(cycle), cycle
     assert _upward(graph) == ["ssfer.algo.compose (algo) imports ssfer.config (config)",
                               "ssfer.data.preprocess (data) imports ssfer.views (views)"]
+
+
+def _map_rooms() -> set[str]:
+    """The rooms ``ssfer/README.md`` names in its tables' first column and in its
+    ``cli/`` heading: ``data/`` (a package), ``book/tables`` (a module)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "ssfer" / "README.md").read_text(encoding="utf-8")
+    rooms = set(re.findall(r"^\| `([\w/]+)` \|", text, flags=re.M))
+    rooms |= set(re.findall(r"^## On top: `([\w/]+)`", text, flags=re.M))
+    return rooms
+
+
+def _room_of(module: str, rooms: set[str]) -> str | None:
+    path = module.split(".")[1:]
+    for i in range(len(path), 0, -1):
+        name = "/".join(path[:i])
+        if name in rooms or name + "/" in rooms:
+            return name
+    return None
+
+
+def test_every_module_is_on_the_map_and_every_room_on_it_exists():
+    rooms = _map_rooms()
+    graph = import_graph()
+    # the package's own __init__ and __main__ are the doors, and a wing package's
+    # __init__ (ssfer.book) is named by its rooms
+    doors = {"ssfer", "ssfer.__main__"} | {m for m in graph if any(r.startswith(m.split(".", 1)[-1].replace(".", "/") + "/")
+                                                                   for r in rooms)}
+    missing = sorted(m for m in graph if m not in doors and _room_of(m, rooms) is None)
+    assert not missing, f"modules missing from ssfer/README.md's map: {missing}"
+    names = {m.split(".", 1)[1].replace(".", "/") for m in graph if "." in m}
+    gone = sorted(r for r in rooms if r.rstrip("/") not in names)
+    assert not gone, f"ssfer/README.md names rooms that do not exist: {gone}"
+
+
+def test_the_map_check_would_catch_a_module_left_off_it():
+    rooms = _map_rooms()
+    assert _room_of("ssfer.book.tables", rooms) == "book/tables"
+    assert _room_of("ssfer.data.registry", rooms) == "data"
+    assert _room_of("ssfer.book.teaching.grading", rooms) == "book/teaching"
+    assert _room_of("ssfer.book.ch07_pretrained", rooms) is None
+    assert _room_of("ssfer.newroom", rooms) is None
+
+
+def test_the_library_never_imports_the_wing_or_the_command_line():
+    graph = import_graph()
+    wing = [f"{m} imports {n}" for m in sorted(graph) if _layer(m) < _layer("ssfer.book")
+            for n in sorted(graph[m]) if n == "ssfer.book" or n.startswith(("ssfer.book.", "ssfer.cli"))]
+    assert not wing, "the library imports the wing:\n" + "\n".join(wing)

@@ -1,4 +1,4 @@
-"""ssfer.params: typed notebook parameters."""
+"""ssfer.book.params: typed notebook parameters."""
 from __future__ import annotations
 
 import typing
@@ -7,7 +7,7 @@ from typing import Literal
 import nbformat
 import pytest
 
-from ssfer.params import (ParameterError, check, check_parameters, declared_parameters,
+from ssfer.book.params import (ParameterError, check, check_parameters, declared_parameters,
                           parse_annotation, parse_parameters)
 
 
@@ -83,7 +83,7 @@ def test_declared_without_value_is_an_error():
 def test_history_limits_candidates_to_cells_before_the_check():
     # Re-running the check after later cells assigned results must not fail,
     # but a name injected before the first check still does.
-    history = ["", "n: int = 1", "n = 2\ntypo = 3", "P = ssfer.params.check(globals())", "acc = 0.9"]
+    history = ["", "n: int = 1", "n = 2\ntypo = 3", "P = ssfer.book.params.check(globals())", "acc = 0.9"]
     d = ns({"n": int}, n=2, typo=3, acc=0.9)
     d["In"] = history
     with pytest.raises(ParameterError, match=r"unknown parameter\(s\) typo:"):
@@ -134,14 +134,14 @@ def test_parse_annotation_rejects_unknown_names():
 def test_annotated_rules_non_empty_distinct_and_range():
     from typing import Annotated
 
-    from ssfer.params import Distinct, NonEmpty, Range
+    from ssfer.book.params import Distinct, NonEmpty, Range
 
     seeds = Annotated[list[int], NonEmpty, Distinct]
     assert check(ns({"seeds": seeds}, seeds=[0, 1, 2])).seeds == [0, 1, 2]
     for bad in ([], [0, 0], [0, "1"]):
         with pytest.raises(ParameterError, match=r"parameter 'seeds' expects list\[int\] \(NonEmpty, Distinct\)"):
             check(ns({"seeds": seeds}, seeds=bad))
-    from ssfer.params import Share
+    from ssfer.book.params import Share
 
     assert Share == Range(0, 1, low_open=True)
     fractions = Annotated[list[float], NonEmpty, Share]
@@ -159,7 +159,7 @@ def test_annotated_rules_non_empty_distinct_and_range():
 
 def test_annotated_rules_are_read_from_a_parameters_cell_and_checked_before_running():
     src = ("from typing import Annotated, Literal\n"
-           "from ssfer.params import Distinct, NonEmpty, Range\n"
+           "from ssfer.book.params import Distinct, NonEmpty, Range\n"
            "seeds: Annotated[list[int], NonEmpty, Distinct] = [0, 1, 2]  # one run per seed\n"
            "sources: Annotated[list[Literal['labeled', 'unlabeled']], NonEmpty] = ['labeled']\n"
            "share: Annotated[float, Range(0, 1, low_open=True)] = 0.1\n")

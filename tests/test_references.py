@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from ssfer.references import DATASETS, REFERENCES, references
+from ssfer.book.references import DATASETS, REFERENCES, references
 
 REPO = Path(__file__).resolve().parents[1]
 # the book's page on data, evidence and speed holds the published table the chapters quote
@@ -28,7 +28,7 @@ def test_every_bib_key_exists():
 
 
 def test_numbers_match_the_books_published_table():
-    """Every accuracy typed in ssfer/references.py appears in the book's table of
+    """Every accuracy typed in ssfer/book/references.py appears in the book's table of
     published numbers (book/design.md), and every number there is typed here."""
     section = DESIGN.read_text().split("## Published reference numbers")[1].split("\n## ")[0]
     rows = [line for line in section.splitlines() if line.startswith("|")]

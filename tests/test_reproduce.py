@@ -1,4 +1,4 @@
-"""ssfer.reproduce on a tiny throwaway book (two notebooks and a lab)."""
+"""ssfer.book.reproduce on a tiny throwaway book (two notebooks and a lab)."""
 from __future__ import annotations
 
 import re
@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ssfer import reproduce as rp
+from ssfer.book import reproduce as rp
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ def _nb(*cells) -> nbformat.NotebookNode:
     return nb
 
 
-CHECK = ("code", "import os, ssfer.params\nP = ssfer.params.check(globals())")
+CHECK = ("code", "import os, ssfer.book.params\nP = ssfer.book.params.check(globals())")
 
 
 def make_book(root: Path) -> Path:
@@ -183,7 +183,7 @@ def test_second_run_is_cached_and_library_change_reruns(built, capsys):
     assert "[run]    a" in out and "[cached] b" in out
     assert "n2 6 y smoke" in outputs(a)
     # so does a change to the code of a module the notebooks import
-    typecheck = root / "ssfer" / "typecheck.py"  # ssfer.params imports it
+    typecheck = root / "ssfer" / "typecheck.py"  # ssfer.book.params imports it
     original = typecheck.read_text()
     typecheck.write_text(original + "\n\ndef _added_by_a_test():\n    return 1\n")
     try:
@@ -260,11 +260,11 @@ def _keys(root: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("path, edit, changes", [
-    ("ssfer/cli.py", lambda s: s + "\n\ndef _added():\n    return 1\n", False),
-    ("ssfer/reproduce.py", lambda s: s + "\n\ndef _added():\n    return 1\n", False),
-    ("ssfer/params.py", lambda s: s.replace('"""Typed notebook parameters.', '"""Notebook parameters, typed.', 1), False),
+    ("ssfer/cli/__init__.py", lambda s: s + "\n\ndef _added():\n    return 1\n", False),
+    ("ssfer/book/reproduce.py", lambda s: s + "\n\ndef _added():\n    return 1\n", False),
+    ("ssfer/book/params.py", lambda s: s.replace('"""Typed notebook parameters.', '"""Notebook parameters, typed.', 1), False),
     ("ssfer/typecheck.py", lambda s: s + "\n\ndef _added():\n    return 1\n", True),
-    ("ssfer/labs.py", lambda s: s + "\n\ndef _added():\n    return 1\n", "lab_solution"),
+    ("ssfer/book/teaching/labs.py", lambda s: s + "\n\ndef _added():\n    return 1\n", "lab_solution"),
 ], ids=["cli", "reproduce", "docstring", "imported module", "lab tooling"])
 def test_notebook_keys_follow_the_code_the_notebooks_import(tmp_path, path, edit, changes):
     root = make_book(tmp_path)

@@ -8,7 +8,7 @@ import pytest
 
 from ssfer.cli import main
 from ssfer.config import ConfigError
-from ssfer.results import ARTIFACTS, load_grid, load_results, pending, record_grid
+from ssfer.book.recording import ARTIFACTS, load_grid, load_results, pending, record_grid
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ def _scores(rows):
 
 
 def test_comparisons_pair_by_seed_within_a_budget_and_skip_methods_without_runs():
-    from ssfer.results import comparisons
+    from ssfer.book.grid_tables import comparisons
 
     table = _scores([("10 % labeled", "supervised", s, v) for s, v in enumerate([70.0, 71.0, 72.0])]
                     + [("10 % labeled", "FixMatch", s, v) for s, v in enumerate([71.0, 71.0, 74.0])]
@@ -106,7 +106,7 @@ def test_comparisons_pair_by_seed_within_a_budget_and_skip_methods_without_runs(
 
 
 def test_pair_values_say_not_recorded_when_a_method_has_no_run():
-    from ssfer.results import pair_values
+    from ssfer.book.grid_tables import pair_values
 
     glued = {}
     table = _scores([("10 % labeled", m, s, 70.0 + s) for m in ("FixMatch", "DTA") for s in range(3)])
@@ -128,7 +128,7 @@ def test_pair_values_say_not_recorded_when_a_method_has_no_run():
 
 
 def test_a_control_group_keeps_its_variant_apart_in_the_table(tmp_path, monkeypatch, two_step_overrides):
-    from ssfer.results import results_table
+    from ssfer.book.grid_tables import results_table
 
     monkeypatch.chdir(tmp_path)
     shutil.copy(REPO / "configs" / "synthfer_dta_snl.yaml", tmp_path / "c.yaml")
@@ -157,8 +157,8 @@ def _table(diffs_by_method, seconds=600.0):
 
 
 def test_plan_gives_seeds_needed_and_cpu_time_from_the_paired_sd():
-    from ssfer import report
-    from ssfer.results import plan, plan_total
+    from ssfer.book import verdicts
+    from ssfer.book.grid_tables import plan, plan_total
 
     base = [70.0, 71.0, 72.0, 73.0]
     t = _table({"supervised": base, "FixMatch": [b + d for b, d in zip(base, (1.0, 2.0, 0.0, 1.0))]})
@@ -166,7 +166,7 @@ def test_plan_gives_seeds_needed_and_cpu_time_from_the_paired_sd():
     row = frame.iloc[0]
     sd = pd.Series([1.0, 2.0, 0.0, 1.0]).std()
     assert row["seeds"] == 4 and row["sd"] == pytest.approx(sd)
-    assert row["seeds needed"] == report.seeds_for_half_width(sd, 1.0)
+    assert row["seeds needed"] == verdicts.seeds_for_half_width(sd, 1.0)
     assert row["more seeds"] == row["seeds needed"] - 4
     assert row["CPU hours"] == pytest.approx(row["more seeds"] * 1200 / 3600)
     capped = plan(t, 0.01, family=(("FixMatch", "supervised"),), max_seeds=15, variant="v").iloc[0]
@@ -176,7 +176,7 @@ def test_plan_gives_seeds_needed_and_cpu_time_from_the_paired_sd():
 
 
 def test_class_comparisons_give_no_verdict_for_a_class_with_few_test_faces():
-    from ssfer.results import class_comparisons
+    from ssfer.book.grid_tables import class_comparisons
 
     rows = []
     for s in range(3):
@@ -194,7 +194,7 @@ def test_class_comparisons_give_no_verdict_for_a_class_with_few_test_faces():
 @pytest.mark.slow  # trains one run five times
 def test_replay_says_whether_a_recorded_run_trains_again_bit_for_bit(tmp_path, two_step_overrides):
     from ssfer.config import Config
-    from ssfer.results import replay
+    from ssfer.book.recording import replay
     from ssfer.train import run
 
     cfg = Config.default().with_overrides({**two_step_overrides, "algo.name": "fixmatch", "train.steps": 4})
@@ -218,7 +218,7 @@ def test_replay_says_whether_a_recorded_run_trains_again_bit_for_bit(tmp_path, t
 def test_replay_log_keeps_each_outcome_with_the_code_and_cpu_kind_it_ran_on(tmp_path, two_step_overrides):
     from ssfer.config import Config
     from ssfer.record import this_cpu_kind, training_code_digest
-    from ssfer.results import REPLAYS, load_replays
+    from ssfer.book.recording import REPLAYS, load_replays
     from ssfer.train import run
 
     rec = run(Config.default().with_overrides({**two_step_overrides, "algo.name": "supervised", "train.steps": 4}),
@@ -250,7 +250,7 @@ def test_replay_log_keeps_each_outcome_with_the_code_and_cpu_kind_it_ran_on(tmp_
 def test_status_says_whether_this_machine_completes_a_part_recorded_seed_alike(tmp_path, monkeypatch, capsys,
                                                                               two_step_overrides):
     from ssfer.record import this_cpu_kind, training_code_digest
-    from ssfer.results import open_seeds
+    from ssfer.book.recording import open_seeds
 
     monkeypatch.chdir(tmp_path)
     grid = load_grid(_grid(tmp_path, two_step_overrides))

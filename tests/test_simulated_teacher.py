@@ -2,7 +2,7 @@
 import torch
 
 from ssfer.classes import RAFDB_ORDER
-from ssfer.simulated_teacher import C, FREQ, NEIGHBOUR, draw_labels, simulate_logits
+from ssfer.book.teaching.simulated_teacher import C, FREQ, NEIGHBOUR, draw_labels, simulate_logits
 
 
 def test_classes_and_frequencies_are_raf_dbs():

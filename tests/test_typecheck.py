@@ -6,7 +6,7 @@ import pytest
 from ssfer import typecheck
 from ssfer.config import Config
 from ssfer.errors import ConfigError
-from ssfer.params import ParameterError, check_value
+from ssfer.book.params import ParameterError, check_value
 from ssfer.typecheck import Distinct, Mismatch, NonEmpty, Range, check
 
 

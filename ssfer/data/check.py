@@ -10,16 +10,13 @@ only warnings, 1 with errors, 2 when the data set cannot be checked at all.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections import defaultdict
 
 import numpy as np
 
 from . import decode
 from .errors import DataError, Problems
-from .registry import FORMATS, _format
+from .registry import _format
 from .registry import scan as scan_split
 
 FLAT_STD = 2.0  # grey-level std below which an image carries no face (FER2013: 12 black + 1 flat)
@@ -194,59 +191,3 @@ def format_report(report: dict, max_problems: int = 20) -> str:
     out.append("result: " + ("OK" + (" (warnings only)" if sm["warnings"] else "") if report["ok"]
                              else "ERRORS"))
     return "\n".join(out)
-
-
-def _option(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)  # numbers, true/false, {"class": "map"}
-    except json.JSONDecodeError:
-        return key, value
-
-
-def add_cli(subparsers) -> argparse.ArgumentParser:
-    """Register ``check`` on the ``data`` sub-command group."""
-    p = subparsers.add_parser(
-        "check", help="count a data set's samples and report its problems",
-        description="Count a data set's samples per split and class, and report missing, unreadable, "
-                    "blank and duplicate images and malformed label rows. Exit 0 with only warnings, "
-                    "1 with errors.")
-    p.add_argument("name", help="data set: " + ", ".join(FORMATS))
-    p.add_argument("root", help="folder the data set was unpacked to")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--split", action="append", dest="splits", metavar="SPLIT",
-                   help="check only this split (repeatable); default: all")
-    p.add_argument("-o", "--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
-                   help="loader option, e.g. -o labels=label.csv (ferplus), -o num_classes=8 (affectnet)")
-    p.add_argument("--no-images", dest="images", action="store_false",
-                   help="counts and label rows only: open no image (no blank/duplicate search)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--flat-std", type=float, default=FLAT_STD, help="std below which an image is flat")
-    p.add_argument("--max-problems", type=int, default=20, help="errors listed in the text report")
-    p.set_defaults(func=run_cli)
-    return p
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    try:
-        report = check_dataset(args.name, args.root, splits=args.splits, workers=args.workers,
-                               flat_std=args.flat_std, images=args.images, **dict(args.option))
-    except DataError as e:
-        print(f"ssfer data check: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(report, indent=1) if args.json else format_report(report, args.max_problems))
-    return 0 if report["ok"] else 1
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ssfer.data.check")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_cli(sub)
-    args = parser.parse_args(["check", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

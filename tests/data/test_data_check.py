@@ -1,5 +1,4 @@
 """``ssfer data check``: counts, every kind of problem, JSON shape, exit codes."""
-import argparse
 import json
 import shutil
 
@@ -8,16 +7,8 @@ import pytest
 
 import fixtures_data as fx
 from ssfer.data import DataError
-from ssfer.data.check import add_cli, check_dataset, format_report
-
-
-def _cli(argv):
-    parser = argparse.ArgumentParser(prog="ssfer")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    data = sub.add_parser("data")
-    add_cli(data.add_subparsers(dest="data_cmd", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+from ssfer.cli import main as _cli
+from ssfer.data.check import check_dataset, format_report
 
 
 @pytest.fixture
@@ -134,7 +125,7 @@ def test_cli_options_and_usage_errors(tmp_path, capsys):
     r = json.loads(capsys.readouterr().out)
     assert r["options"] == {"labels": "label.csv"} and list(r["splits"]) == ["val"]
     assert _cli(["data", "check", "ferplus", str(tmp_path), "-o", "nope=1"]) == 2
-    assert "unknown option(s) ['nope']" in capsys.readouterr().err
+    assert "--option nope: ferplus has no such option; known: labels" in capsys.readouterr().err
     with pytest.raises(DataError, match="nothing to check"):
         check_dataset("synthfer", tmp_path)
 

@@ -1,4 +1,4 @@
-"""What chapter 06 reads off the recorded runs (ssfer.findings): each section's
+"""What chapter 06 reads off the recorded runs (ssfer.book.ch06_real_faces): each section's
 values for the prose and its table, from synthetic tables with known answers and
 from the committed results/ themselves."""
 from pathlib import Path
@@ -7,11 +7,11 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from ssfer import findings, report, results
+from ssfer.book import ch06_real_faces as ch06, grid_tables, recording, verdicts
 from ssfer.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
-PRIMARY = dict(results.PRIMARY)
+PRIMARY = dict(grid_tables.PRIMARY)
 
 
 def _prim(diffs: dict[str, list[float]], base: float = 70.0) -> pd.DataFrame:
@@ -27,32 +27,32 @@ def _prim(diffs: dict[str, list[float]], base: float = 70.0) -> pd.DataFrame:
 
 def test_the_family_before_any_run_says_so_and_shows_no_table():
     empty = pd.DataFrame(columns=["run", "method", "seed", "accuracy (%)", *PRIMARY])
-    values, shown = findings.family(empty, "accuracy (%)", "pf")
+    values, shown = ch06.family(empty, "accuracy (%)", "pf")
     assert shown is None
-    assert len(values) == 7 * len(results.PLANNED)  # six comparison values and a margin reading each
-    assert {values[f"pf_{k}_margin"] for k in findings.PLANNED_KEYS.values()} == {"not recorded yet: no claim"}
+    assert len(values) == 7 * len(grid_tables.PLANNED)  # six comparison values and a margin reading each
+    assert {values[f"pf_{k}_margin"] for k in ch06.PLANNED_KEYS.values()} == {"not recorded yet: no claim"}
     assert values["pf_snl_fix_verdict"] == "not recorded yet: no claim" and values["pf_snl_fix_n"] == 0
 
 
 def test_the_family_reads_each_recorded_comparison_against_the_margin():
     prim = _prim({"FixMatch": [2.0, 2.1, 1.9, 2.0], "FlexMatch": [0.0, 0.1, -0.1, 0.0],
                   "DTA": [0.1, 0.0, 0.1, -0.1], "DTA+SNL": [2.1, 2.0, 2.0, 2.1]})
-    values, shown = findings.family(prim, "accuracy (%)", "pf")
-    assert list(shown["comparison"]) == [f"{a} − {b}" for a, b in results.PLANNED]
+    values, shown = ch06.family(prim, "accuracy (%)", "pf")
+    assert list(shown["comparison"]) == [f"{a} − {b}" for a, b in grid_tables.PLANNED]
     # DTA+SNL - FixMatch: differences 0.1, -0.1, 0.1, 0.1, well inside one point
-    assert values["pf_snl_fix_margin"] == report.compare(prim, "DTA+SNL", "FixMatch", "accuracy (%)").margin_verdict()
+    assert values["pf_snl_fix_margin"] == verdicts.compare(prim, "DTA+SNL", "FixMatch", "accuracy (%)").margin_verdict()
     assert "rule out" in values["pf_snl_fix_margin"]
     # FixMatch - supervised: about +2 at every seed, so the interval excludes 0
     assert "FixMatch scores higher" in values["pf_fix_sup_margin"]
     assert values["pf_fix_sup_mean"] == "+2.0" and values["pf_fix_sup_n"] == 4
-    assert list(shown["against the margin"]) == [values[f"pf_{k}_margin"] for k in findings.PLANNED_KEYS.values()]
-    line = findings.bottom_line(prim)
+    assert list(shown["against the margin"]) == [values[f"pf_{k}_margin"] for k in ch06.PLANNED_KEYS.values()]
+    line = ch06.bottom_line(prim)
     assert line.startswith("Of the 5 planned comparisons, ") and "FixMatch higher in FixMatch − supervised" in line
 
 
-def _rec(histories: dict[str, list[dict]], rows: list[dict]) -> findings.Recorded:
+def _rec(histories: dict[str, list[dict]], rows: list[dict]) -> ch06.Recorded:
     records = {name: SimpleNamespace(history=h) for name, h in histories.items()}
-    return findings.Recorded(records, [], pd.DataFrame(rows))
+    return ch06.Recorded(records, [], pd.DataFrame(rows))
 
 
 def test_the_controls_reading_gives_each_move_with_its_seeds_or_says_none_is_recorded():
@@ -61,15 +61,16 @@ def test_the_controls_reading_gives_each_move_with_its_seeds_or_says_none_is_rec
         variant="student pseudo labels", run=lambda d: "student_" + d["run"])
     student.loc[student["method"] == "FixMatch", "accuracy (%)"] -= [1.0, 1.2, 0.9]   # a clear drop
     student = student[~((student["method"] == "FlexMatch") & (student["seed"] > 0))]  # FlexMatch: one seed
-    values = findings.control_values(pd.concat([prim, student], ignore_index=True))
+    values = ch06.control_values(pd.concat([prim, student], ignore_index=True))
     assert values["n_student"] == 4 and values["n_balanced"] == 0
     text = values["controls_reading"]
     assert text.startswith("With student pseudo labels, FixMatch moves by -1.0 [-1.4, -0.7] over 3 paired seeds "
-                           "(the primary grid scores higher); FlexMatch moves by +0.0 at one seed (no claim).")
+                           "(the primary grid scores higher; the runs cannot tell whether by 1 point or more); "
+                           "FlexMatch moves by +0.0 at one seed (no claim).")
     assert text.endswith("With balanced labeled batches: not recorded yet.")
     balanced = prim[prim["method"] == "FixMatch"].assign(variant="balanced labeled batches",
                                                           run=lambda d: "balanced_" + d["run"])
-    text = findings.control_values(pd.concat([prim, balanced], ignore_index=True))["controls_reading"]
+    text = ch06.control_values(pd.concat([prim, balanced], ignore_index=True))["controls_reading"]
     assert text.endswith("With balanced labeled batches, FixMatch moves by +0.0 [+0.0, +0.0] over 3 paired seeds "
                          "(the runs rule out a difference of 1 point or more); DTA+SNL not recorded yet; on mean "
                          "class accuracy, FixMatch moves by +0.0 [+0.0, +0.0] over 3 paired seeds (the runs rule out "
@@ -87,7 +88,7 @@ def test_the_controls_table_moves_each_method_on_accuracy_and_rare_recall_with_v
     classes = pd.DataFrame([{"run": r.run, "method": r.method, "seed": r.seed, "variant": r.variant, "class": c,
                              "recall (%)": recall[c] + (10.0 + r.seed if r.run.startswith("balanced") else 0.0),
                              "test faces": n} for r in every.itertuples() for c, n in faces.items()])
-    table = findings.control_classes(every, classes)
+    table = ch06.control_classes(every, classes)
     # only the balanced control has runs, only for FixMatch: five measures
     assert set(table["control"]) == {"balanced labeled batches"} and set(table["method"]) == {"FixMatch"}
     assert list(table["measure"]) == ["accuracy", "mean class accuracy", "fear recall", "disgust recall",
@@ -97,23 +98,23 @@ def test_the_controls_table_moves_each_method_on_accuracy_and_rare_recall_with_v
     assert row.loc["accuracy", "verdict"] == "the runs rule out a difference of 1 point or more"
     assert row.loc["accuracy", "mean move"] == 0
     assert row.loc["mean class accuracy", "mean move"] == pytest.approx(5.0)
-    assert row.loc["mean class accuracy", "verdict"] == "balanced labeled batches scores higher"
+    assert row.loc["mean class accuracy", "verdict"] == "balanced labeled batches scores higher, by 1 point or more"
     assert row.loc["fear recall", "mean move"] == pytest.approx(11.0)
-    assert row.loc["fear recall", "verdict"] == "balanced labeled batches scores higher"
+    assert row.loc["fear recall", "verdict"] == "balanced labeled batches scores higher, by 1 point or more"
     # recall on 10 or 12 test faces moves in steps of 8-10 points: interval, no verdict
     assert row.loc["contempt recall", "verdict"] == "too few test faces (10): no claim"
-    assert row.loc["disgust recall", "95 % interval"] == report.interval(
-        report.compare(classes[classes["class"] == "disgust"].query("method == 'FixMatch'"),
-                       "balanced labeled batches", findings.CONTROL, "recall (%)", by="variant").paired)
+    assert row.loc["disgust recall", "95 % interval"] == verdicts.interval(
+        verdicts.compare(classes[classes["class"] == "disgust"].query("method == 'FixMatch'"),
+                       "balanced labeled batches", ch06.CONTROL, "recall (%)", by="variant").paired)
     worse = every.assign(**{"accuracy (%)": every["accuracy (%)"] - every["run"].str.startswith("balanced") * 2.0})
-    assert findings.control_classes(worse, classes).set_index("measure").loc["accuracy", "verdict"] == \
-        "the primary grid scores higher"
-    assert findings.control_classes(prim, classes[classes["variant"] == findings.CONTROL]).empty
-    assert findings.recall_reading(table) == (
+    assert ch06.control_classes(worse, classes).set_index("measure").loc["accuracy", "verdict"] == \
+        "the primary grid scores higher, by 1 point or more"
+    assert ch06.control_classes(prim, classes[classes["variant"] == ch06.CONTROL]).empty
+    assert ch06.recall_reading(table) == (
         "On fear recall (60 test faces), with balanced labeled batches, FixMatch moves by +11.0 [+8.5, +13.5] "
-        "over 3 paired seeds (balanced labeled batches scores higher).")
-    assert findings.recall_reading(table, min_faces=100).startswith("No rare class has 100 test faces or more")
-    assert findings.recall_reading(table.iloc[:0]) == "No control has a run yet."
+        "over 3 paired seeds (balanced labeled batches scores higher, by 1 point or more).")
+    assert ch06.recall_reading(table, min_faces=100).startswith("No rare class has 100 test faces or more")
+    assert ch06.recall_reading(table.iloc[:0]) == "No control has a run yet."
     # inside the control: DTA+SNL - FixMatch there, and on the primary grid at the same seeds
     snl = prim[prim["method"] == "DTA+SNL"].assign(variant="balanced labeled batches",
                                                     run=lambda d: "balanced_" + d["run"])
@@ -121,16 +122,16 @@ def test_the_controls_table_moves_each_method_on_accuracy_and_rare_recall_with_v
     every = pd.concat([every, snl], ignore_index=True)
     classes = pd.concat([classes, classes[classes["run"].isin(snl["run"].str.removeprefix("balanced_"))].assign(
         run=lambda d: "balanced_" + d["run"], variant="balanced labeled batches", method="DTA+SNL")])
-    inside = findings.within_control(every, classes, "balanced labeled batches", "DTA+SNL", "FixMatch")
+    inside = ch06.within_control(every, classes, "balanced labeled batches", "DTA+SNL", "FixMatch")
     assert list(inside["setting"].unique()) == ["balanced labeled batches", "the primary grid, same seeds"]
     assert set(inside["seeds"]) == {2}    # only seeds 0 and 1 have both methods under the control
     acc = inside[inside["measure"] == "accuracy"].set_index("setting")["DTA+SNL − FixMatch"]
     assert acc.tolist() == pytest.approx([0.95, 0.95])    # mean of 3.0 - 2.0 and 3.0 - 2.1 (seeds 0, 1), in both
-    assert findings.within_reading(inside).startswith(
+    assert ch06.within_reading(inside).startswith(
         "DTA+SNL − FixMatch on accuracy, balanced labeled batches: +1.0 [+0.3, +1.6] over 2 paired seeds "
         "(2 seeds: no claim); the primary grid, same seeds: +1.0")
-    none = findings.within_control(prim, classes, "balanced labeled batches", "DTA+SNL", "FixMatch")
-    assert none.empty and findings.within_reading(none).startswith("Not recorded yet")
+    none = ch06.within_control(prim, classes, "balanced labeled batches", "DTA+SNL", "FixMatch")
+    assert none.empty and ch06.within_reading(none).startswith("Not recorded yet")
 
 
 def test_acceptance_averages_each_run_over_training_then_the_seeds():
@@ -140,58 +141,58 @@ def test_acceptance_averages_each_run_over_training_then_the_seeds():
     rows = [{"run": "fix0", "method": "FixMatch", "seed": 0}, {"run": "fix1", "method": "FixMatch", "seed": 1},
             {"run": "sup0", "method": "supervised", "seed": 0}]
     rec = _rec(hist, rows)
-    rates = findings.acceptance(rec, rec.every)
+    rates = ch06.acceptance(rec, rec.every)
     assert set(rates["method"]) == {"FixMatch"} and len(rates) == 3  # supervised runs have no pseudo labels
-    values = findings.acceptance_values(rates, "accept")
+    values = ch06.acceptance_values(rates, "accept")
     assert values["accept_fix"] == "40.0"        # (20 + 60) / 2, not the mean of the three rows (33.3)
     assert values["accept_dta"] == "—"           # no DTA run
-    assert findings.acceptance_values(rates.iloc[:0], "none") == {f"none_{k}": "—" for k, _ in findings.ACCEPT_KEYS}
+    assert ch06.acceptance_values(rates.iloc[:0], "none") == {f"none_{k}": "—" for k, _ in ch06.ACCEPT_KEYS}
 
 
 def test_recompute_names_the_parameter_it_needs():
     rec = _rec({"a": []}, [{"run": "a", "method": "FixMatch", "seed": 0}])
     with pytest.raises(ValueError, match="parameter 'runs': recompute=True needs the names"):
-        findings.recompute(rec, [], {})
+        ch06.recompute(rec, [], {})
     with pytest.raises(ValueError, match=r"parameter 'runs': no recorded run \['b'\]"):
-        findings.recompute(rec, ["b"], {})
+        ch06.recompute(rec, ["b"], {})
 
 
 def test_the_grid_root_is_found_from_the_grid_file_wherever_the_chapter_runs(tmp_path):
-    planned = results.load_grid(REPO / "results" / "grid.yaml")
-    assert findings.grid_root(REPO / "results" / "grid.yaml", planned) == REPO
+    planned = recording.load_grid(REPO / "results" / "grid.yaml")
+    assert ch06.grid_root(REPO / "results" / "grid.yaml", planned) == REPO
     # as the nbval re-run lays it out: results/ linked into a folder that has no configs/
     (tmp_path / "results").symlink_to(REPO / "results", target_is_directory=True)
-    assert findings.grid_root(tmp_path / "results" / "grid.yaml", planned) == REPO
+    assert ch06.grid_root(tmp_path / "results" / "grid.yaml", planned) == REPO
     (tmp_path / "g.yaml").write_text((REPO / "results" / "grid.yaml").read_text())
     with pytest.raises(ConfigError, match="g.yaml: no folder above it holds the configs it names"):
-        findings.grid_root(tmp_path / "g.yaml", planned)
+        ch06.grid_root(tmp_path / "g.yaml", planned)
 
 
 def test_on_the_committed_results_every_cited_value_is_there():
-    rec = findings.load(REPO / "results", REPO / "results" / "grid.yaml")
+    rec = ch06.load(REPO / "results", REPO / "results" / "grid.yaml")
     assert len(rec.records) > 0 and set(rec.missing) == {p.name for p in rec.planned} - set(rec.records)
-    values, frame = findings.plan(rec)
+    values, frame = ch06.plan(rec)
     # the primary grid's planned runs are found from their configs, not their names
-    primary = [p.name for p in rec.planned if p.variant == findings.CONTROL and p.name.startswith("ferplus_fraction_10_")]
+    primary = [p.name for p in rec.planned if p.variant == ch06.CONTROL and p.name.startswith("ferplus_fraction_10_")]
     assert values["n_primary_planned"] == len(primary) == 5 * 10 + 2 * 10
     assert [p.name for p in rec.primary_planned] == primary
-    assert values["n_primary_planned"] == findings.profile_control(rec)[0]["n_control_planned"]
-    assert list(frame["comparison"]) == [f"{a} − {b}" for a, b in results.PLANNED]
-    values, paired = findings.paired_table(rec.profile)
-    for key, *_ in findings.PROFILE_PAIRS:
+    assert values["n_primary_planned"] == ch06.profile_control(rec)[0]["n_control_planned"]
+    assert list(frame["comparison"]) == [f"{a} − {b}" for a, b in grid_tables.PLANNED]
+    values, paired = ch06.paired_table(rec.profile)
+    for key, *_ in ch06.PROFILE_PAIRS:
         assert {f"{key}_{k}" for k in ("mean", "low", "high", "wins", "n", "verdict")} <= set(values)
     assert values["n_intervals"] == (~paired["verdict"].str.endswith("no claim")).sum()
-    values, summary = findings.scores(rec)
+    values, summary = ch06.scores(rec)
     removed, of = values["leak_ferplus"].split(" of ")   # FERPlus test faces with a copy in train
     assert 0 < int(removed) < int(of)
     assert len(summary) == len(rec.profile.groupby(["data set", "budget", "method"]))
-    smoothing = findings.smoothing_values(rec)
+    smoothing = ch06.smoothing_values(rec)
     assert smoothing["ls"] == "0.1" and smoothing["ls_target"] == "0.9125"   # 1 - 0.1 + 0.1 / 8
-    moves = findings.control_classes(rec.every, results.class_table(rec.records, rec.planned))
-    controls = {v for _, v, _, _ in findings.CONTROL_PAIRS}
+    moves = ch06.control_classes(rec.every, grid_tables.class_table(rec.records, rec.planned))
+    controls = {v for _, v, _, _ in ch06.CONTROL_PAIRS}
     recorded = {(v, m) for v, m in zip(rec.every["variant"], rec.every["method"]) if v in controls}
     assert set(zip(moves["control"], moves["method"])) == recorded
-    assert (moves.groupby(["control", "method"]).size() == 2 + len(findings.RARE)).all()
+    assert (moves.groupby(["control", "method"]).size() == 2 + len(ch06.RARE)).all()
 
 
 def test_seed_provenance_counts_the_seeds_run_on_one_known_cpu_kind():
@@ -203,7 +204,7 @@ def test_seed_provenance_counts_the_seeds_run_on_one_known_cpu_kind():
                                                                        if cpu else {})})
                for name, _, _, cpu in runs}
     every = pd.DataFrame([{**PRIMARY, "run": n, "method": m, "seed": s} for n, m, s, _ in runs])
-    values, frame = findings.seed_provenance(findings.Recorded(records, [], every))
+    values, frame = ch06.seed_provenance(ch06.Recorded(records, [], every))
     assert list(frame["CPU kinds"]) == ["AVX2, X", "AVX2, X; AVX512, X", "not recorded"]
     assert values == {"n_seeds_recorded": 3, "n_seeds_one_kind": 1}   # seed 1 mixes kinds, seed 2 is unknown
 
@@ -214,32 +215,39 @@ def test_replays_say_which_runs_trained_again_bit_for_bit_and_where():
     logged = [{"run": "r0", "steps": 500, "identical": True, "first difference at step": None, **side},
               {"run": "r1", "steps": 500, "identical": False, "first difference at step": 25, **side},
               {"run": "r2", "steps": 500, "identical": False, "first difference at step": None, **side}]
-    values, frame = findings.replays(findings.Recorded({}, [], pd.DataFrame(), replays=logged))
+    values, frame = ch06.replays(ch06.Recorded({}, [], pd.DataFrame(), replays=logged))
     assert values == {"n_replays": 3, "n_replays_identical": 1}
     assert list(frame["outcome"]) == ["bit for bit", "differs from step 25", "differs in its number of logged rows"]
     assert set(frame["recorded on"]) == {"not recorded, code c3a634a8"}
     assert set(frame["replayed on"]) == {"AVX512, X, code 702d27b8"}
-    values, frame = findings.replays(findings.Recorded({}, [], pd.DataFrame()))
+    values, frame = ch06.replays(ch06.Recorded({}, [], pd.DataFrame()))
     assert values == {"n_replays": 0, "n_replays_identical": 0} and frame.empty
 
 
-def test_the_family_report_prints_each_planned_reading_and_the_training_time(monkeypatch, capsys):
+def test_the_family_report_prints_each_family_with_holm_and_the_training_time(monkeypatch, capsys):
     prim = _prim({"FixMatch": [2.0, 2.1, 1.9], "FlexMatch": [0.0, 0.1, -0.1],
                   "DTA": [0.1, 0.0, 0.1], "DTA+SNL": [2.1, 2.0, 3.5]})
     records = {r: SimpleNamespace(summary={"train_seconds": 100.0}) for r in prim["run"]}
-    rec = findings.Recorded(records, [], prim)
-    text = findings.family_report(rec)
+    families = grid_tables.load_families(REPO / "results" / "grid.yaml")
+    rec = ch06.Recorded(records, [], prim, families=families)
+    text = ch06.family_report(rec)
     lines = text.splitlines()
-    assert lines[0].endswith("accuracy (%), points; margin 1 point:")
-    for a, b in results.PLANNED:
-        c = report.compare(prim, a, b, "accuracy (%)")
-        row = next(line for line in lines if line.strip().startswith(f"{a} − {b} "))
-        assert f"{c.paired.mean:+.2f}" in row and report.interval(c.paired, "+.2f") in row
-        assert row.rstrip().endswith(c.margin_verdict())
-    assert findings.bottom_line(prim) in lines
-    assert lines[-1] == "15 runs recorded, 1,500 s of training (train_seconds)"
+    assert lines[0].endswith("accuracy (%), points; read family-wise with Holm at 0.05; margin 1 point")
+    assert "primary (FERPlus, 10 % labeled, no label smoothing):" in lines
+    frame = grid_tables.family_table(prim, families[0])
+    for (a, b), (_, row) in zip(grid_tables.PLANNED, frame.iterrows()):
+        c = verdicts.compare(prim, a, b, "accuracy (%)")
+        line = next(line for line in lines if line.strip().startswith(f"{a} − {b} "))
+        assert f"{c.paired.mean:+.2f}" in line and verdicts.interval(c.paired, "+.2f") in line
+        assert verdicts.p_text(c.paired.p) in line and verdicts.p_text(row["Holm p"]) in line
+        assert row["family-wise verdict"] in line and line.rstrip().endswith(c.margin_verdict())
+    assert "15 runs recorded, 1,500 s of training (train_seconds)" in lines
+    # the budgets' families have no runs here: each says so, row by row
+    assert "the paper's claim (FERPlus, no label smoothing):" in lines
+    assert text.count("not recorded yet: no claim") == 2 * (3 * 2 + 4)
+    assert lines[-1] == ch06.bottom_line(prim)
     # the CLI prints the same text for the results it is pointed at
-    monkeypatch.setattr(findings, "load", lambda results_dir, grid: rec)
+    monkeypatch.setattr(ch06, "load", lambda results_dir, grid: rec)
     from ssfer.cli import main
     assert main(["results", "family"]) == 0
     assert capsys.readouterr().out.strip() == text

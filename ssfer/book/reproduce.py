@@ -47,9 +47,10 @@ from typing import Any, Iterator
 import nbformat
 import yaml
 
-from ssfer import codegraph, labs
-from ssfer.config import load_yaml
-from ssfer.params import (ParameterError, check_parameters, declared_parameters, parameters_cell,
+from ssfer import codegraph
+from ssfer.book.teaching import labs
+from ssfer.config import ConfigError, load_yaml, parse_assignments
+from ssfer.book.params import (ParameterError, check_parameters, declared_parameters, parameters_cell,
                           parse_parameters)
 
 KEY_VERSION = "ssfer-reproduce-2"
@@ -156,20 +157,19 @@ def load_profile(profile: str, root: Path) -> dict[str, dict[str, Any]]:
 
 
 def parse_overrides(items: list[str] | dict[str, Any] | None) -> dict[str, Any]:
-    """``["01_backbone.steps=10", "device=cpu"]`` -> ``{"01_backbone.steps": 10, "device": "cpu"}``."""
+    """``["01_backbone.steps=10", "device=cpu"]`` -> ``{"01_backbone.steps": 10, "device": "cpu"}``,
+    values read as YAML by the one KEY=VALUE reader (``ssfer.config.parse_assignments``)."""
     if not items:
         return {}
     if isinstance(items, dict):
         return dict(items)
-    out = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ReproduceError(f"--set {item!r}: expected NOTEBOOK.PARAM=VALUE or PARAM=VALUE")
-        try:
-            out[key.strip()] = load_yaml(raw) if raw.strip() else ""
-        except yaml.YAMLError as e:
-            raise ReproduceError(f"--set {item!r}: value is not valid YAML: {e}") from e
+    try:
+        out = parse_assignments(items)
+    except ConfigError as e:
+        raise ReproduceError(f"--set: {e} (expected NOTEBOOK.PARAM=VALUE or PARAM=VALUE)") from None
+    empty = [k for k in out if not k]
+    if empty:
+        raise ReproduceError("--set: expected NOTEBOOK.PARAM=VALUE or PARAM=VALUE, got an empty name")
     return out
 
 
@@ -220,7 +220,7 @@ def notebook_code(job: Job, nb: nbformat.NotebookNode, package_dir: Path) -> lis
     covers the training code), plus the lab tooling that writes a solution."""
     roots = set(codegraph.imports_of_cells([c.source for c in nb.cells if c.cell_type == "code"], package_dir))
     if job.kind == "lab_solution":
-        roots.add("ssfer.labs")
+        roots.add("ssfer.book.teaching.labs")
     return codegraph.closure(roots, package_dir) if roots else []
 
 
@@ -637,7 +637,7 @@ def _run_cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ssfer.reproduce")
+    ap = argparse.ArgumentParser(prog="python -m ssfer.book.reproduce")
     sub = ap.add_subparsers(dest="command", required=True)
     add_cli(sub)
     args = ap.parse_args(["reproduce", *(argv if argv is not None else sys.argv[1:])])

@@ -1,4 +1,4 @@
-"""ssfer.report: the tables, figures and verdicts the chapters share."""
+"""ssfer.book.tables and ssfer.book.verdicts: the tables and the paired verdicts the chapters share."""
 from __future__ import annotations
 
 import math
@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from ssfer import report  # noqa: E402
+from ssfer.book import ch04_05_budgets as budgets, figures, tables, verdicts  # noqa: E402
 from ssfer.stats import Paired, paired  # noqa: E402
 
 
@@ -39,31 +39,31 @@ def summary(acc, mca=0.5, f1=0.4, confusion=((3, 1), (2, 2))):
 
 # ------------------------------------------------------------------ numbers
 def test_num_formats_and_marks_missing_values():
-    assert report.num(3.14159) == "3.1"
-    assert report.num(2, "+.2f") == "+2.00"
-    assert report.num(None) == report.num(float("nan")) == report.num(np.float64("nan")) == "—"
-    assert report.num(float("nan"), missing="n/a") == "n/a"
+    assert tables.num(3.14159) == "3.1"
+    assert tables.num(2, "+.2f") == "+2.00"
+    assert tables.num(None) == tables.num(float("nan")) == tables.num(np.float64("nan")) == "—"
+    assert tables.num(float("nan"), missing="n/a") == "n/a"
 
 
 def test_recall_per_class_from_a_confusion_matrix():
     cm = [[3, 1, 0], [2, 2, 0], [0, 0, 0]]  # class 2 has no test sample
-    r = report.recall_per_class(cm)
+    r = tables.recall_per_class(cm)
     assert r[:2].tolist() == [0.75, 0.5] and math.isnan(r[2])
-    assert report.recall_per_class([[0, 5], [0, 5]]).tolist() == [0.0, 1.0]
+    assert tables.recall_per_class([[0, 5], [0, 5]]).tolist() == [0.0, 1.0]
     with pytest.raises(ValueError, match="square matrix"):
-        report.recall_per_class([[1, 2, 3]])
+        tables.recall_per_class([[1, 2, 3]])
 
 
 def test_run_and_recall_tables():
     recs = {("FixMatch", 0): FakeRecord(summary(0.6)), ("DTA", 0): FakeRecord(summary(0.7, confusion=((4, 0), (1, 3))))}
-    runs = report.run_table(recs, keys=("method", "seed"))
+    runs = tables.run_table(recs, keys=("method", "seed"))
     assert list(runs.columns[:5]) == ["method", "seed", "accuracy (%)", "mean class accuracy (%)", "macro F1 (%)"]
     assert runs["accuracy (%)"].tolist() == pytest.approx([60.0, 70.0])
-    rec = report.recall_table(recs, keys=("method", "seed"))
+    rec = tables.recall_table(recs, keys=("method", "seed"))
     assert rec[rec["method"] == "DTA"]["recall (%)"].tolist() == [100.0, 75.0]
     assert rec["class"].tolist() == ["a", "b", "a", "b"]
     with pytest.raises(ValueError, match="does not match the key names"):
-        report.run_table({"x": FakeRecord(summary(0.5))}, keys=("method", "seed"))
+        tables.run_table({"x": FakeRecord(summary(0.5))}, keys=("method", "seed"))
 
 
 # ------------------------------------------------------------------ comparisons
@@ -75,22 +75,22 @@ def frame():
 
 
 def test_compare_pairs_by_seed_within_a_selection():
-    c = report.compare(frame(), "A", "B", "acc", budget=100)
+    c = verdicts.compare(frame(), "A", "B", "acc", budget=100)
     assert c.differences == pytest.approx({0: 2.0, 1: 1.0, 2: 5.0})
     assert c.paired == paired([70, 60, 65], [68, 59, 60])
     assert c.label == "A − B" and c.metric == "acc"
-    one = report.compare(frame(), "A", "B", "acc", budget=400)
+    one = verdicts.compare(frame(), "A", "B", "acc", budget=400)
     assert one.paired.n == 1 and one.verdict() == "one seed: no claim"
     gaps = frame().assign(acc=[70.0, float("nan"), 65.0, 68.0, 59.0, 60.0, 80.0, float("nan")])
-    c2 = report.compare(gaps, "A", "B", "acc", budget=100)   # seed 1 did not measure it for A
+    c2 = verdicts.compare(gaps, "A", "B", "acc", budget=100)   # seed 1 did not measure it for A
     assert c2.seeds == [0, 2] and c2.paired.n == 2 and c2.verdict() == "2 seeds: no claim"
-    none = report.compare(gaps, "A", "B", "acc", budget=400)
+    none = verdicts.compare(gaps, "A", "B", "acc", budget=400)
     assert none.paired.n == 0 and none.verdict() == "not measured: no claim"
-    assert report.interval(none.paired) == "none (not measured)"
+    assert verdicts.interval(none.paired) == "none (not measured)"
     with pytest.raises(ValueError, match="more than one run per seed"):
-        report.compare(frame(), "A", "B", "acc")
+        verdicts.compare(frame(), "A", "B", "acc")
     with pytest.raises(ValueError, match="no run of method='C'"):
-        report.compare(frame(), "A", "C", "acc", budget=100)
+        verdicts.compare(frame(), "A", "C", "acc", budget=100)
 
 
 @pytest.mark.parametrize("p, expected", [
@@ -102,21 +102,21 @@ def test_compare_pairs_by_seed_within_a_selection():
     (Paired(-2.7, 0.5, -3.9, -1.5, 0, 3), "FixMatch scores higher"),
 ])
 def test_verdict_is_neutral_and_follows_the_interval(p, expected):
-    assert report.verdict(p, "DTA", "FixMatch") == expected
+    assert verdicts.verdict(p, "DTA", "FixMatch") == expected
 
 
 def test_verdict_wording_can_name_the_quantity():
     p = Paired(2.0, 0.1, 1.8, 2.2, 3, 3)
-    assert report.verdict(p, "DTA", "FixMatch", higher="accepts more") == "DTA accepts more"
+    assert verdicts.verdict(p, "DTA", "FixMatch", higher="accepts more") == "DTA accepts more"
     steady = pd.DataFrame({"method": ["A"] * 3 + ["B"] * 3, "seed": [0, 1, 2] * 2,
                            "acc": [70.0, 60.0, 65.0, 68.0, 58.1, 63.0]})
-    c = report.compare(steady, "B", "A", "acc", higher="is more precise")
+    c = verdicts.compare(steady, "B", "A", "acc", higher="is more precise")
     assert c.paired.shows_difference and c.verdict() == "A is more precise"
 
 
 def _cmp(diffs, a="DTA+SNL", b="FixMatch"):
     base = {s: 70.0 + 3 * s for s in range(len(diffs))}
-    return report.Comparison(a, b, "acc", {s: base[s] + d for s, d in enumerate(diffs)}, base)
+    return verdicts.Comparison(a, b, "acc", {s: base[s] + d for s, d in enumerate(diffs)}, base)
 
 
 @pytest.mark.parametrize("main, control, expected", [
@@ -137,39 +137,39 @@ def _cmp(diffs, a="DTA+SNL", b="FixMatch"):
                                          "difference between DTA+SNL and FixMatch."),
 ])
 def test_under_control_sets_the_two_verdicts_side_by_side(main, control, expected):
-    assert report.under_control(_cmp(main), _cmp(control), "without label smoothing") == expected
+    assert verdicts.under_control(_cmp(main), _cmp(control), "without label smoothing") == expected
 
 
 def test_comparison_table_interval_and_glue():
-    c = report.compare(frame(), "A", "B", "acc", budget=100)
-    t = report.comparison_table([c])
+    c = verdicts.compare(frame(), "A", "B", "acc", budget=100)
+    t = verdicts.comparison_table([c])
     p = c.paired
     assert t.iloc[0]["comparison"] == "A − B" and t.iloc[0]["mean difference"] == pytest.approx(p.mean)
     assert t.iloc[0]["95 % interval"] == f"[{p.low:+.1f}, {p.high:+.1f}]" and t.iloc[0]["wins"] == "3/3"
     assert t.iloc[0]["verdict"] == c.verdict()
-    assert report.interval(report.compare(frame(), "A", "B", "acc", budget=400).paired) == "none (one seed)"
-    named = report.compare(frame(), "A", "B", "acc", budget=100, name="accuracy (%)")
+    assert verdicts.interval(verdicts.compare(frame(), "A", "B", "acc", budget=400).paired) == "none (one seed)"
+    named = verdicts.compare(frame(), "A", "B", "acc", budget=100, name="accuracy (%)")
     assert named.what == "accuracy (%)" and c.what == "acc"
-    assert report.comparison_table([named], spec="+.2f").iloc[0]["95 % interval"] == f"[{p.low:+.2f}, {p.high:+.2f}]"
+    assert verdicts.comparison_table([named], spec="+.2f").iloc[0]["95 % interval"] == f"[{p.low:+.2f}, {p.high:+.2f}]"
     glued = {}
-    report.glue_comparison(lambda k, v, display: glued.__setitem__(k, v), "ab", c)
+    verdicts.glue_comparison(lambda k, v, display: glued.__setitem__(k, v), "ab", c)
     assert glued == {"ab_mean": f"{p.mean:+.1f}", "ab_low": f"{p.low:+.1f}", "ab_high": f"{p.high:+.1f}",
                      "ab_wins": 3, "ab_n": 3, "ab_verdict": c.verdict()}
-    report.glue_comparison(lambda k, v, display: glued.__setitem__(k, v), "one",
-                           report.compare(frame(), "A", "B", "acc", budget=400))
+    verdicts.glue_comparison(lambda k, v, display: glued.__setitem__(k, v), "one",
+                           verdicts.compare(frame(), "A", "B", "acc", budget=400))
     assert glued["one_low"] == "—" and glued["one_verdict"] == "one seed: no claim"
 
 
 def test_flexmatch_phase_reads_the_warm_up_from_the_thresholds():
-    assert report.flexmatch_phase([0.02, 0.4, 0.9]) == "still in its warm-up"
-    assert report.flexmatch_phase([0.3, 0.95, 0.5]) == "out of its warm-up"
-    assert report.flexmatch_phase([0.3, 0.9], tau=0.9) == "out of its warm-up"
+    assert tables.flexmatch_phase([0.02, 0.4, 0.9]) == "still in its warm-up"
+    assert tables.flexmatch_phase([0.3, 0.95, 0.5]) == "out of its warm-up"
+    assert tables.flexmatch_phase([0.3, 0.9], tau=0.9) == "out of its warm-up"
 
 
 def test_comparability_says_when_published_rows_can_be_read_against_ours():
-    assert report.comparability("SynthFER", "RAF-DB").startswith("measured on SynthFER, not on RAF-DB: they cannot")
-    assert report.comparability("RAF-DB", "RAF-DB").startswith("measured on RAF-DB with the same protocol")
-    assert all(len(report.comparability(a, "RAF-DB").split()) <= 16 for a in ("RAF-DB", "SynthFER"))  # a phrase
+    assert verdicts.comparability("SynthFER", "RAF-DB").startswith("measured on SynthFER, not on RAF-DB: they cannot")
+    assert verdicts.comparability("RAF-DB", "RAF-DB").startswith("measured on RAF-DB with the same protocol")
+    assert all(len(verdicts.comparability(a, "RAF-DB").split()) <= 16 for a in ("RAF-DB", "SynthFER"))  # a phrase
 
 
 # ------------------------------------------------------------------ pseudo labels
@@ -186,11 +186,11 @@ def history():
 
 def test_pseudo_labels_whole_run_and_by_stage():
     rec = FakeRecord(history=history(), steps=8)
-    tot = report.pseudo_labels(rec).set_index("class")
+    tot = tables.pseudo_labels(rec).set_index("class")
     assert tot.loc["a", ["accepted", "seen", "correct"]].tolist() == [4.0, 6.0, 3.0]
     assert tot.loc["a", "quantity"] == pytest.approx(4 / 6) and tot.loc["a", "precision"] == 0.75
     assert tot.loc["b", "correct share"] == pytest.approx(1 / 10) and tot.loc["b", "precision"] == 0.5
-    st = report.pseudo_labels(rec, stages=2)
+    st = tables.pseudo_labels(rec, stages=2)
     assert st["stage"].tolist() == [0, 0, 1, 1] and st["step"].tolist() == [4.0, 4.0, 8.0, 8.0]
     first_b = st[(st["stage"] == 0) & (st["class"] == "b")].iloc[0]
     assert math.isnan(first_b["precision"])  # no pseudo label of b in the first stage
@@ -199,37 +199,37 @@ def test_pseudo_labels_whole_run_and_by_stage():
 
 
 def test_pseudo_label_course_and_window_mean():
-    course = report.pseudo_label_course({"DTA": FakeRecord(history=history()),
+    course = tables.pseudo_label_course({"DTA": FakeRecord(history=history()),
                                          "supervised": FakeRecord(history=[{"step": 2, "loss": 1.0}])})
     assert set(course["method"]) == {"DTA"}
     acc = course[course["quantity"] == "accepted share"]
     assert acc["step"].tolist() == [2, 4, 8] and acc["value"].iloc[0] == 0.5 and math.isnan(acc["value"].iloc[1])
-    assert report.window_mean(course, "DTA", "accepted share", 1, 8) == pytest.approx(0.375)
-    assert report.window_mean(course, "DTA", "precision", 1, 8) == 0.75
-    assert math.isnan(report.window_mean(course, "DTA", "precision", 5, 8))
-    empty = report.pseudo_label_course({"supervised": FakeRecord(history=[{"step": 2}])})
+    assert tables.window_mean(course, "DTA", "accepted share", 1, 8) == pytest.approx(0.375)
+    assert tables.window_mean(course, "DTA", "precision", 1, 8) == 0.75
+    assert math.isnan(tables.window_mean(course, "DTA", "precision", 5, 8))
+    empty = tables.pseudo_label_course({"supervised": FakeRecord(history=[{"step": 2}])})
     assert empty.empty and list(empty.columns) == ["method", "step", "quantity", "value"]
-    seeded = report.pseudo_label_course({("DTA", 3): FakeRecord(history=history())}, keys=("method", "seed"))
+    seeded = tables.pseudo_label_course({("DTA", 3): FakeRecord(history=history())}, keys=("method", "seed"))
     assert set(seeded["seed"]) == {3} and list(seeded.columns[:2]) == ["method", "seed"]
 
 
 # ------------------------------------------------------------------ display
 def test_table_rounds_marks_missing_and_repeats_exactly():
     df = pd.DataFrame({"method": ["A", "B"], "accuracy (%)": [19.044302, np.nan], "labeled": [10, 20]})
-    t = report.table(df, digits=1)
+    t = tables.table(df, digits=1)
     html = t._repr_html_()
     assert "19.0" in html and "19.04" not in html and "—" in html and ">nan<" not in html.lower()
     assert ">10<" in html  # integers stay integers
-    assert html == report.table(df.copy(), digits=1)._repr_html_()   # a fixed id: the same HTML every run
+    assert html == tables.table(df.copy(), digits=1)._repr_html_()   # a fixed id: the same HTML every run
     assert repr(t).splitlines()[1].split() == ["A", "19.0", "10"] and "—" in repr(t)
-    per_col = report.table(df, digits={"accuracy (%)": 3})._repr_html_()
+    per_col = tables.table(df, digits={"accuracy (%)": 3})._repr_html_()
     assert "19.044" in per_col
 
 
 def test_plot_paired_draws_each_comparison_with_zero_marked():
-    c3 = report.compare(frame(), "A", "B", "acc", budget=100)
-    c1 = report.compare(frame(), "A", "B", "acc", budget=400)
-    ax = report.plot_paired([c3, c1], title="t")
+    c3 = verdicts.compare(frame(), "A", "B", "acc", budget=100)
+    c1 = verdicts.compare(frame(), "A", "B", "acc", budget=400)
+    ax = figures.plot_paired([c3, c1], title="t")
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == ["A − B\nacc", "A − B\nacc"] and ax.get_title() == "t"
     assert any(line.get_xdata()[0] == 0 for line in ax.get_lines())  # the dashed zero line
@@ -238,10 +238,10 @@ def test_plot_paired_draws_each_comparison_with_zero_marked():
 
 
 def test_plot_paired_legend_names_every_kind_of_mark_shown_whatever_the_row_order():
-    c3 = report.compare(frame(), "A", "B", "acc", budget=100)
-    c1 = report.compare(frame(), "A", "B", "acc", budget=400)
+    c3 = verdicts.compare(frame(), "A", "B", "acc", budget=100)
+    c1 = verdicts.compare(frame(), "A", "B", "acc", budget=400)
     for rows in ([c1, c3], [c3, c1]):
-        ax = report.plot_paired(rows)
+        ax = figures.plot_paired(rows)
         texts = sorted(t.get_text() for t in ax.figure.legends[0].get_texts())
         assert texts == ["mean, 95 % interval", "one seed", "one seed only: no interval"], texts
         plt.close("all")
@@ -253,11 +253,11 @@ def test_legend_below_moves_axes_and_grid_legends_off_the_data():
     fig, ax = plt.subplots(layout="constrained")
     ax.plot([0, 1], label="x")
     ax.legend()
-    report.legend_below(ax)
+    figures.legend_below(ax)
     assert ax.get_legend() is None and len(fig.legends) == 1
     data = pd.DataFrame({"x": [0, 1, 0, 1], "y": [1, 2, 3, 4], "h": ["p", "p", "q", "q"], "c": ["u", "u", "u", "u"]})
     g = sns.relplot(data=data, x="x", y="y", hue="h", col="c", kind="line")
-    report.legend_below(g)
+    figures.legend_below(g)
     assert g.legend.get_bbox_to_anchor().y0 <= g.figure.bbox.y0 + 1
     plt.close("all")
 
@@ -265,14 +265,14 @@ def test_legend_below_moves_axes_and_grid_legends_off_the_data():
 def test_cross_test_evaluates_a_run_with_its_own_thread_count(tmp_path):
     import torch
 
-    from ssfer.book import book_config
+    from ssfer.book.runs import book_config
     from ssfer.train import run
 
     cfg = book_config(n_train=400, n_test=70, image_size=32, labels_per_class=4, model="test_resnet", steps=2,
                       batch_size=8, seed=0, device="cpu", algo__name="supervised")
     rec = run(cfg, cache_dir=tmp_path)
     before = torch.get_num_threads()
-    out = report.cross_test(rec, "synthfer", None, {"n": 50, "seed": 1, "difficulty": 1.0}, device="cpu")
+    out = budgets.cross_test(rec, "synthfer", None, {"n": 50, "seed": 1, "difficulty": 1.0}, device="cpu")
     assert out["n"] == 50 and 0 <= out["accuracy"] <= 1
     assert torch.get_num_threads() == before   # the kernel's setting is restored
 
@@ -286,29 +286,30 @@ def _p(low, high, n=5):
     (-0.6, 0.8, "the runs rule out a difference of 1 point or more"),          # inside (-1, 1), holds 0
     (-0.4, 2.5, "the runs show no difference, and cannot rule out one of 1 point"),  # holds 0, reaches past 1
     (-1.0, 0.5, "the runs show no difference, and cannot rule out one of 1 point"),  # touches -1: not inside
-    (1.2, 3.0, "A scores higher"),                                                 # excludes 0, beyond the margin
+    (1.2, 3.0, "A scores higher, by 1 point or more"),                            # excludes 0, beyond the margin
     (0.2, 0.9, "A scores higher, by less than 1 point"),                          # excludes 0, inside the margin
-    (-2.0, -0.3, "B scores higher"),                                               # excludes 0 below
+    (0.1, 1.34, "A scores higher; the runs cannot tell whether by 1 point or more"),  # excludes 0, reaches past 1
+    (-2.0, -0.3, "B scores higher; the runs cannot tell whether by 1 point or more"),  # excludes 0 below
 ])
 def test_margin_verdict_reads_the_interval_against_zero_and_the_margin(low, high, expected):
-    assert report.margin_verdict(_p(low, high), "A", "B") == expected
+    assert verdicts.margin_verdict(_p(low, high), "A", "B") == expected
 
 
 def test_margin_verdict_follows_the_margin_given_and_makes_no_claim_on_few_seeds():
-    assert report.margin_verdict(_p(-0.6, 0.8), "A", "B", margin=0.5) == \
+    assert verdicts.margin_verdict(_p(-0.6, 0.8), "A", "B", margin=0.5) == \
         "the runs show no difference, and cannot rule out one of 0.5 points"
-    assert report.margin_verdict(_p(-0.6, 0.8, n=2), "A", "B") == "2 seeds: no claim"
+    assert verdicts.margin_verdict(_p(-0.6, 0.8, n=2), "A", "B") == "2 seeds: no claim"
     with pytest.raises(ValueError, match="margin must be > 0"):
-        report.margin_verdict(_p(-0.6, 0.8), "A", "B", margin=0)
-    c = report.Comparison("A", "B", "acc", {0: 1.0, 1: 2.0, 2: 3.0}, {0: 1.1, 1: 2.1, 2: 2.9})
-    assert c.margin_verdict() == report.margin_verdict(c.paired, "A", "B")
+        verdicts.margin_verdict(_p(-0.6, 0.8), "A", "B", margin=0)
+    c = verdicts.Comparison("A", "B", "acc", {0: 1.0, 1: 2.0, 2: 3.0}, {0: 1.1, 1: 2.1, 2: 2.9})
+    assert c.margin_verdict() == verdicts.margin_verdict(c.paired, "A", "B")
 
 
 @pytest.mark.parametrize("sd, half_width", [(0.3, 1.0), (1.0, 1.0), (1.6, 1.0), (2.0, 0.5), (0.0, 1.0)])
 def test_seeds_for_half_width_is_the_fewest_seeds_that_reach_it(sd, half_width):
     from scipy import stats as st
 
-    n = report.seeds_for_half_width(sd, half_width)
+    n = verdicts.seeds_for_half_width(sd, half_width)
 
     def half(k):
         return st.t.ppf(0.975, k - 1) * sd / math.sqrt(k)
@@ -319,21 +320,21 @@ def test_seeds_for_half_width_is_the_fewest_seeds_that_reach_it(sd, half_width):
 
 def test_seeds_for_half_width_by_hand_and_bad_input():
     # sd 1: t(0.975, 6) = 2.447, 2.447 / sqrt 7 = 0.92 <= 1, and t(0.975, 5) / sqrt 6 = 1.05 > 1
-    assert report.seeds_for_half_width(1.0, 1.0) == 7
+    assert verdicts.seeds_for_half_width(1.0, 1.0) == 7
     with pytest.raises(ValueError, match="half_width"):
-        report.seeds_for_half_width(1.0, 0.0)
+        verdicts.seeds_for_half_width(1.0, 0.0)
     with pytest.raises(ValueError, match="sd"):
-        report.seeds_for_half_width(float("nan"), 1.0)
+        verdicts.seeds_for_half_width(float("nan"), 1.0)
 
 
 def test_family_summary_counts_each_kind_of_answer():
     def cmp_(a, diffs):
-        return report.Comparison(a, "B", "acc", {s: 70.0 + d for s, d in enumerate(diffs)},
+        return verdicts.Comparison(a, "B", "acc", {s: 70.0 + d for s, d in enumerate(diffs)},
                                  {s: 70.0 for s in range(len(diffs))})
 
     fam = [cmp_("A1", [2.0, 2.2, 1.9]), cmp_("A2", [0.1, -0.1, 0.05, 0.0]), cmp_("A3", [1.0, -2.0, 0.5]),
            cmp_("A4", [1.0, 2.0])]
-    assert report.family_summary(fam, planned=5) == (
+    assert verdicts.family_summary(fam, planned=5) == (
         "Of the 5 planned comparisons, 1 shows a difference (A1 higher in A1 − B), "
         "1 rules out a difference of 1 point or more (A2 − B), "
         "1 shows no difference but cannot rule out one that large (A3 − B) and "

@@ -19,19 +19,22 @@ from typing import Any
 
 import pandas as pd
 
-from ssfer import report
 from ssfer.algo.compose import display_name
-from ssfer.book import page_config
+from ssfer.book import tables, verdicts
+from ssfer.book.runs import page_config
 from ssfer.config import Config
 
+__all__ = ["BUDGET_METHODS", "CROSS_COLUMNS", "PAIRS", "SCORE_KEYS", "SHORT", "SecondTestSet", "beside_published", "compare_at_each", "cross_table", "cross_test", "data_overrides", "glue_cross", "glue_means", "grid_configs", "pct", "require_data_root", "second_test_set"]
+
 # the algorithm's registry name -> its name on the page (its recipe's label), in the pages' order
-METHODS = {name: display_name(name) for name in ("supervised", "fixmatch", "dta_snl")}
-# a method's page name -> the short form in glue keys ("acc_dta_low")
-SHORT = {"supervised": "sup", "FixMatch": "fix", "DTA+SNL": "dta"}
+BUDGET_METHODS = {name: display_name(name) for name in ("supervised", "fixmatch", "dta_snl")}
+# a method's page name -> the short form in glue keys ("acc_snl_low"): the book's
+# short forms everywhere, "snl" for DTA+SNL and "dta" for DTA alone
+SHORT = {"supervised": "sup", "FixMatch": "fix", "DTA+SNL": "snl"}
 # the comparisons made at every budget: (a, b, key), read as "a − b"
 PAIRS = (("DTA+SNL", "FixMatch", "fix"), ("DTA+SNL", "supervised", "sup"), ("FixMatch", "supervised", "fixsup"))
 # the two test scores compared: accuracy weighs the common classes, mean class accuracy every class alike
-SCORES = {"accuracy (%)": "acc", "mean class accuracy (%)": "mca"}
+SCORE_KEYS = {"accuracy (%)": "acc", "mean class accuracy (%)": "mca"}
 CROSS_COLUMNS = ["method", "seed", "own test set (%)", "second test set (%)", "images", "left out"]
 
 
@@ -77,12 +80,12 @@ def grid_configs(P: Any, rows: Mapping[Any, Mapping[str, Any]], data: Mapping[st
     config, and hence the cached run, is the one every other page would ask for."""
     return {(row, label, s): page_config(P, seed=s, labels_per_class=10, algo__name=algo, train__progress=False,
                                          **split, **data)
-            for row, split in rows.items() for algo, label in METHODS.items() for s in P.seeds}
+            for row, split in rows.items() for algo, label in BUDGET_METHODS.items() for s in P.seeds}
 
 
 # ------------------------------------------------------------------ comparisons at each budget
 def compare_at_each(runs: pd.DataFrame, by: str, rows: Sequence[Any], unit: str
-                    ) -> dict[tuple[Any, str, str], report.Comparison]:
+                    ) -> dict[tuple[Any, str, str], verdicts.Comparison]:
     """The three paired comparisons (``PAIRS``) on both scores at every row, keyed
     ``(row, "acc" | "mca", "fix" | "sup" | "fixsup")``; each is named
     ``"<score>, <row> <unit>"`` ("accuracy (%), 100 labels") for tables and figures.
@@ -90,72 +93,28 @@ def compare_at_each(runs: pd.DataFrame, by: str, rows: Sequence[Any], unit: str
     Only runs of the same seed are paired: at a seed, the methods share the labeled split."""
     out = {}
     for row in rows:
-        for col, short in SCORES.items():
+        for col, short in SCORE_KEYS.items():
             for a, b, key in PAIRS:
-                out[row, short, key] = report.compare(runs, a, b, col, name=f"{col}, {row} {unit}", **{by: row})
+                out[row, short, key] = verdicts.compare(runs, a, b, col, name=f"{col}, {row} {unit}", **{by: row})
     return out
 
 
-def plot_dta_against_fixmatch(comparisons: Mapping[tuple[Any, str, str], report.Comparison], rows: Sequence[Any]):
-    """DTA+SNL − FixMatch on both scores at every row, seed by seed (``report.plot_paired``)."""
-    return report.plot_paired([comparisons[row, m, "fix"] for row in rows for m in SCORES.values()],
-                              title="DTA+SNL − FixMatch")
-
-
 def glue_means(glue: Callable, runs: pd.DataFrame, by: str, at: Mapping[str, Any],
-               comparisons: Mapping[tuple[Any, str, str], report.Comparison], scores: Sequence[str] = ("acc",)
+               comparisons: Mapping[tuple[Any, str, str], verdicts.Comparison], scores: Sequence[str] = ("acc",)
                ) -> None:
     """Glue what the prose argues from at the rows named in ``at`` ({"low": 100, "top": 400}):
-    each method's mean over the seeds of the ``scores`` ("acc", "mca") as ``acc_dta_low``,
+    each method's mean over the seeds of the ``scores`` ("acc", "mca") as ``acc_snl_low``,
     and every comparison of ``compare_at_each`` as ``fix_acc_low_mean`` and so on
-    (``report.glue_comparison``)."""
-    columns = {short: col for col, short in SCORES.items()}
-    mean = runs.groupby([by, "method"])[list(SCORES)].mean()
+    (``verdicts.glue_comparison``)."""
+    columns = {short: col for col, short in SCORE_KEYS.items()}
+    mean = runs.groupby([by, "method"])[list(SCORE_KEYS)].mean()
     for key, row in at.items():
         for method, mk in SHORT.items():
             for score in scores:
                 glue(f"{score}_{mk}_{key}", float(mean.loc[(row, method), columns[score]]), display=False)
         for _, _, pair in PAIRS:
-            for short in SCORES.values():
-                report.glue_comparison(glue, f"{pair}_{short}_{key}", comparisons[row, short, pair])
-
-
-# layout of the scores-against-budget figure: panels side by side (col) or stacked (row)
-_LAYOUTS = {"col": {"height": 3.4, "aspect": 1.0, "y": 1.03}, "row": {"height": 2.8, "aspect": 2.2, "y": 1.02}}
-
-
-def plot_scores_against_budget(runs: pd.DataFrame, by: str, ticks: Mapping[float, str], xlabel: str, title: str,
-                               positions: Mapping[Any, float] | None = None, panels: str = "col"):
-    """Both test scores against the budget: a line per method through its mean over
-    the seeds, a dot per seed, on a log axis (with two budgets or more).
-
-    ``ticks`` maps an x position to its label; ``positions`` maps a row to its x
-    position where the row is not a number itself ("1 %" -> 1.0); ``panels`` puts
-    the two scores side by side (``"col"``) or one above the other (``"row"``)."""
-    import seaborn as sns
-
-    layout = _LAYOUTS[panels]
-    long = runs.melt(id_vars=[by, "method", "seed"], value_vars=list(SCORES), var_name="metric",
-                     value_name="percent")
-    x = by
-    if positions is not None:
-        x = "position"
-        long[x] = long[by].map(positions)
-    g = sns.relplot(data=long, x=x, y="percent", hue="method", kind="line", marker="o", errorbar=None,
-                    height=layout["height"], aspect=layout["aspect"], facet_kws={"sharey": False},
-                    **{panels: "metric"})
-    for ax, metric in zip(g.axes.flat, g.col_names if panels == "col" else g.row_names):
-        sns.stripplot(jitter=False, data=long[long["metric"] == metric], x=x, y="percent", hue="method",
-                      native_scale=True, dodge=False, size=3, alpha=0.6, legend=False, ax=ax)
-        if len(ticks) > 1:  # a log axis needs two distinct values
-            ax.set_xscale("log")
-        ax.set_xticks(list(ticks), list(ticks.values()))
-        ax.minorticks_off()
-    g.set_axis_labels(xlabel, "test set (%)")
-    g.set_titles(f"{{{panels}_name}}")
-    report.legend_below(g, ncol=3)
-    g.figure.suptitle(title, y=layout["y"])
-    return g
+            for short in SCORE_KEYS.values():
+                verdicts.glue_comparison(glue, f"{pair}_{short}_{key}", comparisons[row, short, pair])
 
 
 # ------------------------------------------------------------------ the published numbers
@@ -176,6 +135,23 @@ def beside_published(published: pd.DataFrame, runs: pd.DataFrame, by: str, setti
 
 
 # ------------------------------------------------------------------ another test set
+def cross_test(record: Any, dataset: str, root: str | None, options: dict | None = None,
+               device: str = "auto") -> dict:
+    """``ssfer.evaluate.evaluate_run`` with the CPU thread count the run trained
+    with, so a re-run gives the same numbers whatever the kernel's default."""
+    import torch
+
+    from ssfer.evaluate import evaluate_run
+
+    before = torch.get_num_threads()
+    if record.config.train.threads:
+        torch.set_num_threads(record.config.train.threads)
+    try:
+        return evaluate_run(record.run_dir, dataset, root, "test", options=options, device=device)
+    finally:
+        torch.set_num_threads(before)
+
+
 @dataclass(frozen=True)
 class SecondTestSet:
     """A test set no run trained on: a data set, its folder (None for SynthFER), its loader's options."""
@@ -203,12 +179,13 @@ def second_test_set(P: Any) -> SecondTestSet | None:
 
 
 def cross_table(records: Mapping[tuple[Any, str, int], Any], row: Any, test_set: SecondTestSet | None,
-                device: str = "auto", test: Callable = report.cross_test) -> pd.DataFrame:
+                device: str = "auto", test: Callable | None = None) -> pd.DataFrame:
     """Every run at ``row`` tested on its own test set and on ``test_set``: one row per run
     with both accuracies, the images tested and how many were left out (classes the
     model does not know). Empty, with its columns, where there is no second test set.
 
-    ``test`` evaluates one run (``report.cross_test``; a test passes a fake)."""
+    ``test`` evaluates one run (default ``cross_test``; a test passes a fake)."""
+    test = test or cross_test
     rows = []
     for (r, m, s), rec in records.items():
         if r == row and test_set is not None:
@@ -219,42 +196,19 @@ def cross_table(records: Mapping[tuple[Any, str, int], Any], row: Any, test_set:
     return pd.DataFrame(rows, columns=CROSS_COLUMNS)
 
 
-def plot_cross(cross: pd.DataFrame, xlabel: str, where: str):
-    """Each method's accuracy on its own and on the second test set (bars: mean over
-    the seeds, dots: seeds): what is lost on faces unlike the training ones."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
-    both = cross.melt(id_vars=["method", "seed"], value_vars=["own test set (%)", "second test set (%)"],
-                      var_name="test set", value_name="accuracy (%)")
-    sns.barplot(data=both, x="method", y="accuracy (%)", hue="test set", errorbar=None, ax=ax)
-    sns.stripplot(jitter=False, data=both, x="method", y="accuracy (%)", hue="test set", dodge=True,
-                  palette="dark:black", size=3, legend=False, ax=ax)
-    ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title=f"Trained on {where}, tested twice")
-    report.legend_below(ax, ncol=2)
-    return ax
-
-
 def glue_cross(glue: Callable, cross: pd.DataFrame, test_set: SecondTestSet | None) -> None:
     """Glue ``cross_name``, each method's mean accuracy on the second test set
-    (``cross_sup``, ``cross_fix``, ``cross_dta``; "—" where not measured) and
+    (``cross_sup``, ``cross_fix``, ``cross_snl``; "—" where not measured) and
     DTA+SNL − FixMatch on it, seed by seed (``cross_mean`` ... ``cross_verdict``).
     Without a second test set the prose still reads: "not measured: no claim"."""
     glue("cross_name", test_set.name if test_set else "none (set cross_dataset and cross_root)", display=False)
     mean = cross.groupby("method")["second test set (%)"].mean()
     for method, mk in SHORT.items():
-        glue(f"cross_{mk}", report.num(mean.get(method)), display=False)
+        glue(f"cross_{mk}", tables.num(mean.get(method)), display=False)
     if test_set is not None:
-        report.glue_comparison(glue, "cross", report.compare(cross, "DTA+SNL", "FixMatch", "second test set (%)",
+        verdicts.glue_comparison(glue, "cross", verdicts.compare(cross, "DTA+SNL", "FixMatch", "second test set (%)",
                                                              name=test_set.name))
     else:
         for k in ("mean", "low", "high"):
             glue(f"cross_{k}", "—", display=False)
         glue("cross_verdict", "not measured: no claim", display=False)
-
-
-__all__ = ["CROSS_COLUMNS", "METHODS", "PAIRS", "SCORES", "SHORT", "SecondTestSet", "beside_published", "compare_at_each",
-           "cross_table", "data_overrides", "glue_cross", "glue_means", "grid_configs", "pct",
-           "plot_cross", "plot_dta_against_fixmatch", "plot_scores_against_budget", "require_data_root",
-           "second_test_set"]

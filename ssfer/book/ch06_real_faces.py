@@ -1,11 +1,11 @@
 """What the results chapter (06) reads off the recorded runs.
 
-Each function takes the tables of ``ssfer.results`` (or the records) and returns
+Each function takes the tables of ``ssfer.book.grid_tables`` (or the records) and returns
 what a section shows: a table to display and the values its prose cites, as
-``{glue key: value}`` for ``report.glue_values``. So a chapter cell is a call and
+``{glue key: value}`` for ``tables.glue_values``. So a chapter cell is a call and
 a display, the analysis is tested here, and a value a sentence argues from is
 computed once. Values keep the types the prose formats (``int``, ``str`` made by
-``report.num``), so they render as before.
+``tables.num``), so they render as before.
 """
 from __future__ import annotations
 
@@ -16,18 +16,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssfer import report, results
+from ssfer.book import grid_tables, recording, tables, verdicts
 from ssfer.config import ConfigError
 from ssfer.record import RunRecord
 
 # the primary grid began as the label-smoothing profile's control: its runs' grid variant
-CONTROL = results.PRIMARY["variant"]
+CONTROL = grid_tables.PRIMARY["variant"]
 FER10 = {"data set": "FERPlus", "budget": "10 % labeled"}
 FER5 = {"data set": "FERPlus", "budget": "5 % labeled"}
 FER2013 = {"data set": "FER2013", "budget": "100 per class"}
 RARE = ("fear", "disgust", "contempt")
-# glue key of each planned comparison (results.PLANNED, in order)
-PLANNED_KEYS = dict(zip(results.PLANNED, ("snl_fix", "dta_flex", "snl_dta", "fix_sup", "snl_sup")))
+# glue key of each planned comparison (grid_tables.PLANNED, in order)
+PLANNED_KEYS = dict(zip(grid_tables.PLANNED, ("snl_fix", "dta_flex", "snl_dta", "fix_sup", "snl_sup")))
 # the label-smoothing profile's comparisons the prose cites: key, (a, b), runs, metric
 PROFILE_PAIRS = [
     ("f10_snl_fix", ("DTA+SNL", "FixMatch"), FER10, "accuracy (%)"),
@@ -68,10 +68,11 @@ class Recorded:
     """The recorded runs, the planned grid and their table, split as the chapter reads them."""
 
     records: dict[str, RunRecord]
-    planned: list[results.Planned]
+    planned: list[recording.Planned]
     every: pd.DataFrame = field(repr=False)
-    primary_planned: list[results.Planned] = field(default_factory=list, repr=False)  # results.primary_planned
-    replays: list[dict] = field(default_factory=list, repr=False)                   # results.load_replays
+    primary_planned: list[recording.Planned] = field(default_factory=list, repr=False)  # grid_tables.primary_planned
+    replays: list[dict] = field(default_factory=list, repr=False)                   # recording.load_replays
+    families: list[grid_tables.Family] = field(default_factory=list, repr=False)    # grid_tables.load_families
 
     @property
     def profile(self) -> pd.DataFrame:
@@ -80,7 +81,7 @@ class Recorded:
 
     @property
     def primary(self) -> pd.DataFrame:
-        return report.select(self.every, **results.PRIMARY)
+        return tables.select(self.every, **grid_tables.PRIMARY)
 
     @property
     def missing(self) -> list[str]:
@@ -92,7 +93,7 @@ class Recorded:
                 if methods is None or r.method in methods}
 
 
-def grid_root(grid: str | Path, planned: list[results.Planned]) -> Path:
+def grid_root(grid: str | Path, planned: list[recording.Planned]) -> Path:
     """The folder the grid's config paths are relative to: the nearest one above the
     grid file (links followed) that holds every config it names; the repository
     root for ``results/grid.yaml``, wherever the chapter runs from."""
@@ -104,68 +105,78 @@ def grid_root(grid: str | Path, planned: list[results.Planned]) -> Path:
 
 
 def load(results_dir: str | Path, grid: str | Path) -> Recorded:
-    records = results.load_results(repo_path(results_dir))
-    planned = results.load_grid(repo_path(grid))
-    return Recorded(records, planned, results.results_table(records, planned),
-                    results.primary_planned(planned, grid_root(repo_path(grid), planned)),
-                    results.load_replays(repo_path(results_dir)))
+    records = recording.load_results(repo_path(results_dir))
+    planned = recording.load_grid(repo_path(grid))
+    return Recorded(records, planned, grid_tables.results_table(records, planned),
+                    grid_tables.primary_planned(planned, grid_root(repo_path(grid), planned)),
+                    recording.load_replays(repo_path(results_dir)), grid_tables.load_families(repo_path(grid)))
 
 
 def family(prim: pd.DataFrame, metric: str, prefix: str, spec: str = "+.1f") -> tuple[dict, pd.DataFrame | None]:
     """The planned family on ``metric``: each comparison's values (``prefix_KEY_mean``
-    ... and ``prefix_KEY_margin``, its reading against ``report.MARGIN``) and the
+    ... and ``prefix_KEY_margin``, its reading against ``verdicts.MARGIN``) and the
     table of the recorded ones (None before any; intervals formatted by ``spec``)."""
     values, found = {}, []
     for (a, b), key in PLANNED_KEYS.items():
         name = f"{prefix}_{key}"
         if not {a, b} <= set(prim["method"]):
-            values |= results.pair_values(name, prim, a, b, metric) | {f"{name}_margin": "not recorded yet: no claim"}
+            values |= grid_tables.pair_values(name, prim, a, b, metric) | {f"{name}_margin": "not recorded yet: no claim"}
             continue
-        c = report.compare(prim, a, b, metric)
-        values |= report.comparison_values(name, c) | {f"{name}_margin": c.margin_verdict()}
+        c = verdicts.compare(prim, a, b, metric)
+        values |= verdicts.comparison_values(name, c) | {f"{name}_margin": c.margin_verdict()}
         found.append(c)
     if not found:
         return values, None
-    shown = report.comparison_table(found, spec).drop(columns="metric")
+    shown = verdicts.comparison_table(found, spec).drop(columns="metric")
     shown.insert(3, "half-width", [c.paired.half_width for c in found])
     shown["against the margin"] = [c.margin_verdict() for c in found]
     return values, shown
 
 
 def bottom_line(prim: pd.DataFrame, metric: str = "accuracy (%)") -> str:
-    """The planned family on ``metric`` in one sentence (``report.family_summary``)."""
-    found = [report.compare(prim, a, b, metric) for a, b in results.PLANNED if {a, b} <= set(prim["method"])]
-    return report.family_summary(found, len(results.PLANNED))
+    """The planned family on ``metric`` in one sentence (``verdicts.family_summary``)."""
+    found = [verdicts.compare(prim, a, b, metric) for a, b in grid_tables.PLANNED if {a, b} <= set(prim["method"])]
+    return verdicts.family_summary(found, len(grid_tables.PLANNED))
+
+
+def family_text(frame: pd.DataFrame) -> str:
+    """A ``grid_tables.family_table`` as plain text: two decimals, p values as printed."""
+    shown = frame.assign(**{col: frame[col].map(verdicts.p_text) for col in ("p", "Holm p")},
+                         **{"mean difference": frame["mean difference"].map(lambda v: tables.num(v, "+.2f"))})
+    return shown.to_string(index=False)
 
 
 def family_report(rec: Recorded, metric: str = "accuracy (%)") -> str:
-    """The planned family on ``metric`` as plain text (``ssfer results family``): the
-    table chapter 06 shows (``family``), to two decimals, without the reading against 0,
-    then the bottom line and the training time of the primary grid's runs, so the
-    verdicts can be read without building the book."""
-    prim = rec.primary
-    lines = [f"the planned family on {results.PRIMARY_NAME}; {metric}, points; margin {report.amount(report.MARGIN)}:"]
-    _, shown = family(prim, metric, "report", spec="+.2f")
-    lines.append("no planned comparison has runs of both methods yet" if shown is None else
-                 shown.drop(columns="verdict").to_string(index=False, formatters={
-                     "mean difference": "{:+.2f}".format, "half-width": "{:.2f}".format}))
-    lines.append(bottom_line(prim, metric))
-    seconds = sum(rec.records[r].summary.get("train_seconds", 0.0) for r in prim["run"])
-    lines.append(f"{len(prim)} runs recorded, {seconds:,.0f} s of training (train_seconds)")
+    """Every planned family of the grid on ``metric`` as plain text (``ssfer results
+    family``), each read family-wise (Holm–Bonferroni at ``verdicts.ALPHA`` over its
+    comparisons' paired-t p values) beside its 95 % intervals and their reading
+    against the margin; then the primary family's bottom line and the training time
+    of the runs each family reads, so the verdicts can be read without building the book."""
+    lines = [f"the planned families; {metric}, points; read family-wise with Holm at {verdicts.ALPHA:g}; "
+             f"margin {verdicts.amount(verdicts.MARGIN)}"]
+    for fam in rec.families:
+        regime = ", ".join(str(v) for v in fam.where.values())
+        lines += ["", f"{fam.name} ({regime}):", family_text(grid_tables.family_table(rec.every, fam, metric))]
+        runs = {r for a, b in fam.pairs for side in (a, b) for r in tables.select(rec.every, **side)["run"]}
+        seconds = sum(rec.records[r].summary.get("train_seconds", 0.0) for r in runs)
+        lines.append(f"{len(runs)} runs recorded, {seconds:,.0f} s of training (train_seconds)")
+    if not rec.families:
+        lines.append("the grid names no planned family")
+    lines += ["", bottom_line(rec.primary, metric)]
     return "\n".join(lines)
 
 
 def plan(rec: Recorded, half_width: float = 1.0) -> tuple[dict, pd.DataFrame]:
     """The seed plan of the primary grid beside what is recorded, and where its runs came from."""
     every, prim = rec.every, rec.primary
-    frame = results.plan(every, half_width, **results.PRIMARY)
-    total = results.plan_total(every, frame, **results.PRIMARY)
+    frame = grid_tables.plan(every, half_width, **grid_tables.PRIMARY)
+    total = grid_tables.plan_total(every, frame, **grid_tables.PRIMARY)
     short = frame[frame["half-width"] > half_width]["comparison"].tolist()
-    source = results.provenance({r: rec.records[r] for r in prim["run"]})
+    source = grid_tables.provenance({r: rec.records[r] for r in prim["run"]})
     values = {
         "plan_complete": total["complete seeds"], "plan_needed": total["seeds needed"],
-        "plan_runs": total["runs to record"], "plan_hours": report.num(total["CPU hours"]),
-        "plan_untimed": ", ".join(total["not timed"]) or "none", "max_seeds": results.MAX_SEEDS,
+        "plan_runs": total["runs to record"], "plan_hours": tables.num(total["CPU hours"]),
+        "plan_untimed": ", ".join(total["not timed"]) or "none", "max_seeds": grid_tables.MAX_SEEDS,
         "n_primary": len(prim),
         "n_primary_planned": len(rec.primary_planned),
         "plan_short": ", ".join(short) if short else "none",
@@ -193,30 +204,30 @@ def replays(rec: Recorded) -> tuple[dict, pd.DataFrame]:
 
 def rare_test_faces(classes: pd.DataFrame, of=RARE) -> dict:
     """How many test faces each class of ``of`` has in the primary grid's test split."""
-    faces = report.select(classes, **results.PRIMARY).groupby("class")["test faces"].max()
+    faces = tables.select(classes, **grid_tables.PRIMARY).groupby("class")["test faces"].max()
     return {f"faces_{c}": int(faces.get(c, 0)) for c in of}
 
 
 def rule_facts(rec: Recorded, rows: pd.DataFrame, tag: str) -> tuple[dict, pd.DataFrame]:
-    """What the threshold rules did in ``rows``' runs (``report.threshold_facts``):
+    """What the threshold rules did in ``rows``' runs (``tables.threshold_facts``):
     FlexMatch's highest threshold, whether it left its warm-up and the share it
     accepted; DTA's (DTA and DTA+SNL runs) steps on its floor and pseudo labels
     per face for disgust and contempt. Keys start with ``tag``."""
-    facts = report.threshold_facts(rec.keyed(rows, ("FlexMatch", "DTA", "DTA+SNL")))
+    facts = tables.threshold_facts(rec.keyed(rows, ("FlexMatch", "DTA", "DTA+SNL")))
     flex, dta = facts[facts["method"] == "FlexMatch"], facts[facts["method"].isin(["DTA", "DTA+SNL"])]
     top = flex["top threshold"].max() if len(flex) else None
-    share = [report.accepted_share(rec.records[r]) for r in rows.loc[rows["method"] == "FlexMatch", "run"]]
+    share = [tables.accepted_share(rec.records[r]) for r in rows.loc[rows["method"] == "FlexMatch", "run"]]
     values = {
-        f"{tag}_flex_top": report.num(top, ".2f"),
+        f"{tag}_flex_top": tables.num(top, ".2f"),
         f"{tag}_flex_phase": "no FlexMatch run recorded" if top is None else
-        "never left its warm-up" if report.flexmatch_phase([top]) == "still in its warm-up" else
+        "never left its warm-up" if tables.flexmatch_phase([top]) == "still in its warm-up" else
         "left its warm-up in at least one run",
-        f"{tag}_flex_accept": report.num(100 * np.mean(share) if share else None),
+        f"{tag}_flex_accept": tables.num(100 * np.mean(share) if share else None),
     }
     for c in ("disgust", "contempt"):
         one = dta[dta["class"] == c]
-        values[f"{tag}_floor_{c}"] = report.num(one["steps on the floor (%)"].mean() if len(one) else None)
-        values[f"{tag}_pl_{c}"] = report.num(one["pseudo labels per face"].mean() if len(one) else None, ".2f")
+        values[f"{tag}_floor_{c}"] = tables.num(one["steps on the floor (%)"].mean() if len(one) else None)
+        values[f"{tag}_pl_{c}"] = tables.num(one["pseudo labels per face"].mean() if len(one) else None, ".2f")
     return values, facts
 
 
@@ -228,16 +239,16 @@ def rare_rules(facts: pd.DataFrame, of=RARE) -> pd.DataFrame:
 
 def control_values(every: pd.DataFrame) -> dict:
     """Each control of the primary grid against the primary runs, method by method
-    (``CONTROL_PAIRS``; ``KEY_margin`` is its reading against ``report.MARGIN``),
+    (``CONTROL_PAIRS``; ``KEY_margin`` is its reading against ``verdicts.MARGIN``),
     and how many runs each control has."""
     values = {}
     for key, variant, method, metric in CONTROL_PAIRS:
-        rows = report.select(every, method=method, **FER10)
+        rows = tables.select(every, method=method, **FER10)
         if {variant, CONTROL} <= set(rows["variant"]):
-            c = report.compare(rows, variant, CONTROL, metric, by="variant")
-            values |= report.comparison_values(key, c) | {f"{key}_margin": c.margin_verdict()}
+            c = verdicts.compare(rows, variant, CONTROL, metric, by="variant")
+            values |= verdicts.comparison_values(key, c) | {f"{key}_margin": c.margin_verdict()}
         else:
-            values |= results.pair_values(key, rows, variant, CONTROL, metric, by="variant")
+            values |= grid_tables.pair_values(key, rows, variant, CONTROL, metric, by="variant")
             values[f"{key}_margin"] = values[f"{key}_verdict"]
     for variant in dict.fromkeys(v for _, v, _, _ in CONTROL_PAIRS):
         values[f"n_{variant.split()[0]}"] = int((every["variant"] == variant).sum())
@@ -281,10 +292,10 @@ def controls_reading(values: dict) -> str:
 
 
 def _measured(runs: pd.DataFrame, classes: pd.DataFrame, a: str, b: str, by: str, of=RARE,
-              min_faces: int = results.MIN_TEST_FACES) -> list[dict]:
+              min_faces: int = grid_tables.MIN_TEST_FACES) -> list[dict]:
     """``a`` − ``b`` (values of ``by``) over ``runs``, paired by seed, on test
     accuracy, mean class accuracy and the recall of each class of ``of``: one row
-    each, with its test faces, read against 0 and ``report.MARGIN`` (no verdict
+    each, with its test faces, read against 0 and ``verdicts.MARGIN`` (no verdict
     below ``min_faces`` test faces)."""
     faces = int(classes[classes["run"].isin(runs["run"])].groupby("run")["test faces"].sum().max())
     measures = [(m.removesuffix(" (%)"), runs, m, faces) for m in ("accuracy (%)", "mean class accuracy (%)")]
@@ -293,27 +304,27 @@ def _measured(runs: pd.DataFrame, classes: pd.DataFrame, a: str, b: str, by: str
         measures.append((f"{c} recall", one, "recall (%)", int(one["test faces"].max())))
     out = []
     for measure, rows, col, n in measures:
-        cmp = report.compare(rows, a, b, col, by=by)
+        cmp = verdicts.compare(rows, a, b, col, by=by)
         out.append({"measure": measure, "test faces": n, "mean": cmp.paired.mean,
-                    "95 % interval": report.interval(cmp.paired), "seeds": cmp.paired.n,
-                    "verdict": _named(results.class_verdict(cmp, n, min_faces))})
+                    "95 % interval": verdicts.interval(cmp.paired), "seeds": cmp.paired.n,
+                    "verdict": _named(grid_tables.class_verdict(cmp, n, min_faces))})
     return out
 
 
 def control_classes(every: pd.DataFrame, classes: pd.DataFrame, of=RARE,
-                    min_faces: int = results.MIN_TEST_FACES) -> pd.DataFrame:
+                    min_faces: int = grid_tables.MIN_TEST_FACES) -> pd.DataFrame:
     """Each control of the primary grid against the primary runs, method by method
     (``CONTROL_PAIRS``' methods), on test accuracy, mean class accuracy and the
-    recall of each class of ``of`` (from ``classes``, a ``results.class_table``):
+    recall of each class of ``of`` (from ``classes``, a ``grid_tables.class_table``):
     one row per control, method and measure, with the test faces it rests on.
     These are exploration, not the planned family, but are read as it is,
-    against 0 and against ``report.MARGIN``; a class with fewer than
+    against 0 and against ``verdicts.MARGIN``; a class with fewer than
     ``min_faces`` test faces gets its interval but no verdict. A control with no
     run yet has no rows."""
     out = []
     for variant in dict.fromkeys(v for _, v, _, _ in CONTROL_PAIRS):
         for method in dict.fromkeys(m for _, v, m, _ in CONTROL_PAIRS if v == variant):
-            runs = report.select(every, method=method, **FER10)
+            runs = tables.select(every, method=method, **FER10)
             runs = runs[runs["variant"].isin([variant, CONTROL])]
             if variant not in set(runs["variant"]):
                 continue
@@ -325,12 +336,12 @@ def control_classes(every: pd.DataFrame, classes: pd.DataFrame, of=RARE,
 
 
 def within_control(every: pd.DataFrame, classes: pd.DataFrame, variant: str, a: str, b: str, of=RARE,
-                   min_faces: int = results.MIN_TEST_FACES) -> pd.DataFrame:
+                   min_faces: int = grid_tables.MIN_TEST_FACES) -> pd.DataFrame:
     """``a`` − ``b`` inside one control (``variant``) and, beside it, on the
     primary grid at the same seeds: does a comparison of the family hold under
     the control's setting? Rows as ``control_classes``'; empty until the control
     has runs of both methods at a seed."""
-    runs = report.select(every, **FER10)
+    runs = tables.select(every, **FER10)
     inside = runs[(runs["variant"] == variant) & runs["method"].isin([a, b])]
     seeds = set(inside.loc[inside["method"] == a, "seed"]) & set(inside.loc[inside["method"] == b, "seed"])
     out = []
@@ -356,7 +367,7 @@ def within_reading(frame: pd.DataFrame, measure: str = "accuracy") -> str:
     return f"{diff} on {measure}, " + "; ".join(said) + "."
 
 
-def recall_reading(moves: pd.DataFrame, min_faces: int = results.MIN_TEST_FACES) -> str:
+def recall_reading(moves: pd.DataFrame, min_faces: int = grid_tables.MIN_TEST_FACES) -> str:
     """The controls' moves on the recall of each rare class with ``min_faces`` test
     faces or more (rows of ``control_classes``), as one sentence per class for
     the prose; the classes with fewer are left to the table."""
@@ -379,37 +390,37 @@ def recall_reading(moves: pd.DataFrame, min_faces: int = results.MIN_TEST_FACES)
 def leaked(rec: Recorded, dataset: str) -> str:
     """How many of a data set's test faces are byte-identical copies of training
     faces ("n of N"), from the first recorded run on it."""
-    runs_of = [r for r in rec.records.values() if results.DATASET_NAMES.get(r.config.data.dataset) == dataset]
+    runs_of = [r for r in rec.records.values() if grid_tables.DATASET_NAMES.get(r.config.data.dataset) == dataset]
     lf = runs_of[0].summary.get("test_leak_free") if runs_of else None
     return f"{lf['n_removed']} of {lf['n_removed'] + lf['n']}" if lf else "not recorded yet"
 
 
 def scores(rec: Recorded) -> tuple[dict, pd.DataFrame]:
-    """The profile's scores over seeds (``results.mean_sd`` with the commonest-class
+    """The profile's scores over seeds (``grid_tables.mean_sd`` with the commonest-class
     rate), test leaks, and the FERPlus 10 % costs the prose cites."""
     table = rec.profile
-    summary = results.mean_sd(table)
+    summary = grid_tables.mean_sd(table)
     base = table.groupby("data set")["commonest class (%)"].first()
     summary.insert(3, "commonest class (%)", summary["data set"].map(base))
-    fer10 = report.select(table, **FER10)
+    fer10 = tables.select(table, **FER10)
     sup10 = fer10[fer10["method"] == "supervised"]
     ssl10 = fer10[fer10["method"] != "supervised"]
     fastest = ssl10.loc[ssl10["train minutes"].idxmin()] if len(ssl10) else None
     values = {
         "leak_ferplus": leaked(rec, "FERPlus"), "leak_fer2013": leaked(rec, "FER2013"),
         "n_below_commonest": len(table[table["accuracy (%)"] < table["commonest class (%)"]]),
-        "sup10_acc": report.num(sup10["accuracy (%)"].mean()), "sup10_n": len(sup10),
+        "sup10_acc": tables.num(sup10["accuracy (%)"].mean()), "sup10_n": len(sup10),
         # the runs shared two cores with other jobs, so each one's minutes are an upper
         # bound on its cost: the fastest run is the best estimate the records give
-        "sup10_minutes": report.num(sup10["train minutes"].min()),
-        "ssl10_minutes": report.num(fastest["train minutes"] if fastest is not None else None),
+        "sup10_minutes": tables.num(sup10["train minutes"].min()),
+        "ssl10_minutes": tables.num(fastest["train minutes"] if fastest is not None else None),
         "ssl10_fastest": fastest["method"] if fastest is not None else "none recorded yet",
     }
     return values, summary
 
 
 def paired_table(table: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
-    """Every group's paired comparisons (``results.comparisons``) on accuracy and mean
+    """Every group's paired comparisons (``grid_tables.comparisons``) on accuracy and mean
     class accuracy, as one table; the values the prose cites (``PROFILE_PAIRS``) and
     how many intervals exclude 0 against how many chance alone would."""
     groups = [g for g in table[["data set", "budget"]].drop_duplicates().itertuples(index=False)
@@ -417,17 +428,17 @@ def paired_table(table: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
     frames = []
     for ds, budget in groups:
         for metric in ("accuracy (%)", "mean class accuracy (%)"):
-            found = results.comparisons(table, metric, **{"data set": ds, "budget": budget})
+            found = grid_tables.comparisons(table, metric, **{"data set": ds, "budget": budget})
             if found:
-                frames.append(report.comparison_table(found).assign(**{"data set": ds, "budget": budget}))
+                frames.append(verdicts.comparison_table(found).assign(**{"data set": ds, "budget": budget}))
     cols = ["data set", "budget", "comparison", "metric", "mean difference", "95 % interval", "wins", "verdict"]
     shown = pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame()
     claims = shown[~shown["verdict"].str.endswith("no claim")] if frames else shown
     values = {"n_intervals": len(claims),
-              "n_excluding_zero": int((claims["verdict"] != report.NO_DIFFERENCE).sum()) if len(claims) else 0,
-              "n_by_chance": report.num(len(claims) / 20, ".1f")}
+              "n_excluding_zero": int((claims["verdict"] != verdicts.NO_DIFFERENCE).sum()) if len(claims) else 0,
+              "n_by_chance": tables.num(len(claims) / 20, ".1f")}
     for key, (a, b), where, metric in PROFILE_PAIRS:
-        values |= results.pair_values(key, table, a, b, metric, **where)
+        values |= grid_tables.pair_values(key, table, a, b, metric, **where)
     return values, shown
 
 
@@ -442,28 +453,28 @@ def acceptance(rec: Recorded, rows: pd.DataFrame) -> pd.DataFrame:
 def acceptance_values(rates: pd.DataFrame, prefix: str) -> dict:
     """Each method's share accepted: the mean over each run's training, then over the seeds."""
     per_run = rates.groupby(["method", "seed"])["accepted (%)"].mean().groupby("method").mean() if len(rates) else {}
-    return {f"{prefix}_{key}": report.num(per_run.get(method)) for key, method in ACCEPT_KEYS}
+    return {f"{prefix}_{key}": tables.num(per_run.get(method)) for key, method in ACCEPT_KEYS}
 
 
 def smoothing_values(rec: Recorded) -> dict:
     """The profile's label smoothing, the target it trains the right class toward,
     and FlexMatch's highest last-step threshold on FERPlus 10 %."""
-    fer10 = report.select(rec.profile, **FER10)
+    fer10 = tables.select(rec.profile, **FER10)
     profile = rec.records[fer10["run"].iloc[0]] if len(fer10) else None
     ls = profile.config.train.label_smoothing if profile else float("nan")
     n_classes = len(profile.class_names) if profile else float("nan")
-    flex = [rec.records[r].history for r in report.select(rec.profile, method="FlexMatch", **FER10)["run"]]
+    flex = [rec.records[r].history for r in tables.select(rec.profile, method="FlexMatch", **FER10)["run"]]
     last_th = [max(h["thresholds"]) for hist in flex for h in hist[-1:] if "thresholds" in h]
-    return {"ls": report.num(ls, "g"), "ls_target": report.num(1 - ls + ls / n_classes, ".4f"),
-            "n_classes_ferplus": report.num(n_classes, "g"),
-            "flex_top_threshold": report.num(max(last_th) if last_th else None, ".2f")}
+    return {"ls": tables.num(ls, "g"), "ls_target": tables.num(1 - ls + ls / n_classes, ".4f"),
+            "n_classes_ferplus": tables.num(n_classes, "g"),
+            "flex_top_threshold": tables.num(max(last_th) if last_th else None, ".2f")}
 
 
 def first_seed_runs(rec: Recorded, methods, seed: int = 0, **where) -> dict[str, RunRecord]:
     """``{method: record}`` at ``seed`` in the profile's runs matching ``where``, for the methods recorded."""
     out = {}
     for m in methods:
-        sel = report.select(rec.profile, method=m, seed=seed, **where)
+        sel = tables.select(rec.profile, method=m, seed=seed, **where)
         if len(sel):
             out[m] = rec.records[sel["run"].iloc[0]]
     return out
@@ -473,7 +484,7 @@ def pseudo_label_totals(rec: Recorded, rows: pd.DataFrame) -> pd.DataFrame:
     """Per method and class, summed over the semi-supervised runs of ``rows``: the
     pseudo labels accepted per unlabeled face of the class (``quantity``) and the
     share of them that were right (``precision``); long, one row per measure."""
-    parts = [report.pseudo_labels(rec.records[r.run]).assign(method=r.method, seed=r.seed)
+    parts = [tables.pseudo_labels(rec.records[r.run]).assign(method=r.method, seed=r.seed)
              for r in rows.itertuples() if r.method != "supervised"]
     if not parts:
         return pd.DataFrame(columns=["method", "class", "measure", "value"])
@@ -487,7 +498,7 @@ def pseudo_label_totals(rec: Recorded, rows: pd.DataFrame) -> pd.DataFrame:
 def profile_control(rec: Recorded) -> tuple[dict, pd.DataFrame | None, pd.DataFrame | None]:
     """The primary grid read as the label-smoothing profile's control: its run
     counts, shares accepted, the comparisons the prose cites, and the reading of
-    DTA+SNL − FixMatch under the control (``report.under_control``). Returns the
+    DTA+SNL − FixMatch under the control (``verdicts.under_control``). Returns the
     values, the control's scores over seeds and its comparisons (None without runs)."""
     table, control = rec.profile, rec.primary
     values = {"n_control": len(control), "n_control_planned": len(rec.primary_planned)}
@@ -495,20 +506,20 @@ def profile_control(rec: Recorded) -> tuple[dict, pd.DataFrame | None, pd.DataFr
     pairs = [("ctl_snl_fix", ("DTA+SNL", "FixMatch")), ("ctl_snl_flex", ("DTA+SNL", "FlexMatch")),
              ("ctl_fix_sup", ("FixMatch", "supervised")), ("ctl_snl_sup", ("DTA+SNL", "supervised"))]
     for name, (a, b) in pairs:
-        values |= results.pair_values(name, control, a, b, **FER10)
+        values |= grid_tables.pair_values(name, control, a, b, **FER10)
     pair = ("DTA+SNL", "FixMatch")
-    absent = [m for m in pair if m not in set(report.select(table, **FER10)["method"]) & set(control["method"])]
+    absent = [m for m in pair if m not in set(tables.select(table, **FER10)["method"]) & set(control["method"])]
     if absent:
         values["ctl_reading"] = (f"No run of {' or '.join(absent)} is recorded in both groups yet, so the "
                                  "control supports no claim.")
     else:
-        values["ctl_reading"] = report.under_control(report.compare(table, *pair, "accuracy (%)", **FER10),
-                                                     report.compare(control, *pair, "accuracy (%)", **FER10),
+        values["ctl_reading"] = verdicts.under_control(verdicts.compare(table, *pair, "accuracy (%)", **FER10),
+                                                     verdicts.compare(control, *pair, "accuracy (%)", **FER10),
                                                      "without label smoothing")
     if not len(control):
         return values, None, None
-    found = [report.compare(control, a, b, "accuracy (%)") for _, (a, b) in pairs if {a, b} <= set(control["method"])]
-    return values, results.mean_sd(control), report.comparison_table(found) if found else None
+    found = [verdicts.compare(control, a, b, "accuracy (%)") for _, (a, b) in pairs if {a, b} <= set(control["method"])]
+    return values, grid_tables.mean_sd(control), verdicts.comparison_table(found) if found else None
 
 
 def smoothing_shifts(rec: Recorded, ls: str) -> tuple[dict, pd.DataFrame | None]:
@@ -516,21 +527,21 @@ def smoothing_shifts(rec: Recorded, ls: str) -> tuple[dict, pd.DataFrame | None]
     run minus the profile's run at the same seed. ``ls``: the profile's smoothing
     as the prose writes it (``smoothing_values()["ls"]``)."""
     smoothed = f"label smoothing {ls}"
-    both = report.select(rec.every, **FER10).assign(
+    both = tables.select(rec.every, **FER10).assign(
         setting=lambda d: d["variant"].replace({"": smoothed, CONTROL: CONTROL}))
     values, shifts = {}, []
     for key, m in [("sup", "supervised"), ("fix", "FixMatch"), ("flex", "FlexMatch"), ("snl", "DTA+SNL")]:
         rows = both[both["method"] == m]
-        values |= results.pair_values(f"ctl_shift_{key}", rows, CONTROL, smoothed, by="setting")
+        values |= grid_tables.pair_values(f"ctl_shift_{key}", rows, CONTROL, smoothed, by="setting")
         if {smoothed, CONTROL} <= set(rows["setting"]):
-            shifts.append(report.compare(rows, CONTROL, smoothed, "accuracy (%)", by="setting",
+            shifts.append(verdicts.compare(rows, CONTROL, smoothed, "accuracy (%)", by="setting",
                                          name=f"{m}: accuracy (%)"))
-    return values, report.comparison_table(shifts) if shifts else None
+    return values, verdicts.comparison_table(shifts) if shifts else None
 
 
 def published_beside(table: pd.DataFrame) -> pd.DataFrame:
-    """The published FERPlus numbers (``ssfer.references``) above this book's means."""
-    from ssfer.references import references
+    """The published FERPlus numbers (``ssfer.book.references``) above this book's means."""
+    from ssfer.book.references import references
 
     ours = table[table["data set"] == "FERPlus"].groupby(["method", "budget"], sort=False)["accuracy (%)"].mean()
     ours = ours.reset_index().rename(columns={"budget": "setting"})
@@ -581,7 +592,7 @@ def seed_provenance(rec: Recorded) -> tuple[dict, pd.DataFrame]:
     them bit for bit as the same machine would; another kind adds its rounding
     to the differences, noise expected (not measured) to favour no method."""
     prim = rec.primary
-    source = results.provenance({r: rec.records[r] for r in prim["run"]}).merge(prim[["run", "method", "seed"]])
+    source = grid_tables.provenance({r: rec.records[r] for r in prim["run"]}).merge(prim[["run", "method", "seed"]])
     rows = []
     for seed, runs in source.groupby("seed"):
         rows.append({"seed": int(seed), "runs": len(runs), "methods": ", ".join(runs["method"]),

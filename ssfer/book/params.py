@@ -6,7 +6,7 @@ parameters as annotated literals::
     n_labels_per_class: int = 10   # labels per class
     device: str = "auto"           # auto | cpu | cuda
 
-and the next cell is ``P = ssfer.params.check(globals())``. A rule that a type
+and the next cell is ``P = ssfer.book.params.check(globals())``. A rule that a type
 cannot say is added with ``typing.Annotated`` and the markers of this module::
 
     seeds: Annotated[list[int], NonEmpty, Distinct] = [0, 1, 2]
@@ -31,7 +31,7 @@ from typing import Any
 import nbformat
 
 from ssfer import typecheck
-# the rules a parameters cell may use, re-exported: `from ssfer.params import NonEmpty`
+# the rules a parameters cell may use, re-exported: `from ssfer.book.params import NonEmpty`
 from ssfer.typecheck import Distinct, NonEmpty, Range, Share, type_name
 
 

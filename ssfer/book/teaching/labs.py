@@ -5,7 +5,7 @@ is, solutions included: solution cells (code between ``### BEGIN SOLUTION`` and
 ``### END SOLUTION``, markdown model answers), autograded test cells with
 points (hidden parts between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN
 TESTS``), locked prose. nbgrader writes the student version
-(``ssfer.grading.release``) and grades submissions (``ssfer.grading.grade``).
+(``ssfer.book.teaching.grading.release``) and grades submissions (``ssfer.book.teaching.grading.grade``).
 What is left here:
 
 - ``student_version``: the student notebook for the public book, made in-process by

@@ -36,9 +36,9 @@ from pathlib import Path
 
 import nbformat
 
-from ssfer import labs
+from ssfer.book.teaching import labs
 
-REPO_LABS = Path(__file__).resolve().parents[1] / "notebooks" / "labs"
+REPO_LABS = Path(__file__).resolve().parents[3] / "notebooks" / "labs"
 TIMEOUT = 300
 TIMED_OUT = "CellTimeoutError"
 STUDENT_README = """\
@@ -172,9 +172,9 @@ def _environment():
     """What nbgrader and its kernels need: its ``alembic`` command, found on PATH
     (the interpreter's bin folder, which an unactivated venv leaves off it), and
     the ssfer this grader runs, whatever folder the notebook lies in."""
-    from ssfer.reproduce import temporary_env
+    from ssfer.book.reproduce import temporary_env
 
-    package_root = str(Path(labs.__file__).resolve().parents[1])
+    package_root = str(Path(labs.__file__).resolve().parents[3])
     return temporary_env(**{k: os.pathsep.join(p for p in (first, os.environ.get(k)) if p)
                             for k, first in (("PATH", str(Path(sys.executable).parent)),
                                              ("PYTHONPATH", package_root))})

@@ -1,4 +1,4 @@
-"""The label-budget chapters' shared analysis (ssfer.budgets), on small synthetic
+"""The label-budget chapters' shared analysis (ssfer.book.ch04_05_budgets), on small synthetic
 run tables and fake records: what each function keys, names, glues and draws."""
 from types import SimpleNamespace
 
@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from ssfer import budgets, report  # noqa: E402
-from ssfer.book import book_config, scale_of  # noqa: E402
+from ssfer.book import ch04_05_budgets as budgets, figures, tables  # noqa: E402
+from ssfer.book.runs import book_config, scale_of  # noqa: E402
 
 SCALE = dict(n_train=4000, n_test=1000, image_size=24, model="test_resnet", steps=300, batch_size=32,
              device="auto")
@@ -74,7 +74,7 @@ def test_grid_configs_are_the_runs_the_chapters_always_asked_for():
     assert list(configs) == [(b, m, s) for b in (100, 400) for m in ("supervised", "FixMatch", "DTA+SNL")
                              for s in (0, 2)]
     for (b, m, s), cfg in configs.items():
-        algo = {v: k for k, v in budgets.METHODS.items()}[m]
+        algo = {v: k for k, v in budgets.BUDGET_METHODS.items()}[m]
         before = book_config(**scale_of(P, seed=s, labels_per_class=10), algo__name=algo,
                              split__protocol="adacm_rafdb", split__total=b, train__progress=False, **data)
         assert cfg.hash() == before.hash()
@@ -105,7 +105,7 @@ def test_compare_at_each_pairs_every_method_pair_on_both_scores_at_every_row():
 
 def test_the_paired_figure_shows_dta_against_fixmatch_on_both_scores_at_each_row():
     c = budgets.compare_at_each(runs_table(), "labels", [100, 400], "labels")
-    ax = budgets.plot_dta_against_fixmatch(c, [100, 400])
+    ax = figures.plot_snl_against_fixmatch(c, [100, 400])
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert len(labels) == 4 and all(t.startswith("DTA+SNL − FixMatch") for t in labels)
     assert ax.get_title() == "DTA+SNL − FixMatch"
@@ -117,7 +117,7 @@ def test_glue_means_glues_the_headline_means_and_every_comparison():
     c = budgets.compare_at_each(runs, "labels", [100, 400], "labels")
     g = Glue()
     budgets.glue_means(g, runs, "labels", {"low": 100, "top": 400}, c)
-    assert g["acc_sup_low"] == 51.0 and g["acc_dta_top"] == 64.0 and type(g["acc_fix_low"]) is float
+    assert g["acc_sup_low"] == 51.0 and g["acc_snl_top"] == 64.0 and type(g["acc_fix_low"]) is float
     assert not [k for k in g if k.startswith("mca_")]
     assert (g["fix_acc_low_mean"], g["fixsup_mca_top_mean"], g["sup_acc_top_n"]) == ("+2.0", "+1.0", 3)
     assert {f"{p}_{s}_{k}_verdict" for p in ("fix", "sup", "fixsup") for s in ("acc", "mca")
@@ -129,7 +129,7 @@ def test_glue_means_glues_the_headline_means_and_every_comparison():
 
 def test_the_scores_figure_draws_both_scores_against_the_budget_on_a_log_axis():
     runs = runs_table()
-    g = budgets.plot_scores_against_budget(runs, "labels", {100: "100", 400: "400"}, "labeled images", "t (x)")
+    g = figures.plot_scores_against_budget(runs, "labels", {100: "100", 400: "400"}, "labeled images", "t (x)")
     axes = list(g.axes.flat)
     assert [ax.get_title() for ax in axes] == ["accuracy (%)", "mean class accuracy (%)"]
     assert all(ax.get_xscale() == "log" for ax in axes)
@@ -137,13 +137,13 @@ def test_the_scores_figure_draws_both_scores_against_the_budget_on_a_log_axis():
     assert axes[0].get_xlabel() == "labeled images" and g.figure._suptitle.get_text() == "t (x)"
     plt.close("all")
     shares = runs_table(("1 %", "10 %"), "labeled share")
-    g = budgets.plot_scores_against_budget(shares, "labeled share", {1.0: "1", 10.0: "10"}, "share", "t",
+    g = figures.plot_scores_against_budget(shares, "labeled share", {1.0: "1", 10.0: "10"}, "share", "t",
                                            positions={"1 %": 1.0, "10 %": 10.0}, panels="row")
     assert g.axes.shape == (2, 1) and g.axes[1, 0].get_title() == "mean class accuracy (%)"
     line = g.axes[0, 0].get_lines()[0]
     assert sorted(line.get_xdata()) == [1.0, 10.0]
     plt.close("all")
-    one = budgets.plot_scores_against_budget(runs[runs["labels"] == 100], "labels", {100: "100"}, "x", "t")
+    one = figures.plot_scores_against_budget(runs[runs["labels"] == 100], "labels", {100: "100"}, "x", "t")
     assert one.axes.flat[0].get_xscale() == "linear"   # one budget: no log axis
     plt.close("all")
 
@@ -202,18 +202,18 @@ def test_glue_cross_glues_the_means_and_the_comparison_or_says_nothing_was_measu
     test_set = budgets.SecondTestSet("ferplus", "/f", "ferplus test")
     g = Glue()
     budgets.glue_cross(g, budgets.cross_table(fake_records(), 400, test_set, "cpu", fake_test), test_set)
-    assert (g["cross_name"], g["cross_sup"], g["cross_dta"]) == ("ferplus test", "41.0", "44.0")
+    assert (g["cross_name"], g["cross_sup"], g["cross_snl"]) == ("ferplus test", "41.0", "44.0")
     assert (g["cross_mean"], g["cross_n"]) == ("+2.0", 3) and "cross_verdict" in g
     empty = Glue()
     budgets.glue_cross(empty, budgets.cross_table(fake_records(), 400, None), None)
     assert empty == {"cross_name": "none (set cross_dataset and cross_root)", "cross_sup": "—", "cross_fix": "—",
-                     "cross_dta": "—", "cross_mean": "—", "cross_low": "—", "cross_high": "—",
+                     "cross_snl": "—", "cross_mean": "—", "cross_low": "—", "cross_high": "—",
                      "cross_verdict": "not measured: no claim"}
 
 
 def test_the_cross_figure_shows_both_test_sets_per_method():
     test_set = budgets.SecondTestSet("ferplus", "/f", "ferplus test")
-    ax = budgets.plot_cross(budgets.cross_table(fake_records(), 400, test_set, "cpu", fake_test),
+    ax = figures.plot_cross(budgets.cross_table(fake_records(), 400, test_set, "cpu", fake_test),
                             "method (400 labels)", "SynthFER")
     assert ax.get_title() == "Trained on SynthFER, tested twice" and ax.get_xlabel() == "method (400 labels)"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["supervised", "FixMatch", "DTA+SNL"]
@@ -224,7 +224,7 @@ def test_the_cross_figure_shows_both_test_sets_per_method():
 
 @pytest.mark.slow
 def test_cross_table_with_a_trained_run(tmp_path, tiny_overrides):
-    """A real (few-step) run tested on a harder SynthFER draw through report.cross_test."""
+    """A real (few-step) run tested on a harder SynthFER draw through budgets.cross_test."""
     from ssfer.config import Config
     from ssfer.train import run
 
@@ -233,4 +233,4 @@ def test_cross_table_with_a_trained_run(tmp_path, tiny_overrides):
     test_set = budgets.second_test_set(params(n_test=40))
     t = budgets.cross_table({(1, "FixMatch", 0): rec}, 1, test_set, device="cpu")
     assert len(t) == 1 and t["images"][0] == 40 and 0 <= t["second test set (%)"][0] <= 100
-    assert report.num(t["own test set (%)"][0]) == report.num(100 * rec.summary["accuracy"])
+    assert tables.num(t["own test set (%)"][0]) == tables.num(100 * rec.summary["accuracy"])

@@ -14,9 +14,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ssfer import report
-
-SCORES = ("accuracy (%)", "mean class accuracy (%)")
+# the two scores the results figures show side by side
+SCORE_COLUMNS = ("accuracy (%)", "mean class accuracy (%)")
 
 
 def _axes(ax: Any, figsize: tuple[float, float]) -> Any:
@@ -76,19 +75,19 @@ def learning_curves(records: Mapping[str, Any], title: str | None = None, ax: An
     ax = _axes(ax, (7, 4))
     sns.lineplot(data=curves, x="step", y="test_accuracy", hue="run", marker="o", ax=ax)
     ax.set(xlabel="training step", ylabel="test accuracy (EMA teacher)", title=title)
-    report.legend_below(ax, ncol=3)
+    legend_below(ax, ncol=3)
     return ax
 
 
-def pseudo_label_course(course: pd.DataFrame, title: str | None = None, ax: Any = None) -> Any:
+def plot_pseudo_label_course(course: pd.DataFrame, title: str | None = None, ax: Any = None) -> Any:
     """Accepted share and precision of the pseudo labels over training, from
-    :func:`ssfer.report.pseudo_label_course` (one run)."""
+    :func:`ssfer.book.tables.pseudo_label_course` (one run)."""
     import seaborn as sns
 
     ax = _axes(ax, (7, 3.8))
     sns.lineplot(data=course, x="step", y="value", hue="quantity", ax=ax)
     ax.set(xlabel="training step", ylabel="share", ylim=(0, 1.02), title=title)
-    report.legend_below(ax, ncol=2)
+    legend_below(ax, ncol=2)
     return ax
 
 
@@ -106,7 +105,7 @@ def class_panels(data: pd.DataFrame, y: str, classes: Sequence[str], panels: Seq
     g.set_axis_labels(xlabel, ylabel if ylabel is not None else y)
     g.set_titles("{col_name}")
     g.set(ylim=ylim)
-    report.legend_below(g, ncol=4)
+    legend_below(g, ncol=4)
     if title:
         g.figure.suptitle(title, y=1.02)
     return g
@@ -133,7 +132,7 @@ def metric_panels(course: pd.DataFrame, metrics: Sequence[str], order: Sequence[
                     height=2.8, aspect=1.3, facet_kws={"sharey": False})
     g.set_axis_labels("training step", "")
     g.set_titles("{col_name}")
-    report.legend_below(g, ncol=len(order))
+    legend_below(g, ncol=len(order))
     if title:
         g.figure.suptitle(title, y=1.02)
     return g
@@ -156,7 +155,7 @@ def confusion(summary: Mapping[str, Any], title: str | None = None, ax: Any = No
 
 def recall_bars(recall: pd.DataFrame, classes: Sequence[str], methods: Sequence[str], title: str | None = None,
                 ax: Any = None) -> Any:
-    """Per-class test recall of each method, from :func:`ssfer.report.recall_table`
+    """Per-class test recall of each method, from :func:`ssfer.book.tables.recall_table`
     (one row per method and class)."""
     import seaborn as sns
 
@@ -165,15 +164,15 @@ def recall_bars(recall: pd.DataFrame, classes: Sequence[str], methods: Sequence[
                 ax=ax)
     ax.set(xlabel="expression", ylabel="test recall (%)", ylim=(0, 105), title=title)
     ax.tick_params(axis="x", labelrotation=30)
-    report.legend_below(ax, ncol=3)
+    legend_below(ax, ncol=3)
     return ax
 
 
 def scores_by_variant(runs: pd.DataFrame, order: Sequence[str], by: str = "variant",
-                      metrics: Sequence[str] = SCORES, xlabel: str | None = None, title: str | None = None,
+                      metrics: Sequence[str] = SCORE_COLUMNS, xlabel: str | None = None, title: str | None = None,
                       ax: Any = None) -> Any:
     """Each variant's scores: a dot per seed, a diamond for the mean, one colour
-    per metric (``runs``: :func:`ssfer.report.run_table`)."""
+    per metric (``runs``: :func:`ssfer.book.tables.run_table`)."""
     import seaborn as sns
 
     long = runs.melt(id_vars=[by, "seed"], value_vars=list(metrics), var_name="metric", value_name="percent")
@@ -183,7 +182,7 @@ def scores_by_variant(runs: pd.DataFrame, order: Sequence[str], by: str = "varia
     sns.stripplot(data=long, x=by, y="percent", hue="metric", order=list(order), dodge=True, jitter=False,
                   alpha=0.5, legend=False, ax=ax)
     ax.set(xlabel=xlabel if xlabel is not None else by, ylabel="test score (%), EMA teacher", title=title)
-    report.legend_below(ax, ncol=2)
+    legend_below(ax, ncol=2)
     return ax
 
 
@@ -339,3 +338,145 @@ def legend_collisions(fig: Any) -> list[str]:
             if box.overlaps(t.get_window_extent(renderer)):
                 out.append(f"the legend ({', '.join(x.get_text() for x in leg.get_texts())[:40]}) covers {name}")
     return out
+
+
+# ------------------------------------------------------------------ legends and comparisons
+def legend_below(obj: Any, ncol: int = 3, title: str | None = None) -> None:
+    """Move a legend below the plot, so it never covers data.
+
+    ``obj``: a seaborn FacetGrid, or an Axes whose figure uses the constrained
+    layout (``plt.subplots(layout="constrained")``), which makes room for it.
+    """
+    import seaborn as sns
+
+    if hasattr(obj, "axes") and hasattr(obj, "add_legend"):  # a FacetGrid: its legend is the figure's
+        # below the lowest text of the panels: rotated tick labels and the x labels under
+        # them can reach past the figure's bottom edge, where a legend at y=0 would cover them
+        fig = obj.figure
+        if obj.legend is not None:
+            obj.legend.set_visible(False)  # not part of the panels' extent
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        bottom = min(ax.get_tightbbox(renderer).y0 for ax in obj.axes.flat) / fig.bbox.height
+        sns.move_legend(obj, "upper center", bbox_to_anchor=(0.5, min(0.0, bottom) - 0.01), ncol=ncol,
+                        title=title, frameon=False)
+        obj.legend.set_visible(True)
+        return
+    handles, labels = obj.get_legend_handles_labels()
+    if obj.get_legend() is not None:
+        obj.get_legend().remove()
+    obj.figure.legend(handles, labels, loc="outside lower center", ncol=ncol, title=title, frameon=False)
+
+def plot_paired(comparisons: Sequence[Any], ax=None, unit: str = "points", title: str | None = None):
+    """Each comparison on one row: its per-seed differences (dots), their mean and 95 %
+    interval (bar), and 0 (dashed): a bar that crosses 0 shows no difference."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.0, 0.6 * len(comparisons) + 1.4), layout="constrained")
+    labelled: set[str] = set()
+
+    def once(label: str) -> str | None:
+        # each kind of mark in the legend once, whichever row shows it first
+        if label in labelled:
+            return None
+        labelled.add(label)
+        return label
+
+    for i, c in enumerate(comparisons):
+        y = len(comparisons) - 1 - i
+        d = list(c.differences.values())
+        ax.scatter(d, [y] * len(d), color="0.55", s=18, zorder=2, label=once("one seed"))
+        p = c.paired
+        if p.n >= 2:
+            ax.errorbar(p.mean, y, xerr=[[p.mean - p.low], [p.high - p.mean]], fmt="o", color="C0",
+                        capsize=4, zorder=3, label=once("mean, 95 % interval"))
+        else:
+            ax.plot(p.mean, y, "D", color="C0", zorder=3, label=once("one seed only: no interval"))
+    ax.axvline(0, color="0.3", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(comparisons)), [f"{c.label}\n{c.what}" for c in reversed(comparisons)])
+    ax.set_ylim(-0.6, len(comparisons) - 0.4)
+    ax.set_xlabel(f"paired difference ({unit})")
+    if title:
+        ax.set_title(title)
+    legend_below(ax, ncol=2)
+    return ax
+
+def plot_time_to_accuracy(frame: pd.DataFrame, ax=None, by: str = "method"):
+    """One line per ``by`` value: mean validation accuracy over seeds at each
+    evaluation step against the mean minutes to reach it, band ± sd of accuracy."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(8, 4.5))[1]
+    for name, rows in frame.groupby(by, sort=False):
+        g = rows.groupby("step")
+        x, y, sd = g["minutes"].mean(), g["val accuracy (%)"].mean(), g["val accuracy (%)"].std(ddof=1).fillna(0)
+        line, = ax.plot(x, y, marker="o", ms=3, label=name)
+        ax.fill_between(x, y - sd, y + sd, color=line.get_color(), alpha=0.15, lw=0)
+    ax.set(xlabel="training time (minutes, one CPU core)", ylabel="validation accuracy (%)")
+    legend_below(ax, ncol=min(5, frame[by].nunique()))
+    return ax
+
+
+# ------------------------------------------------------------------ the label-budget chapters (04, 05)
+# layout of the scores-against-budget figure: panels side by side (col) or stacked (row)
+_LAYOUTS = {"col": {"height": 3.4, "aspect": 1.0, "y": 1.03}, "row": {"height": 2.8, "aspect": 2.2, "y": 1.02}}
+
+
+def plot_scores_against_budget(runs: pd.DataFrame, by: str, ticks: Mapping[float, str], xlabel: str, title: str,
+                               positions: Mapping[Any, float] | None = None, panels: str = "col"):
+    """Both test scores against the budget: a line per method through its mean over
+    the seeds, a dot per seed, on a log axis (with two budgets or more).
+
+    ``ticks`` maps an x position to its label; ``positions`` maps a row to its x
+    position where the row is not a number itself ("1 %" -> 1.0); ``panels`` puts
+    the two scores side by side (``"col"``) or one above the other (``"row"``)."""
+    import seaborn as sns
+
+    layout = _LAYOUTS[panels]
+    long = runs.melt(id_vars=[by, "method", "seed"], value_vars=list(SCORE_COLUMNS), var_name="metric",
+                     value_name="percent")
+    x = by
+    if positions is not None:
+        x = "position"
+        long[x] = long[by].map(positions)
+    g = sns.relplot(data=long, x=x, y="percent", hue="method", kind="line", marker="o", errorbar=None,
+                    height=layout["height"], aspect=layout["aspect"], facet_kws={"sharey": False},
+                    **{panels: "metric"})
+    for ax, metric in zip(g.axes.flat, g.col_names if panels == "col" else g.row_names):
+        sns.stripplot(jitter=False, data=long[long["metric"] == metric], x=x, y="percent", hue="method",
+                      native_scale=True, dodge=False, size=3, alpha=0.6, legend=False, ax=ax)
+        if len(ticks) > 1:  # a log axis needs two distinct values
+            ax.set_xscale("log")
+        ax.set_xticks(list(ticks), list(ticks.values()))
+        ax.minorticks_off()
+    g.set_axis_labels(xlabel, "test set (%)")
+    g.set_titles(f"{{{panels}_name}}")
+    legend_below(g, ncol=3)
+    g.figure.suptitle(title, y=layout["y"])
+    return g
+
+
+def plot_snl_against_fixmatch(comparisons: Mapping[tuple[Any, str, str], Any], rows: Sequence[Any],
+                              scores: Sequence[str] = ("acc", "mca")):
+    """DTA+SNL − FixMatch on both scores at every row of a budget chapter, seed by
+    seed (``plot_paired``; ``comparisons``: ``ch04_05_budgets.compare_at_each``)."""
+    return plot_paired([comparisons[row, m, "fix"] for row in rows for m in scores],
+                              title="DTA+SNL − FixMatch")
+
+
+def plot_cross(cross: pd.DataFrame, xlabel: str, where: str):
+    """Each method's accuracy on its own and on the second test set (bars: mean over
+    the seeds, dots: seeds): what is lost on faces unlike the training ones."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
+    both = cross.melt(id_vars=["method", "seed"], value_vars=["own test set (%)", "second test set (%)"],
+                      var_name="test set", value_name="accuracy (%)")
+    sns.barplot(data=both, x="method", y="accuracy (%)", hue="test set", errorbar=None, ax=ax)
+    sns.stripplot(jitter=False, data=both, x="method", y="accuracy (%)", hue="test set", dodge=True,
+                  palette="dark:black", size=3, legend=False, ax=ax)
+    ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title=f"Trained on {where}, tested twice")
+    legend_below(ax, ncol=2)
+    return ax

@@ -1,0 +1,181 @@
+"""``ssfer results record|status|plan|family|replay``: the recorded real-face grid.
+
+Each verb is its own subcommand with its own flags; ``record``, ``status``,
+``plan`` and ``family`` read the grid (``--grid``), ``replay`` needs only the run."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ssfer.cli.options import key_path
+
+VERBS = ("record", "status", "plan", "family", "replay")
+
+
+def _grid_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--grid", type=Path, default=Path("results/grid.yaml"), help="default results/grid.yaml")
+    p.add_argument("--results-dir", type=Path, default=Path("results"), help="default results/")
+
+
+def _choice_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--only", action="append", metavar="GLOB", help="only runs whose name matches (repeatable)")
+    p.add_argument("--variant", default=None, metavar="NAME",
+                   help="only the runs of the grid groups with this variant ('' for the profile's), "
+                        "e.g. 'no label smoothing' for the primary grid")
+    p.add_argument("--seed-major", action="store_true",
+                   help="every method of a seed before the next seed: whole seeds on one machine")
+
+
+def _root_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", action="append", type=key_path, metavar="DATASET=PATH",
+                   help="where a data set lies, e.g. ferplus=/data/ferplus (repeatable)")
+
+
+def add_cli(sub) -> argparse.ArgumentParser:
+    r = sub.add_parser("results", help="record the real-data runs of results/grid.yaml, say what remains, "
+                                       "plan the seeds, read the planned families, or replay a recorded run")
+    rsub = r.add_subparsers(dest="results_command", required=True, metavar="{" + ",".join(VERBS) + "}")
+
+    rec = rsub.add_parser("record", help="train and record every missing run of the grid (resumable)")
+    _grid_flags(rec)
+    _choice_flags(rec)
+    _root_flag(rec)
+    rec.add_argument("--jobs", type=int, default=1, help="runs side by side (each uses the threads its config sets)")
+    rec.add_argument("--cache-dir", type=Path, default=None, help="run cache (default $SSFER_CACHE or ~/.cache/ssfer)")
+    rec.set_defaults(func=record)
+
+    st = rsub.add_parser("status", help="what is recorded, what remains, and the part-recorded seeds")
+    _grid_flags(st)
+    _choice_flags(st)
+    st.set_defaults(func=status)
+
+    pl = rsub.add_parser("plan", help="the paired seeds each planned comparison still needs, and their CPU time")
+    _grid_flags(pl)
+    pl.add_argument("--halfwidth", type=float, default=1.0,
+                    help="the 95 %% half-width each planned comparison should reach, in points (default 1)")
+    pl.set_defaults(func=plan)
+
+    fa = rsub.add_parser("family", help="the planned families read as chapter 06 reads them")
+    _grid_flags(fa)
+    fa.add_argument("--metric", default="accuracy (%)",
+                    choices=("accuracy (%)", "mean class accuracy (%)", "macro F1 (%)"),
+                    help="the score the planned comparisons are read on (default test accuracy)")
+    fa.set_defaults(func=family)
+
+    rp = rsub.add_parser("replay", help="train a recorded run's first steps again here and compare them")
+    rp.add_argument("runs", nargs="+", metavar="RUN", help="recorded runs (names in --results-dir, or folders)")
+    rp.add_argument("--results-dir", type=Path, default=Path("results"), help="default results/")
+    _root_flag(rp)
+    rp.add_argument("--steps", type=int, default=500, help="how many of the run's first steps (default 500)")
+    rp.add_argument("--log", action="store_true",
+                    help="append each outcome, with this code and CPU kind, to replays.jsonl in --results-dir")
+    rp.set_defaults(func=replay)
+    return r
+
+
+def old_spelling(argv: list[str]) -> list[str]:
+    """``ssfer results --grid G status`` (flags before the verb, as the single
+    parser took them) is ``ssfer results status --grid G``."""
+    if len(argv) > 2 and argv[0] == "results" and argv[1].startswith("-") and argv[1] not in ("-h", "--help"):
+        verbs = [i for i, a in enumerate(argv) if a in VERBS]
+        if verbs:
+            i = verbs[0]
+            return ["results", argv[i], *argv[1:i], *argv[i + 1:]]
+    return argv
+
+
+def _print_open_seeds(seeds: list[dict]) -> None:
+    """Which part-recorded seeds this machine would complete on their own CPU kind and code."""
+    if not seeds:
+        return
+    from ssfer.record import this_cpu_kind, training_code_digest
+
+    here, code = this_cpu_kind(), training_code_digest()[:8]
+    print(f"part-recorded seeds (this machine: {here}; training code {code}):")
+    for s in seeds:
+        mixes = [what for what, theirs, ours in (("CPU kinds", s["kinds"], here), ("code versions", s["codes"], code))
+                 if theirs != [ours]]
+        of = f" of {s['variant']!r}" if s["variant"] else ""
+        n = len(s["recorded"]) + len(s["left"])
+        kinds = "; ".join("a CPU kind not recorded" if k == "not recorded" else k for k in s["kinds"])
+        print(f"  seed {s['seed']}{of}: {len(s['recorded'])} of {n} runs recorded on {kinds}, "
+              f"code {', '.join(s['codes'])} (commit {', '.join(s['commits'])}); "
+              + (f"completing it here mixes {' and '.join(mixes)}" if mixes else "this machine completes it alike"))
+
+
+def status(args: argparse.Namespace) -> int:
+    from ssfer.book import recording
+
+    grid = recording.load_grid(args.grid)
+    todo = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major)
+    done = [p.name for p in grid if recording.is_recorded(args.results_dir, p.name)]
+    print(f"{len(done)} of {len(grid)} runs of {args.grid} recorded in {args.results_dir}/")
+    for p in todo:
+        print(f"  to record: {p.name}")
+    _print_open_seeds(recording.open_seeds(grid, args.results_dir, args.variant))
+    return 0
+
+
+def family(args: argparse.Namespace) -> int:
+    from ssfer.book import ch06_real_faces as ch06
+
+    print(ch06.family_report(ch06.load(args.results_dir, args.grid), args.metric))
+    return 0
+
+
+def plan(args: argparse.Namespace) -> int:
+    from ssfer.book import grid_tables, recording, verdicts
+
+    grid = recording.load_grid(args.grid)
+    table = grid_tables.results_table(recording.load_results(args.results_dir), grid)
+    frame = grid_tables.plan(table, args.halfwidth, **grid_tables.PRIMARY)
+    total = grid_tables.plan_total(table, frame, **grid_tables.PRIMARY)
+    print(f"planned comparisons on {grid_tables.PRIMARY_NAME}; target 95 % half-width {verdicts.amount(args.halfwidth)} "
+          f"(test accuracy), at most {grid_tables.MAX_SEEDS} seeds:")
+    print(frame.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(f"the family: {total['complete seeds']} seeds recorded for every method; {total['seeds needed']} "
+          f"needed; {total['runs to record']} runs to record, about {total['CPU hours']:.1f} CPU hours "
+          "(mean recorded train_seconds per run"
+          + (f"; {', '.join(total['not timed'])} not counted: no run recorded yet)" if total["not timed"] else ")"))
+    print(f"\nseeds each comparison would need, at its observed mean and sd, for its 95 % interval to clear 0 "
+          f"after the Holm correction (alpha {verdicts.ALPHA:g}; a planning figure, not a promise):")
+    for fam in grid_tables.load_families(args.grid):
+        frame = grid_tables.holm_plan(table, fam)
+        print(f"{fam.name}:")
+        print(frame.to_string(index=False, na_rep="—", float_format=lambda v: f"{v:.3g}"))
+    return 0
+
+
+def replay(args: argparse.Namespace) -> int:
+    from ssfer.book import recording
+
+    roots = dict(args.root or [])
+    same = True
+    for name in args.runs:
+        # a run's name in --results-dir, or the path of a run folder (as the shell completes it)
+        given = Path(name)
+        run_dir = given if (given / "summary.json").is_file() else args.results_dir / name
+        out = recording.replay(run_dir, roots, args.steps)
+        if args.log:
+            recording.log_replay(args.results_dir, out)
+        same &= out["identical"]
+        verdict = "identical" if out["identical"] else f"differs first at {out['first_difference']}"
+        print(f"{name}: {out['rows']} logged rows of the first {out['steps']} steps: {verdict}", flush=True)
+    return 0 if same else 1
+
+
+def record(args: argparse.Namespace) -> int:
+    from ssfer.book import recording
+
+    grid = recording.load_grid(args.grid)
+    todo = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major)
+    _print_open_seeds([s for s in recording.open_seeds(grid, args.results_dir, args.variant)
+                       if {p.name for p in todo} & set(s["left"])])
+    out = recording.record_grid(grid, Path.cwd(), args.results_dir, dict(args.root or []), jobs=args.jobs,
+                              only=args.only, cache_dir=str(args.cache_dir) if args.cache_dir else None,
+                              variant=args.variant, seed_major=args.seed_major)
+    failed = {k: v for k, v in out.items() if v}
+    for name, err in failed.items():
+        print(f"ssfer: run {name} failed: {err}", file=sys.stderr)
+    return 1 if failed else 0

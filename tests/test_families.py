@@ -1,0 +1,104 @@
+"""The planned families of grid.yaml, read family-wise (Holm at 0.05) beside the
+95 % interval and the 1-point margin."""
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ssfer.book import grid_tables as gt
+from ssfer.book.verdicts import compare, family_verdict
+from ssfer.config import ConfigError
+from ssfer.stats import holm
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _runs(rows):
+    return pd.DataFrame([{"data set": "FERPlus", "budget": b, "variant": "no label smoothing", "method": m,
+                          "seed": s, "accuracy (%)": v} for b, m, s, v in rows])
+
+
+def test_the_committed_grid_names_its_families_and_the_primary_one_is_the_planned_family():
+    families = {f.name: f for f in gt.load_families(REPO / "results" / "grid.yaml")}
+    assert list(families) == ["primary", "25 % labeled", "5 % labeled", "1 % labeled", "the paper's claim"]
+    primary = families["primary"]
+    assert [(a["method"], b["method"]) for a, b in primary.pairs] == list(gt.PLANNED)
+    assert all(a["budget"] == b["budget"] == "10 % labeled" for a, b in primary.pairs)
+    claim = families["the paper's claim"]
+    assert [claim.label(a) for a, _ in claim.pairs] == [f"DTA+SNL at {b} % labeled" for b in (1, 5, 10, 25)]
+    assert {claim.label(b) for _, b in claim.pairs} == {"supervised at all labels"}
+
+
+def test_a_family_is_read_with_holm_over_its_measured_comparisons():
+    fam = gt.Family("f", {"budget": "10 % labeled"}, (
+        ({"budget": "10 % labeled", "method": "A"}, {"budget": "10 % labeled", "method": "C"}),
+        ({"budget": "10 % labeled", "method": "B"}, {"budget": "10 % labeled", "method": "C"}),
+        ({"budget": "10 % labeled", "method": "D"}, {"budget": "10 % labeled", "method": "C"})))
+    c = [70.0, 71.0, 72.0, 70.5, 71.5]
+    a = [x + d for x, d in zip(c, [2.0, 2.2, 1.8, 2.1, 1.9])]     # a clear lead of about 2
+    b = [x + d for x, d in zip(c, [0.9, -0.2, 1.1, 0.2, 0.6])]    # +0.52, p about 0.07 alone
+    table = _runs([("10 % labeled", m, s, v) for m, vs in (("A", a), ("B", b), ("C", c)) for s, v in enumerate(vs)])
+    out = gt.family_table(table, fam)
+    assert list(out["comparison"]) == ["A − C", "B − C", "D − C"]
+    raw = [compare(table, "A", "C", "accuracy (%)").paired.p, compare(table, "B", "C", "accuracy (%)").paired.p]
+    assert list(out["p"][:2]) == pytest.approx(raw)
+    assert list(out["Holm p"][:2]) == pytest.approx(holm(raw))     # D has no run: m = 2
+    assert out["family-wise verdict"][0] == "A scores higher, by 1 point or more"
+    assert out["family-wise verdict"][1].startswith("no difference family-wise")
+    assert out["family-wise verdict"][2] == "not recorded yet: no claim" and out["seeds"][2] == 0
+
+
+def test_a_family_compares_across_regimes_paired_by_seed():
+    fam = gt.load_families(REPO / "results" / "grid.yaml")[-1]      # the paper's claim
+    table = _runs([("1 % labeled", "DTA+SNL", s, 60.0 + s) for s in range(5)]
+                  + [("all labels", "supervised", s, 80.0 + s) for s in range(5)]
+                  + [("25 % labeled", "DTA+SNL", s, 79.9 + s) for s in range(3)])
+    out = gt.family_table(table, fam).set_index("comparison")
+    row = out.loc["DTA+SNL at 1 % labeled − supervised at all labels"]
+    assert row["seeds"] == 5 and row["mean difference"] == pytest.approx(-20.0)
+    assert row["family-wise verdict"] == "supervised at all labels scores higher, by 1 point or more"
+    near = out.loc["DTA+SNL at 25 % labeled − supervised at all labels"]
+    assert near["seeds"] == 3 and near["mean difference"] == pytest.approx(-0.1)
+    assert out.loc["DTA+SNL at 5 % labeled − supervised at all labels", "seeds"] == 0
+
+
+@pytest.mark.parametrize("low, high, adjusted, said", [
+    (0.10, 1.34, 0.08, "no difference family-wise, and the runs cannot rule out one of 1 point"),
+    (0.10, 1.34, 0.01, "A scores higher; the runs cannot tell whether by 1 point or more"),
+    (0.20, 0.80, 0.01, "A scores higher, by less than 1 point"),
+    (1.20, 2.00, 0.01, "A scores higher, by 1 point or more"),
+    (-0.40, 0.30, 0.60, "no difference family-wise; the runs rule out one of 1 point or more"),
+    (-1.50, -1.10, 0.001, "B scores higher, by 1 point or more"),
+])
+def test_family_verdicts_read_the_adjusted_p_and_the_margin(low, high, adjusted, said):
+    mid, half = (low + high) / 2, (high - low) / 2
+    # ten seeds whose t-interval is exactly [low, high]: differences mid ± k
+    from scipy import stats as st
+    k = half / (st.t.ppf(0.975, 9) / 10 ** 0.5) * (9 / 10) ** 0.5
+    d = [mid + k if i % 2 else mid - k for i in range(10)]
+    table = _runs([("x", "A", s, 70.0 + v) for s, v in enumerate(d)] + [("x", "B", s, 70.0) for s in range(10)])
+    c = compare(table, "A", "B", "accuracy (%)")
+    assert (c.paired.low, c.paired.high) == pytest.approx((low, high))
+    assert family_verdict(c, adjusted) == said
+
+
+def test_holm_plan_names_the_seeds_each_comparison_needs_to_clear_0_after_the_correction():
+    fam = gt.Family("f", {}, (({"method": "A"}, {"method": "C"}), ({"method": "B"}, {"method": "C"})))
+    c = [70.0, 71.0, 72.0, 70.5, 71.5]
+    table = _runs([("x", "A", s, v + d) for s, (v, d) in enumerate(zip(c, [2.0, 2.2, 1.8, 2.1, 1.9]))]
+                  + [("x", "B", s, v + d) for s, (v, d) in enumerate(zip(c, [0.9, -0.2, 1.1, 0.2, 0.6]))]
+                  + [("x", "C", s, v) for s, v in enumerate(c)])
+    plan = gt.holm_plan(table, fam).set_index("comparison")
+    assert plan.loc["A − C", "Holm level"] == pytest.approx(0.025)    # the smaller p is tested first, at alpha/2
+    assert plan.loc["B − C", "Holm level"] == pytest.approx(0.05)
+    assert plan.loc["A − C", "seeds to clear 0"] <= 5 < plan.loc["B − C", "seeds to clear 0"]
+
+
+def test_a_bad_family_is_named(tmp_path):
+    g = tmp_path / "g.yaml"
+    g.write_text("groups: []\nfamilies:\n  - {name: x, compare: [[A]]}\n")
+    with pytest.raises(ConfigError, match=r"families\[0\].compare\[0\]: expected \[A, B\]"):
+        gt.load_families(g)
+    g.write_text("groups: []\nfamilies:\n  - {name: x, compare: [[A, {budget: 1}]]}\n")
+    with pytest.raises(ConfigError, match="a side is a method name or a mapping with 'method'"):
+        gt.load_families(g)
