@@ -241,3 +241,62 @@ def test_legend_collisions_finds_a_legend_over_an_axis_label_and_legend_below_le
     assert legend_collisions(g.figure) == []
     assert g.legend.get_visible()
     plt.close("all")
+
+
+def test_one_colour_per_method_and_per_class_in_every_figure():
+    """A method or a class has the same colour on every page: the figures take it
+    from figures.palette, and no notebook colours methods or classes by seaborn's cycle."""
+    import json
+    import re
+    from pathlib import Path
+
+    names = list(figures.METHOD_COLORS) + list(figures.CLASS_COLORS)
+    colours = figures.palette(names)
+    assert [colours[n] for n in figures.METHOD_COLORS] == list(figures.METHOD_COLORS.values())
+    assert figures.palette(["fear", "DTA+SNL"]) == {"fear": figures.CLASS_COLORS["fear"],
+                                                   "DTA+SNL": figures.METHOD_COLORS["DTA+SNL"]}
+    assert len(set(figures.METHOD_COLORS.values())) == len(figures.METHOD_COLORS)
+    assert len(set(figures.CLASS_COLORS.values())) == len(figures.CLASS_COLORS)
+    spare = figures.palette(["run a", "run b", "FixMatch"])
+    assert len(set(spare.values())) == 3 and spare["FixMatch"] == figures.METHOD_COLORS["FixMatch"]
+    # every seaborn call of a notebook or of figures.py that colours by method or class names its palette
+    repo = Path(__file__).resolve().parents[1]
+    sources = [(p.name, "\n".join("".join(c["source"]) for c in json.loads(p.read_text())["cells"]
+                                  if c["cell_type"] == "code"))
+               for p in sorted((repo / "notebooks").rglob("*.ipynb"))]
+    sources.append(("figures.py", (repo / "ssfer" / "book" / "figures.py").read_text()))
+    for name, text in sources:
+        for call in re.findall(r"sns\.\w+\((?:[^()]|\([^()]*\))*\)", text):
+            if re.search(r'hue="(method|class)"', call) and "palette=" not in call:
+                raise AssertionError(f"{name}: {call[:80]}... colours by method or class without the book's palette")
+
+
+def test_the_forest_plot_marks_the_family_wise_verdict_and_the_margin():
+    from ssfer.book.verdicts import compare
+
+    table = pd.DataFrame([{"method": m, "seed": s, "accuracy (%)": 70.0 + d}
+                          for m, ds in (("A", [2.0, 2.2, 1.8]), ("B", [0.1, -0.3, 0.4]), ("C", [0, 0, 0]))
+                          for s, d in enumerate(ds)])
+    comps = [compare(table, "A", "C", "accuracy (%)"), compare(table, "B", "C", "accuracy (%)"), None]
+    ax = figures.plot_family(comps, [0.01, 0.9, float("nan")], ["A − C", "B − C", "D − C"], margin=1.0)
+    lines = [line.get_xdata()[0] for line in ax.get_lines() if len(set(line.get_xdata())) == 1]
+    assert {0, -1.0, 1.0} <= set(lines)
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert ticks[0].startswith("D − C") and "not recorded yet" in ticks[0]
+    assert "Holm p 0.010" in ticks[-1] and "Holm p 0.900" in ticks[1]
+    assert _legend_labels(ax.figure) == ["Holm p ≤ 0.05: a family-wise difference",
+                                         "Holm p > 0.05: no family-wise difference"]
+    plt.close(ax.figure)
+
+
+def test_the_label_efficiency_figure_has_a_log_axis_and_the_ceiling_band():
+    runs = pd.DataFrame([{"labeled (%)": f, "method": m, "seed": s, "accuracy (%)": 60 + 5 * np.log10(f) + s}
+                         for f in (1.0, 5.0, 10.0, 25.0) for m in ("supervised", "DTA+SNL") for s in range(3)])
+    ceiling = pd.DataFrame([{"accuracy (%)": 80.0 + s} for s in range(5)])
+    ax = figures.plot_label_efficiency(runs, ceiling)
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "5", "10", "25"]
+    assert "supervised, every label (5 seeds)" in _legend_labels(ax.figure)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert lines["DTA+SNL"].get_color() == figures.METHOD_COLORS["DTA+SNL"]
+    plt.close(ax.figure)

@@ -187,7 +187,7 @@ def test_class_comparisons_give_no_verdict_for_a_class_with_few_test_faces():
                          "test faces": 16})
     out = class_comparisons(pd.DataFrame(rows), family=(("A", "B"),), variant="")
     happy, contempt = out.set_index("class").loc["happy"], out.set_index("class").loc["contempt"]
-    assert happy["mean difference"] == pytest.approx(5.0) and happy["verdict"] == "A scores higher"
+    assert happy["mean difference"] == pytest.approx(5.0) and happy["verdict"] == "A scores higher, by 1 point or more"
     assert contempt["test faces"] == 16 and contempt["verdict"] == "too few test faces (16): no claim"
 
 

@@ -9,6 +9,7 @@ computed once. Values keep the types the prose formats (``int``, ``str`` made by
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pandas as pd
 from ssfer.book import grid_tables, recording, tables, verdicts
 from ssfer.config import ConfigError
 from ssfer.record import RunRecord
+from ssfer.stats import holm
 
 # the primary grid began as the label-smoothing profile's control: its runs' grid variant
 CONTROL = grid_tables.PRIMARY["variant"]
@@ -54,6 +56,10 @@ CONTROL_PAIRS = [
     ("balm_snl", "balanced labeled batches", "DTA+SNL", "mean class accuracy (%)"),
 ]
 ACCEPT_KEYS = (("fix", "FixMatch"), ("flex", "FlexMatch"), ("dta", "DTA"), ("snl", "DTA+SNL"))
+# glue keys of each label-budget family of results/grid.yaml: (its comparisons' keys, the prefix)
+BUDGET_KEYS = {"25 % labeled": (["snl_fix", "snl_sup"], "b25"), "5 % labeled": (["snl_fix", "snl_sup"], "b5"),
+               "1 % labeled": (["snl_fix", "snl_sup"], "b1"),
+               "the paper's claim": (["b1", "b5", "b10", "b25"], "claim")}
 
 
 def repo_path(name: str | Path) -> Path:
@@ -134,9 +140,11 @@ def family(prim: pd.DataFrame, metric: str, prefix: str, spec: str = "+.1f") -> 
 
 
 def bottom_line(prim: pd.DataFrame, metric: str = "accuracy (%)") -> str:
-    """The planned family on ``metric`` in one sentence (``verdicts.family_summary``)."""
+    """The planned family on ``metric`` in one sentence, read family-wise (Holm over
+    its measured comparisons; ``verdicts.family_summary``)."""
     found = [verdicts.compare(prim, a, b, metric) for a, b in grid_tables.PLANNED if {a, b} <= set(prim["method"])]
-    return verdicts.family_summary(found, len(grid_tables.PLANNED))
+    adjusted = holm([c.paired.p if c.paired.n >= verdicts.MIN_SEEDS else math.nan for c in found])
+    return verdicts.family_summary(found, len(grid_tables.PLANNED), adjusted=adjusted)
 
 
 def family_text(frame: pd.DataFrame) -> str:
@@ -252,7 +260,27 @@ def control_values(every: pd.DataFrame) -> dict:
             values[f"{key}_margin"] = values[f"{key}_verdict"]
     for variant in dict.fromkeys(v for _, v, _, _ in CONTROL_PAIRS):
         values[f"n_{variant.split()[0]}"] = int((every["variant"] == variant).sum())
-    return values | {"controls_reading": controls_reading(values)}
+    return values | {"controls_reading": controls_reading(values), "controls_sentence": controls_sentence(values)}
+
+
+def controls_sentence(values: dict) -> str:
+    """The controls in one sentence for the landing page: how many of their moves
+    in test accuracy exclude 0, and the largest of them; exploration, outside the
+    planned family. True whatever the numbers."""
+    moves = [(k, v, m) for k, v, m, metric in CONTROL_PAIRS if metric == "accuracy (%)" and values[f"{k}_n"]]
+    if not moves:
+        return "The two controls on the primary grid are not recorded yet."
+    shown = [(k, v, m) for k, v, m in moves
+             if not values[f"{k}_verdict"].startswith(("the runs show no difference", "not", "one seed"))
+             and "no claim" not in values[f"{k}_verdict"]]
+    seeds = sorted({values[f"{k}_n"] for k, _, _ in moves})
+    n = "/".join(map(str, seeds))
+    if not shown:
+        return (f"Neither control (student pseudo labels, balanced labeled batches; exploration, {n} seeds) moves "
+                "any method's test accuracy by an amount its interval can tell from 0.")
+    said = "; ".join(f"{v} move {m} by {values[f'{k}_mean']} points" for k, v, m in shown)
+    return (f"Of the controls' {len(moves)} moves in test accuracy (exploration, {n} seeds), "
+            f"{len(shown)} exclude{'s' if len(shown) == 1 else ''} 0: {said}.")
 
 
 def _named(verdict: str) -> str:
@@ -399,9 +427,9 @@ def scores(rec: Recorded) -> tuple[dict, pd.DataFrame]:
     """The profile's scores over seeds (``grid_tables.mean_sd`` with the commonest-class
     rate), test leaks, and the FERPlus 10 % costs the prose cites."""
     table = rec.profile
-    summary = grid_tables.mean_sd(table)
+    summary = profiled(grid_tables.mean_sd(table, by=("data set", "budget", "variant", "method")))
     base = table.groupby("data set")["commonest class (%)"].first()
-    summary.insert(3, "commonest class (%)", summary["data set"].map(base))
+    summary.insert(4, "commonest class (%)", summary["data set"].map(base))
     fer10 = tables.select(table, **FER10)
     sup10 = fer10[fer10["method"] == "supervised"]
     ssl10 = fer10[fer10["method"] != "supervised"]
@@ -519,7 +547,8 @@ def profile_control(rec: Recorded) -> tuple[dict, pd.DataFrame | None, pd.DataFr
     if not len(control):
         return values, None, None
     found = [verdicts.compare(control, a, b, "accuracy (%)") for _, (a, b) in pairs if {a, b} <= set(control["method"])]
-    return values, grid_tables.mean_sd(control), verdicts.comparison_table(found) if found else None
+    summary = profiled(grid_tables.mean_sd(control, by=("data set", "budget", "variant", "method")))
+    return values, summary, verdicts.comparison_table(found) if found else None
 
 
 def smoothing_shifts(rec: Recorded, ls: str) -> tuple[dict, pd.DataFrame | None]:
@@ -539,13 +568,27 @@ def smoothing_shifts(rec: Recorded, ls: str) -> tuple[dict, pd.DataFrame | None]
     return values, verdicts.comparison_table(shifts) if shifts else None
 
 
-def published_beside(table: pd.DataFrame) -> pd.DataFrame:
-    """The published FERPlus numbers (``ssfer.book.references``) above this book's means."""
+PROFILE_NAMES = {"": "label smoothing 0.1"}   # a grid variant as the tables name the profile it ran
+
+
+def profiled(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its ``variant`` column shown as ``profile``: every table that
+    gives a group's scores names the profile they come from, so two tables of one
+    budget never look like one measurement that disagrees with itself."""
+    return frame.assign(variant=frame["variant"].map(lambda v: PROFILE_NAMES.get(v, v))).rename(
+        columns={"variant": "profile"})
+
+
+def published_beside(every: pd.DataFrame) -> pd.DataFrame:
+    """The published FERPlus numbers (``ssfer.book.references``) above this book's
+    means, each named by budget and profile (the label-smoothing profile and the
+    primary grid's, without it; the controls are left out)."""
     from ssfer.book.references import references
 
-    ours = table[table["data set"] == "FERPlus"].groupby(["method", "budget"], sort=False)["accuracy (%)"].mean()
-    ours = ours.reset_index().rename(columns={"budget": "setting"})
-    ours["setting"] = "FERPlus, " + ours["setting"]
+    rows = every[(every["data set"] == "FERPlus") & every["variant"].isin(["", CONTROL])]
+    ours = rows.groupby(["method", "budget", "variant"], sort=False)["accuracy (%)"].mean().reset_index()
+    ours["setting"] = ("FERPlus, " + ours["budget"] + ", "
+                       + ours["variant"].map(lambda v: PROFILE_NAMES.get(v, v)))
     ours["source"] = "this book, results/ (CPU, from scratch, 48 px)"
     return pd.concat([references("FERPlus"), ours[["method", "setting", "accuracy (%)", "source"]]],
                      ignore_index=True)
@@ -601,3 +644,210 @@ def seed_provenance(rec: Recorded) -> tuple[dict, pd.DataFrame]:
     known = ~frame["CPU kinds"].str.contains("not recorded")
     one_kind = frame[known & (frame["CPU kinds"].str.count("; ") == 0) & (frame["codes"] == 1)]
     return {"n_seeds_recorded": len(frame), "n_seeds_one_kind": len(one_kind)}, frame
+
+
+# ------------------------------------------------------------------ the planned families, family-wise (issue 31)
+@dataclass
+class FamilyReading:
+    """One planned family as the chapter reads it: its comparisons (None where a
+    side has no run yet), their Holm-adjusted p values and the table."""
+
+    family: grid_tables.Family
+    comparisons: list[verdicts.Comparison | None]
+    adjusted: list[float]
+    table: pd.DataFrame
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.table["comparison"])
+
+    @property
+    def regime(self) -> str:
+        return ", ".join(str(v) for v in self.family.where.values())
+
+
+def read_families(rec: Recorded, metric: str = "accuracy (%)") -> list[FamilyReading]:
+    """Every planned family of the grid, read family-wise (``grid_tables.family_table``)."""
+    out = []
+    for fam in rec.families:
+        frame = grid_tables.family_table(rec.every, fam, metric)
+        out.append(FamilyReading(fam, fam.comparisons(rec.every, metric), list(frame["Holm p"]), frame))
+    return out
+
+
+def family_values(reading: FamilyReading, keys: list[str], prefix: str) -> dict:
+    """What the prose cites of each comparison of a family read family-wise:
+    ``{prefix}_{key}_`` mean, low, high, n, p, holm (formatted) and fw (the
+    family-wise verdict); ``keys`` names the comparisons in order."""
+    values = {}
+    for key, c, (_, row) in zip(keys, reading.comparisons, reading.table.iterrows()):
+        p = c.paired if c is not None else None
+        name = f"{prefix}_{key}"
+        values |= {f"{name}_mean": tables.num(p.mean if p else None, "+.2f"),
+                   f"{name}_low": tables.num(p.low if p else None, "+.2f"),
+                   f"{name}_high": tables.num(p.high if p else None, "+.2f"),
+                   f"{name}_n": p.n if p else 0, f"{name}_p": verdicts.p_text(row["p"]),
+                   f"{name}_holm": verdicts.p_text(row["Holm p"]), f"{name}_fw": row["family-wise verdict"]}
+    return values
+
+
+def _sentence(reading: FamilyReading, rows: list[int]) -> str:
+    """Comparisons ``rows`` of a family in one clause each: label, family-wise
+    verdict, then the numbers it rests on."""
+    parts = []
+    for i in rows:
+        row, c = reading.table.iloc[i], reading.comparisons[i]
+        if c is None or c.paired.n < verdicts.MIN_SEEDS:
+            parts.append(f"{row['comparison']}: {row['family-wise verdict']}")
+            continue
+        p = c.paired
+        parts.append(f"{row['comparison']}: {row['family-wise verdict']} ({p.mean:+.2f} points "
+                     f"[{p.low:+.2f}, {p.high:+.2f}], Holm p {verdicts.p_text(row['Holm p'])}, {p.n} seeds)")
+    return "; ".join(parts)
+
+
+def headline(readings: list[FamilyReading]) -> str:
+    """The bottom line in at most three sentences, each the family-wise reading of
+    planned comparisons of the primary family (named first in the grid): the
+    method against the baseline it changes, its parts, and what the unlabeled
+    faces add over training on the labels alone. True whatever the numbers."""
+    primary = readings[0] if readings else None
+    if primary is None or not len(primary.table):
+        return "No planned family is named in the grid yet."
+    by = {(a["method"], b["method"]): i for i, (a, b) in enumerate(primary.family.pairs)}
+    groups = [[by[k] for k in (("DTA+SNL", "FixMatch"),) if k in by],
+              [by[k] for k in (("DTA", "FlexMatch"), ("DTA+SNL", "DTA")) if k in by],
+              [by[k] for k in (("FixMatch", "supervised"), ("DTA+SNL", "supervised")) if k in by]]
+    lead = f"On {primary.regime}, read family-wise (Holm at {verdicts.ALPHA:g}, margin {verdicts.amount(verdicts.MARGIN)}): "
+    sentences = [_sentence(primary, g) for g in groups if g]
+    return lead + ". ".join(s[0].upper() + s[1:] for s in sentences) + "."
+
+
+def claim_sentence(reading: FamilyReading | None) -> str:
+    """Whether DTA+SNL at a label budget matches or passes supervised training with
+    every label (the paper's claim family), plainly: "matches" only where the 95 %
+    interval lies inside the margin, "passes" only where it scores higher
+    family-wise. True whatever the numbers."""
+    if reading is None:
+        return "The grid names no family for the paper's claim."
+    passes, matches, short, open_, missing = [], [], [], [], []
+    for (a, _), c, q in zip(reading.family.pairs, reading.comparisons, reading.adjusted):
+        budget = str(a.get("budget", "?"))
+        if c is None or c.paired.n < verdicts.MIN_SEEDS:
+            missing.append(budget)
+            continue
+        p = c.paired
+        if q <= verdicts.ALPHA and p.mean > 0:
+            passes.append(budget)
+        elif -verdicts.MARGIN < p.low and p.high < verdicts.MARGIN:
+            matches.append(budget)
+        elif q <= verdicts.ALPHA:
+            short.append(budget)
+        else:
+            open_.append(budget)
+    if len(missing) == len(reading.family.pairs):
+        return (f"No budget of the paper's claim has {verdicts.MIN_SEEDS} paired seeds of DTA+SNL and of supervised "
+                "training with every label yet, so the runs cannot yet say whether DTA+SNL matches or passes it.")
+    said = []
+    if passes:
+        said.append(f"DTA+SNL passes supervised training with every label at {', '.join(passes)}")
+    if matches:
+        said.append(f"it matches it, within {verdicts.amount(verdicts.MARGIN)}, at {', '.join(matches)}")
+    if short:
+        said.append(f"it falls short of it at {', '.join(short)}")
+    if open_:
+        said.append(f"the runs cannot tell at {', '.join(open_)}")
+    if missing:
+        said.append(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not recorded yet"
+                    f" (fewer than {verdicts.MIN_SEEDS} paired seeds)")
+    if not passes and not matches:
+        said.insert(0, "At no budget recorded so far does DTA+SNL match or pass supervised training with every label")
+    text = "; ".join(said)
+    return text[0].upper() + text[1:] + "."
+
+
+def threshold_free_lead(prim: pd.DataFrame, rec: Recorded) -> dict:
+    """How much of a lead over FixMatch a threshold-free acceptance already gets:
+    FlexMatch (which on the primary grid never leaves its warm-up, so it accepts
+    nearly every face) − FixMatch, beside DTA+SNL − FixMatch, with each method's
+    share of unlabeled faces accepted. Exploration, outside the planned family."""
+    values = acceptance_values(acceptance(rec, prim), "lead_accept")
+    for key, (a, b) in (("lead_flex_fix", ("FlexMatch", "FixMatch")), ("lead_snl_fix", ("DTA+SNL", "FixMatch")),
+                        ("lead_snl_flex", ("DTA+SNL", "FlexMatch"))):
+        values |= grid_tables.pair_values(key, prim, a, b)
+    return values
+
+
+def budget_runs(every: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The label-budget runs of the primary profile (FERPlus, no label smoothing):
+    the fraction budgets with a numeric ``labeled (%)`` column, and the runs of
+    supervised training with every label (the ceiling)."""
+    rows = tables.select(every, **{"data set": "FERPlus", "variant": CONTROL})
+    fractions = rows[rows["budget"].str.endswith("% labeled")].copy()
+    fractions["labeled (%)"] = fractions["budget"].str.split(" ").str[0].astype(float)
+    ceiling = rows[(rows["budget"] == "all labels") & (rows["method"] == "supervised")]
+    return fractions, ceiling
+
+
+def budget_classes(fractions: pd.DataFrame, classes: pd.DataFrame, ceiling: pd.DataFrame,
+                   of=("fear",)) -> pd.DataFrame:
+    """Mean class accuracy and each class of ``of``'s recall per budget and method
+    (mean over the seeds, with the seeds and, for a class, its test faces), the
+    ceiling's row last."""
+    every = pd.concat([fractions, ceiling.assign(**{"labeled (%)": 100.0})], ignore_index=True)
+    out = every.groupby(["budget", "labeled (%)", "method"], sort=False).agg(
+        seeds=("seed", "size"), **{"mean class accuracy (%)": ("mean class accuracy (%)", "mean")}).reset_index()
+    for cls in of:
+        sub = classes[(classes["class"] == cls) & classes["run"].isin(every["run"])]
+        rec = sub.merge(every[["run", "labeled (%)"]], on="run").groupby(["labeled (%)", "method"]).agg(
+            **{f"{cls} recall (%)": ("recall (%)", "mean"), f"{cls} test faces": ("test faces", "max")})
+        out = out.merge(rec.reset_index(), on=["labeled (%)", "method"], how="left")
+    return out.sort_values(["labeled (%)", "method"], kind="stable").drop(columns="labeled (%)")
+
+
+def bench_costs(path: str | Path) -> dict:
+    """What a training step of each method costs, from one ``ssfer bench`` run on
+    this profile's network and batch (every method in one process, taking turns,
+    so the ratios hold whatever else the machine ran): the glue values
+    ``bench_fix`` (FixMatch / supervised), ``bench_snl`` (DTA+SNL / supervised),
+    ``bench_where`` and the table; "—" and an empty table where none is recorded."""
+    import json
+
+    file = repo_path(path)
+    empty = {"values": {"bench_fix": "—", "bench_snl": "—", "bench_where": "not measured yet"},
+             "table": pd.DataFrame()}
+    if not file.is_file():
+        return empty
+    try:
+        record = json.loads(file.read_text())
+        ts = record["bench"]["train_step"]
+        seconds = ts["step_seconds"]
+    except (ValueError, KeyError) as e:
+        raise ConfigError(f"{file}: not an `ssfer bench --json` record ({type(e).__name__}: {e})") from None
+    fix = ts["ratio_fixmatch_over_supervised"]
+    snl = fix * ts["ratio_dta_snl_over_fixmatch"]
+    names = {"supervised": "supervised", "fixmatch": "FixMatch", "dta_snl": "DTA+SNL"}
+    frame = pd.DataFrame([{"method": names.get(a, a), "steps per second": 1 / s,
+                           "× supervised": s / seconds["supervised"]} for a, s in seconds.items()])
+    where = (f"{ts['model']} at {ts['size']} px, {ts['batch_labeled']} labeled and {ts['batch_unlabeled']} "
+             f"unlabeled faces per step, {ts['rounds']} interleaved rounds on {record.get('cpu', 'a CPU')}, "
+             f"{ts['threads']} thread")
+    return {"values": {"bench_fix": tables.num(fix, ".2f"), "bench_snl": tables.num(snl, ".2f"),
+                       "bench_where": where}, "table": frame}
+
+
+README_START = "<!-- headline:"
+README_END = "<!-- /headline -->"
+
+
+def readme_with_headline(text: str, line: str) -> str:
+    """``text`` (the README) with its headline block replaced by ``line``: the block
+    runs from the line starting ``README_START`` to ``README_END``; a README
+    without one is a ``ConfigError`` naming the markers."""
+    lines = text.splitlines(keepends=True)
+    try:
+        start = next(i for i, t in enumerate(lines) if t.startswith(README_START))
+        end = next(i for i, t in enumerate(lines) if i > start and t.startswith(README_END))
+    except StopIteration:
+        raise ConfigError(f"the README has no headline block ({README_START} ... {README_END})") from None
+    return "".join(lines[:start + 1]) + line.rstrip("\n") + "\n" + "".join(lines[end:])

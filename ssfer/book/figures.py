@@ -16,6 +16,27 @@ import pandas as pd
 
 # the two scores the results figures show side by side
 SCORE_COLUMNS = ("accuracy (%)", "mean class accuracy (%)")
+# one colour per method and one per class, in every figure of the book (a method's
+# display name, ssfer.algo.compose.display_name; a canonical class, ssfer.classes)
+METHOD_COLORS = {"supervised": "#7f7f7f", "Pseudo-Label": "#bcbd22", "FixMatch": "#1f77b4",
+                 "FlexMatch": "#17becf", "FreeMatch": "#9467bd", "Ada-CM": "#8c564b", "DTA": "#ff7f0e",
+                 "DTA+SNL": "#d62728"}
+CLASS_COLORS = {"surprise": "#17becf", "fear": "#9467bd", "disgust": "#2ca02c", "happiness": "#ff7f0e",
+                "sadness": "#1f77b4", "anger": "#d62728", "neutral": "#7f7f7f", "contempt": "#8c564b"}
+
+
+def palette(names: Sequence[str]) -> dict[str, str]:
+    """The book's colour of each method or class in ``names`` (``METHOD_COLORS``,
+    ``CLASS_COLORS``); a name the book has no colour for gets the next unused colour
+    of matplotlib's cycle, so a figure never shows two names in one colour."""
+    import matplotlib.pyplot as plt
+
+    fixed = {**METHOD_COLORS, **CLASS_COLORS}
+    spare = [c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"] if c not in fixed.values()]
+    out = {}
+    for name in dict.fromkeys(names):
+        out[name] = fixed.get(name) or spare[len([n for n in out if n not in fixed]) % len(spare)]
+    return out
 
 
 def _axes(ax: Any, figsize: tuple[float, float]) -> Any:
@@ -73,7 +94,8 @@ def learning_curves(records: Mapping[str, Any], title: str | None = None, ax: An
     curves = pd.concat([rec.history_frame().assign(run=name) for name, rec in records.items()])
     curves = curves.dropna(subset=["test_accuracy"])
     ax = _axes(ax, (7, 4))
-    sns.lineplot(data=curves, x="step", y="test_accuracy", hue="run", marker="o", ax=ax)
+    sns.lineplot(data=curves, x="step", y="test_accuracy", hue="run", marker="o", ax=ax,
+                 palette=palette(list(records)))
     ax.set(xlabel="training step", ylabel="test accuracy (EMA teacher)", title=title)
     legend_below(ax, ncol=3)
     return ax
@@ -100,8 +122,8 @@ def class_panels(data: pd.DataFrame, y: str, classes: Sequence[str], panels: Seq
 
     extra = {"marker": marker} if marker else {}
     g = sns.relplot(data=data, x="step", y=y, hue="class", hue_order=list(classes), col=panel,
-                    col_order=list(panels), col_wrap=2, kind="line", height=2.4, aspect=1.5, palette="tab10",
-                    **extra)
+                    col_order=list(panels), col_wrap=2, kind="line", height=2.4, aspect=1.5,
+                    palette=palette(classes), **extra)
     g.set_axis_labels(xlabel, ylabel if ylabel is not None else y)
     g.set_titles("{col_name}")
     g.set(ylim=ylim)
@@ -129,7 +151,7 @@ def metric_panels(course: pd.DataFrame, metrics: Sequence[str], order: Sequence[
 
     g = sns.relplot(data=course, x="step", y="value", hue=key, hue_order=list(order), style=key,
                     style_order=list(order), col="metric", col_order=list(metrics), col_wrap=2, kind="line",
-                    height=2.8, aspect=1.3, facet_kws={"sharey": False})
+                    height=2.8, aspect=1.3, facet_kws={"sharey": False}, palette=palette(order))
     g.set_axis_labels("training step", "")
     g.set_titles("{col_name}")
     legend_below(g, ncol=len(order))
@@ -161,7 +183,7 @@ def recall_bars(recall: pd.DataFrame, classes: Sequence[str], methods: Sequence[
 
     ax = _axes(ax, (7.5, 4.2))
     sns.barplot(data=recall, x="class", y="recall (%)", hue="method", order=list(classes), hue_order=list(methods),
-                ax=ax)
+                palette=palette(methods), ax=ax)
     ax.set(xlabel="expression", ylabel="test recall (%)", ylim=(0, 105), title=title)
     ax.tick_params(axis="x", labelrotation=30)
     legend_below(ax, ncol=3)
@@ -402,18 +424,22 @@ def plot_paired(comparisons: Sequence[Any], ax=None, unit: str = "points", title
     legend_below(ax, ncol=2)
     return ax
 
-def plot_time_to_accuracy(frame: pd.DataFrame, ax=None, by: str = "method"):
+def plot_steps_to_accuracy(frame: pd.DataFrame, ax=None, by: str = "method"):
     """One line per ``by`` value: mean validation accuracy over seeds at each
-    evaluation step against the mean minutes to reach it, band ± sd of accuracy."""
+    evaluation step (``tables.time_to_accuracy``), band ± sd. Plotted against
+    steps, not wall time: the runs shared cores with other jobs, so their clocks
+    measure the machine's load as much as the method's cost (``ssfer bench``
+    measures that, in one process)."""
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(8, 4.5))[1]
+    colors = palette(list(dict.fromkeys(frame[by])))
     for name, rows in frame.groupby(by, sort=False):
         g = rows.groupby("step")
-        x, y, sd = g["minutes"].mean(), g["val accuracy (%)"].mean(), g["val accuracy (%)"].std(ddof=1).fillna(0)
-        line, = ax.plot(x, y, marker="o", ms=3, label=name)
-        ax.fill_between(x, y - sd, y + sd, color=line.get_color(), alpha=0.15, lw=0)
-    ax.set(xlabel="training time (minutes, one CPU core)", ylabel="validation accuracy (%)")
+        y, sd = g["val accuracy (%)"].mean(), g["val accuracy (%)"].std(ddof=1).fillna(0)
+        ax.plot(y.index, y, marker="o", ms=3, label=name, color=colors[name])
+        ax.fill_between(y.index, y - sd, y + sd, color=colors[name], alpha=0.15, lw=0)
+    ax.set(xlabel="training step", ylabel="validation accuracy (%)")
     legend_below(ax, ncol=min(5, frame[by].nunique()))
     return ax
 
@@ -441,10 +467,12 @@ def plot_scores_against_budget(runs: pd.DataFrame, by: str, ticks: Mapping[float
         x = "position"
         long[x] = long[by].map(positions)
     g = sns.relplot(data=long, x=x, y="percent", hue="method", kind="line", marker="o", errorbar=None,
+                    palette=palette(long["method"]),
                     height=layout["height"], aspect=layout["aspect"], facet_kws={"sharey": False},
                     **{panels: "metric"})
     for ax, metric in zip(g.axes.flat, g.col_names if panels == "col" else g.row_names):
         sns.stripplot(jitter=False, data=long[long["metric"] == metric], x=x, y="percent", hue="method",
+                      palette=palette(long["method"]),
                       native_scale=True, dodge=False, size=3, alpha=0.6, legend=False, ax=ax)
         if len(ticks) > 1:  # a log axis needs two distinct values
             ax.set_xscale("log")
@@ -478,5 +506,92 @@ def plot_cross(cross: pd.DataFrame, xlabel: str, where: str):
     sns.stripplot(jitter=False, data=both, x="method", y="accuracy (%)", hue="test set", dodge=True,
                   palette="dark:black", size=3, legend=False, ax=ax)
     ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title=f"Trained on {where}, tested twice")
+    legend_below(ax, ncol=2)
+    return ax
+
+
+# ------------------------------------------------------------------ planned families and label budgets
+def plot_family(comparisons: Sequence[Any], adjusted: Sequence[float], labels: Sequence[str], margin: float = 1.0,
+                alpha: float = 0.05, title: str | None = None, ax: Any = None) -> Any:
+    """A forest plot of one planned family: each comparison's mean paired
+    difference and 95 % interval on its own row, 0 (dashed) and the margin ±δ
+    (dotted) drawn, and the family-wise verdict marked: a filled dot where the
+    Holm-adjusted p (``adjusted``) is at most ``alpha``, a hollow one where it is
+    not. A comparison without runs (None) keeps its row, empty, and says so."""
+    import matplotlib.pyplot as plt
+
+    n = len(labels)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.0, 0.55 * n + 1.5), layout="constrained")
+    seen: set[str] = set()
+
+    def once(label: str) -> str | None:
+        if label in seen:
+            return None
+        seen.add(label)
+        return label
+
+    ticks = []
+    for i, (c, q, label) in enumerate(zip(comparisons, adjusted, labels)):
+        y = n - 1 - i
+        p = c.paired if c is not None else None
+        if p is None or p.n < 2:
+            ticks.append(f"{label}\n(not recorded yet)" if p is None else f"{label}\n(one seed)")
+            continue
+        found = q <= alpha
+        ax.errorbar(p.mean, y, xerr=[[p.mean - p.low], [p.high - p.mean]], fmt="o", color="0.2", capsize=4,
+                    markerfacecolor="0.2" if found else "white", zorder=3,
+                    label=once(f"Holm p ≤ {alpha:g}: a family-wise difference" if found
+                               else f"Holm p > {alpha:g}: no family-wise difference"))
+        ticks.append(f"{label}\n{p.n} seeds, Holm p {'< 0.001' if q < 0.001 else f'{q:.3f}'}")
+    ax.axvline(0, color="0.3", linestyle="--", linewidth=1)
+    for x in (-margin, margin):
+        ax.axvline(x, color="0.5", linestyle=":", linewidth=1)
+    ax.set_yticks(range(n), list(reversed(ticks)))
+    ax.set_ylim(-0.6, n - 0.4)
+    ax.set_xlabel(f"paired difference in test accuracy (points); dotted: the ±{margin:g}-point margin")
+    if title:
+        ax.set_title(title)
+    if seen:
+        legend_below(ax, ncol=1)
+    return ax
+
+
+def plot_label_efficiency(runs: pd.DataFrame, ceiling: pd.DataFrame | None = None, metric: str = "accuracy (%)",
+                          ax: Any = None) -> Any:
+    """Test accuracy against the labeled share on a log axis: one line per method
+    through its mean over the seeds, with a band of the 95 % t-interval of that
+    mean, a dot per seed; supervised training with every label (``ceiling``) as a
+    horizontal band of the same kind. ``runs``: ``labeled (%)``, ``method``,
+    ``seed`` and ``metric`` columns."""
+    import matplotlib.pyplot as plt
+    from scipy import stats as st
+
+    def mean_band(values: pd.Series) -> tuple[float, float]:
+        n = len(values)
+        half = float(st.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+        return float(values.mean()), half
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 4.6), layout="constrained")
+    colors = palette(list(dict.fromkeys(runs["method"])) + ["supervised"])
+    for method, rows in runs.groupby("method", sort=False):
+        stats = rows.groupby("labeled (%)")[metric].apply(mean_band)
+        x = np.array(stats.index, dtype=float)
+        mean = np.array([m for m, _ in stats])
+        half = np.array([h for _, h in stats])
+        ax.plot(x, mean, marker="o", color=colors[method], label=method)
+        ax.fill_between(x, mean - half, mean + half, color=colors[method], alpha=0.15, lw=0)
+        ax.scatter(rows["labeled (%)"], rows[metric], color=colors[method], s=8, alpha=0.5)
+    if ceiling is not None and len(ceiling):
+        m, h = mean_band(ceiling[metric])
+        ax.axhspan(m - h, m + h, color=colors["supervised"], alpha=0.2, lw=0)
+        ax.axhline(m, color=colors["supervised"], linestyle="--", linewidth=1,
+                   label=f"supervised, every label ({len(ceiling)} seeds)")
+    shares = sorted(set(runs["labeled (%)"]))
+    ax.set_xscale("log")
+    ax.set_xticks(shares, [f"{s:g}" for s in shares])
+    ax.minorticks_off()
+    ax.set(xlabel="labeled share of the training faces (%), log scale", ylabel=f"test {metric}")
     legend_below(ax, ncol=2)
     return ax

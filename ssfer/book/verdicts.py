@@ -231,17 +231,20 @@ def glue_comparison(glue: Callable, name: str, c: Comparison, spec: str = "+.1f"
     glue_values(glue, comparison_values(name, c, spec))
 
 
-def family_summary(comparisons: Sequence[Comparison], planned: int, margin: float = MARGIN) -> str:
+def family_summary(comparisons: Sequence[Comparison], planned: int, margin: float = MARGIN,
+                   adjusted: Sequence[float] | None = None, alpha: float = 0.05) -> str:
     """One sentence over a planned family, true whatever the numbers: how many of
     its ``planned`` comparisons show a difference (and which way), how many rule out
     a difference of ``margin`` or more, and how many cannot tell or have too few
-    seeds for a claim."""
+    seeds for a claim. With ``adjusted`` (each comparison's Holm-adjusted p), a
+    difference is shown only family-wise: adjusted p at most ``alpha``."""
     shows, rules_out, open_, unmeasured = [], [], [], planned - len(comparisons)
-    for c in comparisons:
+    for i, c in enumerate(comparisons):
         p = c.paired
+        found = p.shows_difference if adjusted is None else (p.n >= 2 and adjusted[i] <= alpha)
         if p.n < MIN_SEEDS:
             unmeasured += 1
-        elif p.shows_difference:
+        elif found:
             shows.append(f"{c.a if p.mean > 0 else c.b} higher in {c.label}")
         elif -margin < p.low and p.high < margin:
             rules_out.append(c.label)
@@ -259,7 +262,8 @@ def family_summary(comparisons: Sequence[Comparison], planned: int, margin: floa
     if unmeasured:
         parts.append(part(unmeasured, f"has fewer than {MIN_SEEDS} paired seeds, too few for a claim",
                           f"have fewer than {MIN_SEEDS} paired seeds, too few for a claim", []))
-    return f"Of the {planned} planned comparisons, " + ", ".join(parts[:-1]) + " and " + parts[-1] + "."
+    said = "Of the {} planned comparisons{}, ".format(planned, "" if adjusted is None else ", read family-wise")
+    return said + ", ".join(parts[:-1]) + " and " + parts[-1] + "."
 
 
 def comparability(measured_on: str, published_on: str) -> str:
