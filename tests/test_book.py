@@ -182,3 +182,40 @@ def test_no_figure_of_the_book_has_a_legend_over_axis_text():
     assert checked >= 20, lines[:5]   # the chapters and labs show dozens of figures
     collisions = [line for line in lines if line.startswith("COLLISION")]
     assert collisions == [], "\n".join(collisions)
+
+
+def _resolves(key: str, plain: dict, stems: dict, suffixes: tuple) -> bool:
+    stem, _, suffix = key.rpartition("_")
+    return key in plain or (stem in stems and suffix in suffixes)
+
+
+def test_every_glue_key_of_chapter_06_is_in_its_table():
+    """Each key the prose of chapter 06 (and the landing page) cites is listed
+    literally in ch06_real_faces.GLUE or is a stem of COMPARISON_GLUE with one of
+    its suffixes: a key in the prose can be grepped back to the code."""
+    import re
+
+    from ssfer.book import ch06_real_faces as ch06
+
+    nb = json.loads((REPO / "notebooks" / "06_real_faces.ipynb").read_text())
+    prose = {m for c in nb["cells"] if c["cell_type"] == "markdown"
+             for m in re.findall(r"\{glue:text\}`([^`:]+)", "".join(c["source"]))}
+    prose |= set(re.findall(r"06_real_faces\.ipynb::([^`:]+)", (REPO / "book" / "intro.md").read_text()))
+    unknown = sorted(k for k in prose if not _resolves(k, ch06.GLUE, ch06.COMPARISON_GLUE, ch06.COMPARISON_SUFFIXES))
+    assert not unknown, f"glue keys of the prose missing from ch06_real_faces.GLUE: {unknown}"
+    assert not set(ch06.GLUE) & set(ch06.COMPARISON_GLUE)
+
+
+@needs_book
+def test_chapter_06_glues_exactly_the_keys_of_its_table():
+    from ssfer.book import ch06_real_faces as ch06
+
+    path = next(p for p in _executed() if p.name == "06_real_faces.ipynb")
+    nb = json.loads(path.read_text())
+    glued = {o.get("metadata", {}).get("scrapbook", {}).get("name") for c in nb["cells"]
+             for o in c.get("outputs", [])} - {None}
+    stray = sorted(k for k in glued if not _resolves(k, ch06.GLUE, ch06.COMPARISON_GLUE, ch06.COMPARISON_SUFFIXES))
+    assert not stray, f"chapter 06 glues keys its table does not list: {stray}"
+    stems = {k.rpartition("_")[0] for k in glued if k not in ch06.GLUE}
+    unused = sorted((set(ch06.GLUE) - glued) | (set(ch06.COMPARISON_GLUE) - stems))
+    assert not unused, f"ch06_real_faces.GLUE lists keys the chapter never glues: {unused}"
