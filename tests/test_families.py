@@ -102,3 +102,17 @@ def test_a_bad_family_is_named(tmp_path):
     g.write_text("groups: []\nfamilies:\n  - {name: x, compare: [[A, {budget: 1}]]}\n")
     with pytest.raises(ConfigError, match="a side is a method name or a mapping with 'method'"):
         gt.load_families(g)
+
+
+def test_family_and_plan_on_an_empty_results_folder_say_nothing_is_recorded(tmp_path, capsys):
+    """They raised KeyError: 'data set' on a folder with no run."""
+    from ssfer.cli import main
+
+    empty = tmp_path / "results"
+    empty.mkdir()
+    grid = str(REPO / "results" / "grid.yaml")
+    assert main(["results", "family", "--results-dir", str(empty), "--grid", grid]) == 0
+    out = capsys.readouterr().out
+    assert "0 runs recorded" in out and "not recorded yet: no claim" in out
+    assert main(["results", "plan", "--results-dir", str(empty), "--grid", grid]) == 0
+    assert "0 seeds recorded for every method" in capsys.readouterr().out

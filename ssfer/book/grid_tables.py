@@ -85,7 +85,14 @@ def results_table(records: dict[str, RunRecord], grid: list[Planned] | None = No
             "commonest class (%)": 100 * cm.sum(1).max() / cm.sum(),
             "steps": s["steps"], "train minutes": s["train_seconds"] / 60, "device": s["device"],
         })
-    return pd.DataFrame(rows)
+    # an empty results folder is a table with no row, not one without columns: every
+    # reader (plan, family, the chapter) then says "not recorded yet" instead of failing
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+RESULT_COLUMNS = [*RUN_KEYS, "accuracy (%)", "mean class accuracy (%)", "macro F1 (%)", "ECE", "labeled",
+                  "unlabeled", "leak-free accuracy (%)", "leak-free mean class accuracy (%)", "val accuracy (%)",
+                  "commonest class (%)", "steps", "train minutes", "device"]
 
 
 def mean_sd(table, metrics=("accuracy (%)", "mean class accuracy (%)", "leak-free accuracy (%)"),
