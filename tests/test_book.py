@@ -195,7 +195,7 @@ def test_every_glue_key_of_chapter_06_is_in_its_table():
     its suffixes: a key in the prose can be grepped back to the code."""
     import re
 
-    from ssfer.book import ch06_real_faces as ch06
+    from ssfer.book import ch06_glue as ch06
 
     nb = json.loads((REPO / "notebooks" / "06_real_faces.ipynb").read_text())
     prose = {m for c in nb["cells"] if c["cell_type"] == "markdown"
@@ -208,7 +208,7 @@ def test_every_glue_key_of_chapter_06_is_in_its_table():
 
 @needs_book
 def test_chapter_06_glues_exactly_the_keys_of_its_table():
-    from ssfer.book import ch06_real_faces as ch06
+    from ssfer.book import ch06_glue as ch06
 
     path = next(p for p in _executed() if p.name == "06_real_faces.ipynb")
     nb = json.loads(path.read_text())

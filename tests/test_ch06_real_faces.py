@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from ssfer.book import ch06_real_faces as ch06, grid_tables, recording, verdicts
+from ssfer.book import ch06_families as family_wise, ch06_real_faces as ch06, grid_tables, recording, verdicts
 from ssfer.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -260,8 +260,8 @@ def test_the_readme_opens_with_the_bottom_line_of_the_committed_results():
     writes from results/: the recorder rewrites it with every run it commits."""
     rec = ch06.load(REPO / "results", REPO / "results" / "grid.yaml")
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    line = ch06.headline(ch06.read_families(rec))
-    assert ch06.readme_with_headline(text, line) == text, (
+    line = family_wise.headline(family_wise.read_families(rec))
+    assert family_wise.readme_with_headline(text, line) == text, (
         "README.md's bottom line is stale: run `ssfer results family --readme README.md`")
 
 
@@ -269,14 +269,14 @@ def test_the_headline_is_three_sentences_each_a_family_wise_verdict():
     prim = _prim({"FixMatch": [2.0, 2.1, 1.9, 2.0], "FlexMatch": [0.0, 0.1, -0.1, 0.0],
                   "DTA": [0.1, 0.0, 0.1, 0.2], "DTA+SNL": [2.1, 2.0, 3.5, 2.2]})
     rec = ch06.Recorded({}, [], prim, families=grid_tables.load_families(REPO / "results" / "grid.yaml"))
-    line = ch06.headline(ch06.read_families(rec))
+    line = family_wise.headline(family_wise.read_families(rec))
     assert line.count(". ") == 2 and line.endswith(".")
     for label in ("DTA+SNL − FixMatch", "DTA − FlexMatch", "DTA+SNL − DTA", "FixMatch − supervised",
                   "DTA+SNL − supervised"):
         assert label in line
     assert "Holm p" in line and "read family-wise" in line
     with pytest.raises(ConfigError, match="no headline block"):
-        ch06.readme_with_headline("# no block\n", line)
+        family_wise.readme_with_headline("# no block\n", line)
 
 
 def test_the_claim_sentence_says_matches_only_inside_the_margin():
@@ -287,10 +287,10 @@ def test_the_claim_sentence_says_matches_only_inside_the_margin():
         rows += [{**PRIMARY, "budget": budget, "run": f"{budget}_s{s}", "method": "DTA+SNL", "seed": s,
                   "accuracy (%)": 80.0 + 0.1 * s + lead + d} for s, d in enumerate([0.1, -0.1, 0.05, -0.05, 0.0])]
     rec = ch06.Recorded({}, [], pd.DataFrame(rows), families=[fam])
-    reading = ch06.read_families(rec)[0]
-    text = ch06.claim_sentence(reading)
+    reading = family_wise.read_families(rec)[0]
+    text = family_wise.claim_sentence(reading)
     assert text.startswith("DTA+SNL passes supervised training with every label at 25 % labeled")
     assert "it matches it, within 1 point, at 10 % labeled" in text
     assert "it falls short of it at 1 % labeled" in text and "5 % labeled is not recorded yet" in text
     empty = ch06.Recorded({}, [], pd.DataFrame(rows[:5]), families=[fam])
-    assert ch06.claim_sentence(ch06.read_families(empty)[0]).startswith("No budget of the paper's claim has 3")
+    assert family_wise.claim_sentence(family_wise.read_families(empty)[0]).startswith("No budget of the paper's claim has 3")

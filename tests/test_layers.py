@@ -22,6 +22,7 @@ LAYERS = [
     ("config", ["ssfer.config"]),           # validates against the registries of data, model and algo
     ("record", ["ssfer.record"]),           # run records and run keys, which the trainer writes
     ("train", ["ssfer.predict", "ssfer.train", "ssfer.train.*"]),
+    ("pretrain", ["ssfer.pretrain", "ssfer.pretrain.*"]),   # self-supervised BYOL: weights for fine-tuning
     ("runs", ["ssfer.evaluate", "ssfer.bench"]),
     # the book's wing: what the notebooks, the recorded grid and the labs need; the
     # library above never imports it
