@@ -32,6 +32,7 @@ import time
 import torch
 
 from ssfer.config import Config
+from ssfer.errors import ConfigError
 from ssfer.views import Views
 
 ALGOS = ("supervised", "fixmatch", "dta_snl")
@@ -157,6 +158,14 @@ def matmul_peak(device: str | torch.device, dtype: torch.dtype = torch.float32, 
         return peak.result()
 
 
+def _at_least(name: str, value: int, low: int) -> None:
+    """Refuse a count below ``low`` (named as its ``ssfer bench`` flag) before
+    anything is built: no round gives no median, a negative count of steps a
+    negative time."""
+    if value < low:
+        raise ConfigError(f"--{name.replace('_', '-')}: must be at least {low}, got {value}")
+
+
 def step_times(device: str = "auto", rounds: int = 30, steps_per_round: int = 1, batch_size: int | None = None,
                size: int | None = None, model: str | None = None, warmup: int = 3, threads: int | None = None,
                config: str | None = None, flops: bool = True, peak_seconds: float = 0.5) -> dict:
@@ -170,6 +179,10 @@ def step_times(device: str = "auto", rounds: int = 30, steps_per_round: int = 1,
     median step time) and its share of the peak."""
     from ssfer.train.loop import Trainer
 
+    _at_least("rounds", rounds, 1)
+    _at_least("steps_per_round", steps_per_round, 1)
+    _at_least("warmup", warmup, 0)
+    _at_least("threads", threads or 0, 0)
     with torch_threads(threads):
         trainers = {}
         for algo in ALGOS:
@@ -300,6 +313,8 @@ def bench_views(device: str | torch.device = "cpu", size: int = 112, channels: i
 
 def main(args) -> int:
     threads = getattr(args, "threads", 1)
+    if getattr(args, "views_seconds", 2.0) <= 0:
+        raise ConfigError(f"--views-seconds: must be positive, got {args.views_seconds}")
     out = {"train_step": step_times(args.device, args.rounds, args.steps_per_round, args.batch_size, args.size,
                                     args.model, threads=threads, config=getattr(args, "config", None),
                                     flops=not getattr(args, "no_flops", False))}

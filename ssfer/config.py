@@ -9,6 +9,7 @@ the run cache.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import re
@@ -32,7 +33,35 @@ class YamlLoader(yaml.SafeLoader):
     float, and integers are decimal, ``0x``, ``0o`` or ``0b``; a leading-zero
     ``010`` stays a string, so an int field rejects it instead of reading 8.
     ``.inf``/``.nan`` load as floats; config fields refuse them.
+
+    A key given twice in one mapping is an error (``DuplicateKey``), not the
+    last one silently winning.
     """
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            _refuse_duplicate_keys(self, node)
+        return super().construct_mapping(node, deep=deep)
+
+
+class DuplicateKey(yaml.YAMLError):
+    """A mapping gives ``key`` twice: first on line ``first``, again on ``line``."""
+
+    def __init__(self, key, line: int, first: int):
+        super().__init__(f"line {line}: key {key!r} is given twice in one mapping (first on line {first})")
+        self.key, self.line, self.first = key, line, first
+
+
+def _refuse_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> None:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+            continue  # "<<: *base" merges a mapping whose keys the ones here may override
+        key = loader.construct_object(key_node)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise DuplicateKey(key, line, seen[key])
+        seen[key] = line
 
 
 YamlLoader.yaml_implicit_resolvers = {
@@ -167,6 +196,11 @@ class Config:
             d = load_yaml(path.read_text()) or {}
         except OSError as e:
             raise ConfigError(f"{path}: cannot read the config file: {e.strerror or e}") from e
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not a text file ({e.reason} at byte {e.start})") from e
+        except DuplicateKey as e:
+            raise ConfigError(f"{path}:{e.line}: key {e.key!r} is given twice (first on line {e.first}); "
+                              "keep one") from e
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML: {e}") from e
         if not isinstance(d, dict):
@@ -283,6 +317,7 @@ def validate(cfg: Config) -> None:
            "give data.val_split or split.val_per_class, not both")
     _check(d.val_split != d.test_split, "data.val_split", f"must differ from data.test_split ({d.test_split!r})")
     _check(0 <= m.drop_prob < 1, "model.drop_prob", f"must be in [0, 1), got {m.drop_prob}")
+    _check_model_name(m.name)
     for k, v in a.threshold_args.items():
         if k.startswith("tau") and isinstance(v, (int, float)):
             _check(0 <= v <= 1, f"algo.threshold_args.{k}", f"a threshold must be in [0, 1], got {v}")
@@ -336,6 +371,24 @@ def _named_fields() -> dict[str, tuple[str, tuple[str, ...]]]:
         "algo.threshold": ("threshold rule", ("none", *THRESHOLDS)),
         "algo.negatives": ("negative selector", tuple(NEGATIVES)),
     }
+
+
+def _check_model_name(name: str) -> None:
+    """timm's registry knows ``name``: a typo is named here, with the names nearest
+    to it, before any data set is decoded. A ``hf-hub:`` or ``local-dir:`` name is
+    timm's to resolve when the model is built."""
+    import timm
+    from timm.models import parse_model_name
+
+    try:
+        source, _ = parse_model_name(name)
+    except ValueError:  # an unknown "source:" prefix
+        source = None
+    if source or timm.is_model(name):
+        return
+    near = difflib.get_close_matches(name, timm.list_models(), n=4, cutoff=0.6)
+    raise ConfigError(f"model.name: timm has no model {name!r}; "
+                      + (f"nearest: {', '.join(near)}" if near else "timm.list_models() lists the names it has"))
 
 
 def _check_algorithm_parts(a: AlgoConfig) -> None:

@@ -5,20 +5,23 @@ splits) goes through ``atomic_path``: it is written under a temporary name
 next to its final one and moved in place with ``os.replace``, so a reader
 (or a rerun after ``kill -9``) sees the old file or the new one, never half of
 one. A failed write (full disk, read-only folder) raises ``WriteError`` naming
-the file and leaves no temporary file behind.
+the file and leaves no temporary file behind, whatever the writer turned the
+system's error into (``torch.save`` raises ``RuntimeError``).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ssfer.errors import CheckpointError, WriteError
+from ssfer.errors import CheckpointError, DiskFull, WriteError
 
 
 def cache_root() -> Path:
@@ -58,13 +61,47 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
+class _Watched:
+    """The file ``atomic_write`` hands its writer: it remembers the first
+    ``OSError`` a write or flush raised. ``torch.save`` turns a full disk into
+    ``RuntimeError: [enforce fail at inline_container.cc...] unexpected pos``;
+    the error remembered here is what the failure really was."""
+
+    def __init__(self, f: IO[bytes]):
+        self.f, self.error = f, None
+
+    def _watch(self, call, *args):
+        try:
+            return call(*args)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def write(self, data) -> int:
+        return self._watch(self.f.write, data)
+
+    def flush(self) -> None:
+        self._watch(self.f.flush)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.f, name)
+
+
 def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """``write(f)`` into a binary file that replaces ``path`` once it is complete
-    and on disk (e.g. ``lambda f: np.save(f, a)``)."""
-    with atomic_path(path) as tmp, os.fdopen(os.open(tmp, os.O_WRONLY), "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
+    and on disk (e.g. ``lambda f: np.save(f, a)``). The one place where a failed
+    write, however the writer reports it, becomes a ``WriteError`` naming ``path``."""
+    with atomic_path(path) as tmp, os.fdopen(os.open(tmp, os.O_WRONLY), "wb") as raw:
+        f = _Watched(raw)
+        try:
+            write(f)
+            f.flush()
+            os.fsync(raw.fileno())
+        except Exception as e:
+            if f.error is not None and e is not f.error:
+                # the system's error, which atomic_path names with the file
+                raise OSError(f.error.errno, f.error.strerror) from e
+            raise
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -77,6 +114,79 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False, allow_nan=False) + "\n")
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Bytes free to this user on the file system of ``folder`` (or of its
+    nearest existing parent); None if it cannot be told."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def human_size(n: int | None) -> str:
+    """A byte count as people read it: ``130.0 KiB``, ``12.3 MiB``, ``1.2 GiB``."""
+    if n is None:
+        return "? bytes"
+    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def reserve_space(path: Path, start: int, length: int) -> None:
+    """Allocate bytes ``start .. start + length`` of the file ``path`` on disk now.
+
+    A file written through a memory map is sparse until its pages are touched;
+    a page the disk then cannot hold kills the process with SIGBUS, with no
+    exception and no message. Reserved first, the disk says "full" here
+    instead: ``DiskFull`` naming the file, the bytes needed and those free."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            _allocate(fd, start, length)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise no_room(path, length, e) from e
+
+
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def no_room(path: Path, needed: int, e: OSError) -> WriteError:
+    """The error to raise when writing ``needed`` bytes to ``path`` failed with
+    ``e``: ``DiskFull`` (with the bytes free) if the disk or a quota is full, else
+    ``write_error``'s."""
+    if e.errno not in NO_ROOM:
+        return write_error(path, e)
+    free = free_bytes(Path(path).parent)
+    err = DiskFull(f"{path}: no room for {human_size(needed)} ({e.strerror or e}; {human_size(free)} free)",
+                   needed, free)
+    err.errno, err.strerror, err.filename = e.errno, e.strerror, str(path)
+    return err
+
+
+def _allocate(fd: int, start: int, length: int) -> None:
+    try:
+        os.posix_fallocate(fd, start, length)
+        return
+    except AttributeError:  # not on this system (macOS)
+        pass
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+    # file systems that cannot allocate without writing: zeros, written plainly
+    os.lseek(fd, start, os.SEEK_SET)
+    chunk = bytes(min(length, 1 << 20))
+    left = length
+    while left > 0:
+        left -= os.write(fd, chunk[:left])
+    os.fsync(fd)
 
 
 def load_weights_file(path: Path, map_location: Any = None, hint: str = "") -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from ssfer import codegraph
 from ssfer.config import Config
-from ssfer.errors import WriteError
+from ssfer.errors import ConfigError, RunFolderError, WriteError
 from ssfer.io import atomic_write_json, atomic_write_text, write_error
 
 # what ``ssfer.train.run`` trains with; the run key covers it and what it imports
@@ -42,8 +43,32 @@ def training_code_digest() -> str:
 
 
 def run_key(cfg: Config) -> str:
-    """A run's cache key: its config and the code that trains it."""
-    return hashlib.sha256((cfg.hash() + training_code_digest()).encode()).hexdigest()[:20]
+    """A run's cache key: its config, the data it reads (``data_fingerprint``) and
+    the code that trains it."""
+    data = data_fingerprint(cfg)
+    return hashlib.sha256((cfg.hash() + training_code_digest() + (data or "")).encode()).hexdigest()[:20]
+
+
+def data_fingerprint(cfg: Config) -> str | None:
+    """What a run's data set is, beyond the words of its config: ``data.root``
+    resolved (a relative root names another folder from another working folder)
+    and, for every split the run reads, the key its decoded images are cached
+    under (each image's path, size and mtime, the label files', the labels).
+    So a run trained on other data is never taken from the cache for this one.
+
+    None for SynthFER, which the config draws; a ``DataError`` when the data set
+    cannot be read, before anything is trained or loaded."""
+    from ssfer.data import cache
+    from ssfer.data.registry import scan
+
+    d = cfg.data
+    if d.dataset == "synthfer":
+        return None
+    root = os.path.abspath(os.fspath(d.root))
+    h = hashlib.sha256(root.encode())
+    for split in dict.fromkeys(s for s in ("train", d.test_split, d.val_split) if s):
+        h.update(cache.cache_key(scan(d.dataset, root, split, **d.options), None, None).encode())
+    return h.hexdigest()
 
 
 def _cpu_model() -> str | None:
@@ -152,22 +177,49 @@ class RunRecord:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> "RunRecord":
+        """The record in ``run_dir``; a ``RunFolderError`` naming the folder and the
+        file when it is missing, unfinished or damaged."""
         run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise RunFolderError(f"{run_dir}: " + ("not a folder" if run_dir.exists() else "no such run folder"))
         if not (run_dir / "summary.json").exists():
-            raise FileNotFoundError(f"{run_dir}: not a finished run (no summary.json)")
-        history = []
-        with open(run_dir / "metrics.jsonl") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        history.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise ValueError(f"{run_dir / 'metrics.jsonl'}:{n}: not JSON: {e}") from e
+            raise RunFolderError(f"{run_dir}: not a finished run (no summary.json)")
+        try:
+            config = Config.from_yaml(run_dir / "config.yaml")  # its errors name the file
+        except ConfigError as e:
+            raise RunFolderError(str(e)) from e
         env_path = run_dir / "environment.json"
         return cls(
-            config=Config.from_yaml(run_dir / "config.yaml"),
-            history=history,
-            summary=json.loads((run_dir / "summary.json").read_text()),
+            config=config,
+            history=_read_jsonl(run_dir / "metrics.jsonl"),
+            summary=_read_json(run_dir / "summary.json"),
             run_dir=run_dir,
-            environment=json.loads(env_path.read_text()) if env_path.exists() else {},
+            environment=_read_json(env_path) if env_path.exists() else {},
         )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise RunFolderError(f"{path}: missing from the run folder") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunFolderError(f"{path}: cannot be read ({getattr(e, 'strerror', None) or e})") from e
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(_read_text(path))
+    except json.JSONDecodeError as e:
+        raise RunFolderError(f"{path}:{e.lineno}: not JSON (truncated or corrupt?): {e.msg}") from e
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    for n, line in enumerate(_read_text(path).split("\n"), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise RunFolderError(f"{path}:{n}: not JSON (truncated or corrupt?): {e.msg}") from e
+    return rows

@@ -67,12 +67,16 @@ def _leave_process_group() -> None:
         tdist.destroy_process_group()
 
 
+INTERRUPTED = "stopped by Ctrl-C; every file is written whole or not at all, so nothing half-written was left"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Expected errors (``ssfer.errors.SsferError``: config, data, checkpoint,
-    non-finite loss, unwritable run folder) end in one line on stderr and a
+    non-finite loss, run folder, unwritable file) end in one line on stderr and a
     non-zero exit, on every torchrun rank; ``--debug`` shows their traceback.
+    Ctrl-C ends in one line too (what was kept, how to go on) and exit 130.
     Anything else is a bug and keeps its traceback."""
-    from ssfer.errors import ConfigError, SsferError
+    from ssfer.errors import SsferError
 
     argv = results.old_spelling(list(sys.argv[1:] if argv is None else argv))
     command, _ = build_parser().parse_known_args(argv)
@@ -84,11 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except SsferError as e:
+    except (SsferError, KeyboardInterrupt) as e:
         if getattr(args, "debug", False):
             raise
-        print(f"{_who()}: {e.kind}: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2 if isinstance(e, ConfigError) else 1
+        # a plain KeyboardInterrupt says nothing; the trainer's Interrupted says what was kept
+        kind, text = getattr(e, "kind", "interrupted"), str(e) or INTERRUPTED
+        print(f"{_who()}: {kind}: {' '.join(text.split())}", file=sys.stderr)
+        return getattr(e, "exit_code", 130)
     finally:
         _leave_process_group()
 

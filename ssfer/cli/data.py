@@ -43,8 +43,8 @@ def run_check(args: argparse.Namespace) -> int:
         report = check_dataset(args.name, args.root, splits=args.splits, workers=args.workers,
                                flat_std=args.flat_std, images=args.images,
                                **loader_options(args.name, args.option))
-    except DataError as e:
-        print(f"ssfer data check: {e}", file=sys.stderr)
+    except DataError as e:  # exit 2, not 1: nothing could be checked (1 says the data have errors)
+        print(f"ssfer: {e.kind}: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=1) if args.json else format_report(report, args.max_problems))
     return 0 if report["ok"] else 1

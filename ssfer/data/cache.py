@@ -5,7 +5,8 @@ images.npy, labels.npy, (soft_labels.npy) and meta.json. The key hashes
 everything the pixels and labels depend on: each source file's path, size and
 mtime, the label files', the labels, face boxes and the transform. Every file is
 written atomically (``ssfer.io``), meta.json last, so a reader sees a complete
-entry or none, even with two writers at once.
+entry or none, even with two writers at once. A write that fails (a full disk)
+removes what it wrote of the entry: the disk is left as free as it was.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path, atomic_write, atomic_write_text, cache_root
+from ..errors import DiskFull
+from ..io import atomic_path, atomic_write, atomic_write_text, cache_root, free_bytes, human_size
 
 from . import decode
 from .dataset import FERData
@@ -98,14 +100,22 @@ def materialize(m: Manifest, size=None, channels=None, cache_dir=None,
     if cached is not None:
         return cached
     try:
-        with atomic_path(entry / "images.npy") as tmp:
-            images = decode.decode_manifest(m, size, channels, out_path=str(tmp), workers=workers)
-            shape = list(images.shape)
-            del images  # close the writable map before the file moves
-    except BaseException:
-        if entry.is_dir() and not any(entry.iterdir()):
-            entry.rmdir()  # leave no empty entry behind a failed decode
+        _write_entry(entry, key, m, size, channels, workers)
+    except BaseException as e:
+        _remove_unfinished(entry)
+        if isinstance(e, DiskFull):
+            raise _no_room(root, m, e) from e
         raise
+    data = _read_entry(entry, key)
+    assert data is not None, f"cache entry {entry} unreadable right after writing it"
+    return data
+
+
+def _write_entry(entry: Path, key: str, m: Manifest, size, channels, workers) -> None:
+    with atomic_path(entry / "images.npy") as tmp:
+        images = decode.decode_manifest(m, size, channels, out_path=str(tmp), workers=workers)
+        shape = list(images.shape)
+        del images  # close the writable map before the file moves
     _save_npy(entry / "labels.npy", m.labels)
     if m.soft_labels is not None:
         _save_npy(entry / "soft_labels.npy", m.soft_labels)
@@ -114,9 +124,28 @@ def materialize(m: Manifest, size=None, channels=None, cache_dir=None,
             "soft_labels": m.soft_labels is not None, "dropped": dict(m.dropped),
             "paths": list(m.display), "digests": decode.digest_manifest(m)}
     atomic_write_text(entry / "meta.json", json.dumps(meta))
-    data = _read_entry(entry, key)
-    assert data is not None, f"cache entry {entry} unreadable right after writing it"
-    return data
+
+
+ENTRY_FILES = ("images.npy", "labels.npy", "soft_labels.npy")
+
+
+def _remove_unfinished(entry: Path) -> None:
+    """Remove what a failed write left of ``entry`` (its temporary files are gone
+    already), unless another writer finished it meanwhile (meta.json is there)."""
+    if not entry.is_dir() or (entry / "meta.json").exists():
+        return
+    for name in ENTRY_FILES:
+        (entry / name).unlink(missing_ok=True)
+    if not any(entry.iterdir()):
+        entry.rmdir()  # leave no empty entry behind
+
+
+def _no_room(root: Path, m: Manifest, e: DiskFull) -> DiskFull:
+    free = free_bytes(root)  # now that the unfinished entry is gone
+    return DiskFull(f"decode cache {root}: no room for the decoded images of {m.name}/{m.split} ({len(m)} images): "
+                    f"{human_size(e.needed)} needed, {human_size(free)} free ({e.strerror or 'disk full'}); "
+                    "free some space there or point SSFER_CACHE at a disk with room; nothing was left behind",
+                    e.needed, free)
 
 
 def clear_cache(cache_dir=None, name: str | None = None) -> int:

@@ -1,8 +1,10 @@
 """Decode a manifest's images to one uint8 NHWC array, in parallel.
 
 Workers write straight into a memory-mapped .npy, so decoded pixels never
-travel between processes. ``inspect_manifest`` is the data check's pass over
-the same sources: content hash and pixel statistics of each image, no resize.
+travel between processes; its bytes are reserved on disk before the first is
+written (``ssfer.io.reserve_space``), so a full disk is an error, not a SIGBUS.
+``inspect_manifest`` is the data check's pass over the same sources: content
+hash and pixel statistics of each image, no resize.
 """
 from __future__ import annotations
 
@@ -11,11 +13,13 @@ import io
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
 import numpy as np
 from PIL import Image
 
+from ..io import no_room, reserve_space
 from .errors import DataError
 from .manifest import Manifest
 
@@ -128,6 +132,43 @@ def target_shape(m: Manifest, size, channels) -> tuple[tuple[int, int] | None, i
     return size, channels, ref
 
 
+def create_npy(path: str, shape: tuple[int, ...]) -> np.memmap:
+    """A writable memory map of a new uint8 .npy of ``shape`` at ``path``, its
+    bytes reserved on disk (``DiskFull`` if they do not fit)."""
+    nbytes = int(np.prod(shape))
+    try:
+        np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)  # the header; the rest sparse
+    except OSError as e:
+        raise no_room(path, nbytes, e) from e
+    reserve_space(path, os.path.getsize(path) - nbytes, nbytes)
+    return np.load(path, mmap_mode="r+")
+
+
+def _decode_in_processes(m: Manifest, out_path: str, size, channels, ref, workers: int) -> list:
+    """``_decode_chunk_to_file`` over chunks of ``m`` in ``workers`` processes; failures as ``_decode_range``'s."""
+    boxes = m.boxes
+    jobs = [(_decode_chunk_to_file, out_path, s, m.sources[s:s + CHUNK], None if boxes is None else boxes[s:s + CHUNK],
+             m.kind, m.pixel_shape, size, channels, ref) for s in range(0, len(m), CHUNK)]
+    return _in_processes(m, workers, jobs, "nothing was cached, and the same command decodes them again")
+
+
+def _in_processes(m: Manifest, workers: int, jobs: list[tuple], after_death: str) -> list:
+    """The concatenated lists ``fn(*args)`` returns for each ``(fn, *args)`` of
+    ``jobs``, run in ``workers`` processes; a ``DataError`` saying ``after_death``
+    if one of them is killed."""
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
+    try:
+        futures = [pool.submit(*job) for job in jobs]
+        return [row for f in futures for row in f.result()]
+    except BrokenProcessPool as e:
+        # killed (the out-of-memory killer, a signal): no Python error says at which image
+        raise DataError(f"{m.name}/{m.split}: a process reading its images died abruptly ({e}); "
+                        f"{after_death}") from None
+    finally:
+        # on an error or Ctrl-C, drop the chunks not started instead of running them all first
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def decode_manifest(m: Manifest, size, channels, out_path: str | None = None,
                     workers: int | None = None) -> np.ndarray:
     """All images of ``m`` as uint8 (N, H, W, C); written to ``out_path`` (.npy) if given.
@@ -139,20 +180,11 @@ def decode_manifest(m: Manifest, size, channels, out_path: str | None = None,
     shape = (len(m), h, w, channels)
     workers = default_workers() if workers is None else max(1, int(workers))
     boxes = m.boxes
-    if out_path is not None:
-        out = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.uint8, shape=shape)
-    else:
-        out = np.empty(shape, dtype=np.uint8)
+    out = create_npy(out_path, shape) if out_path is not None else np.empty(shape, dtype=np.uint8)
     if out_path is not None and workers > 1 and len(m) >= PARALLEL_MIN:
         out.flush()
         del out
-        ctx = _mp_context()
-        starts = range(0, len(m), CHUNK)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            jobs = [pool.submit(_decode_chunk_to_file, out_path, s, m.sources[s:s + CHUNK],
-                                None if boxes is None else boxes[s:s + CHUNK],
-                                m.kind, m.pixel_shape, size, channels, ref) for s in starts]
-            failures = [f for j in jobs for f in j.result()]
+        failures = _decode_in_processes(m, out_path, size, channels, ref, workers)
         out = np.load(out_path, mmap_mode="r+")
     else:
         failures = _decode_range(out, 0, m.sources, boxes, m.kind, m.pixel_shape, size, channels, ref)
@@ -192,6 +224,14 @@ def digest_manifest(m: Manifest) -> list[str]:
     return _digest_range(m.sources, m.kind, m.pixel_shape)
 
 
+def _open_bytes(data: bytes, src: str) -> Image.Image:
+    try:
+        return Image.open(io.BytesIO(data))
+    except Image.UnidentifiedImageError:
+        # PIL names an in-memory file by its repr ("<_io.BytesIO object at 0x...>"): name the file instead
+        raise Image.UnidentifiedImageError(f"cannot identify image file {src!r}") from None
+
+
 def _inspect_range(sources, kind, pixel_shape):
     """Per source: (digest hex | None, error | None, width, height, mode, min, max, std)."""
     rows = []
@@ -206,7 +246,7 @@ def _inspect_range(sources, kind, pixel_shape):
                 with open(src, "rb") as f:
                     data = f.read()
                 digest = content_digest(data)
-                with Image.open(io.BytesIO(data)) as img:
+                with _open_bytes(data, src) as img:
                     img.load()
                     mode, ww, hh = img.mode, img.width, img.height
                     arr = np.asarray(img)
@@ -223,8 +263,5 @@ def inspect_manifest(m: Manifest, workers: int | None = None) -> list[tuple]:
     workers = default_workers() if workers is None else max(1, int(workers))
     if workers == 1 or len(m) < PARALLEL_MIN:
         return _inspect_range(m.sources, m.kind, m.pixel_shape)
-    ctx = _mp_context()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        jobs = [pool.submit(_inspect_range, m.sources[s:s + CHUNK], m.kind, m.pixel_shape)
-                for s in range(0, len(m), CHUNK)]
-        return [r for j in jobs for r in j.result()]
+    jobs = [(_inspect_range, m.sources[s:s + CHUNK], m.kind, m.pixel_shape) for s in range(0, len(m), CHUNK)]
+    return _in_processes(m, workers, jobs, "the same command checks them again")

@@ -9,6 +9,7 @@ from typing import Iterator
 from filelock import FileLock
 
 from ssfer.config import Config
+from ssfer.errors import RunFolderError
 from ssfer.io import cache_root, write_error
 from ssfer.record import RunRecord, run_key
 
@@ -49,14 +50,23 @@ def run(cfg: Config | dict, cache_dir: str | Path | None = None, force: bool = F
         cfg = Config.from_dict(cfg)
     rd = run_dir_for(cfg, cache_dir)
     if not force and (rd / "summary.json").exists():
-        return RunRecord.load(rd)
+        return _load_finished(rd)
     # torchrun's ranks train one run together: a lock taken by rank 0 alone would
     # keep the others from joining it
     lock = run_lock(rd) if int(os.environ.get("WORLD_SIZE", "1")) == 1 else contextlib.nullcontext()
     with lock:
         if not force and (rd / "summary.json").exists():  # finished by whoever held the lock
-            return RunRecord.load(rd)
+            return _load_finished(rd)
         return Trainer(cfg, rd).fit(restart=restart)
+
+
+def _load_finished(rd: Path) -> RunRecord:
+    """A cached run's record; a damaged one is named with the way out."""
+    try:
+        return RunRecord.load(rd)
+    except RunFolderError as e:
+        raise RunFolderError(f"{e}; the cached run is damaged: `ssfer train ... --force` (or `run(..., force=True)`) "
+                             "trains it again") from e
 
 
 __all__ = ["run", "run_dir_for", "run_lock", "RunRecord"]

@@ -21,7 +21,7 @@ from ssfer.algo.negatives import build_negatives
 from ssfer.algo.thresholds import StepStats, build_threshold
 from ssfer.config import Config
 from ssfer.diagnostics import LabelDiagnostics
-from ssfer.errors import CheckpointError, NonFiniteLoss, WriteError
+from ssfer.errors import CheckpointError, Interrupted, NonFiniteLoss, WriteError
 from ssfer.metrics import classification_metrics
 from ssfer.model import model_for
 from ssfer.predict import predict_probs, resolve_device
@@ -362,8 +362,32 @@ class Trainer:
         ``restart`` discards an interrupted run's checkpoint (say, one reported
         as corrupt) and trains from the start. ``stop_after`` ends early after
         that many steps of this call without a summary: how the tests simulate
-        an interruption.
+        an interruption. Ctrl-C raises ``Interrupted``, which says what was kept.
         """
+        try:
+            return self._fit(stop_after, restart)
+        except KeyboardInterrupt as e:
+            if isinstance(e, Interrupted):
+                raise
+            raise Interrupted(self._interrupted(restart)) from e
+
+    def _interrupted(self, restart: bool) -> str:
+        """What Ctrl-C leaves: the step, the checkpoint kept, and the way on. Nothing
+        is saved now: the step it struck may be half done."""
+        where = f"training interrupted after step {self.step} of {self.cfg.train.steps}"
+        if self.run_dir is None:
+            return f"{where}; nothing was saved"
+        ckpt = self.run_dir / CHECKPOINT
+        again = "the same command without --restart" if restart else "the same command"
+        if self.checkpoint_step is not None:
+            return f"{where}; the last checkpoint, {ckpt} (step {self.checkpoint_step}), is kept: " \
+                   f"{again} resumes from it"
+        if ckpt.exists():
+            return f"{where}; the checkpoint {ckpt} is kept: {again} resumes from it"
+        return f"{where}; no checkpoint had been saved (train.ckpt_every={self.cfg.train.ckpt_every}): " \
+               "the same command trains the run from the start"
+
+    def _fit(self, stop_after: int | None, restart: bool) -> RunRecord | None:
         t = self.cfg.train
         # the code, commit and versions this run trains with, read now: files
         # edited or commits made while it trains must not be credited with it
