@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -212,3 +213,12 @@ def load_weights_file(path: Path, map_location: Any = None, hint: str = "") -> A
             raise CheckpointError(f"{path}: refused to load: it holds Python objects{what} other than tensors and "
                                   f"plain values, which could run code (none was run){hint}") from e
         raise CheckpointError(f"{path}: cannot be read (truncated or corrupt?): {first}{hint}") from e
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read in blocks (a weights file can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

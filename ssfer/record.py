@@ -22,7 +22,7 @@ from pathlib import Path
 from ssfer import codegraph
 from ssfer.config import Config
 from ssfer.errors import ConfigError, RunFolderError, WriteError
-from ssfer.io import atomic_write_json, atomic_write_text, write_error
+from ssfer.io import atomic_write_json, atomic_write_text, file_sha256, write_error
 
 # what ``ssfer.train.run`` trains with; the run key covers it and what it imports
 TRAINER = "ssfer.train.loop"
@@ -43,10 +43,26 @@ def training_code_digest() -> str:
 
 
 def run_key(cfg: Config) -> str:
-    """A run's cache key: its config, the data it reads (``data_fingerprint``) and
-    the code that trains it."""
-    data = data_fingerprint(cfg)
-    return hashlib.sha256((cfg.hash() + training_code_digest() + (data or "")).encode()).hexdigest()[:20]
+    """A run's cache key: its config, the data it reads (``data_fingerprint``), the
+    weights it starts from (``weights_fingerprint``) and the code that trains it.
+    Each part adds nothing where it does not apply, so the keys of runs without
+    pretrained weights are what they were."""
+    data, weights = data_fingerprint(cfg), weights_fingerprint(cfg)
+    return hashlib.sha256((cfg.hash() + training_code_digest() + (data or "")
+                           + (weights or "")).encode()).hexdigest()[:20]
+
+
+def weights_fingerprint(cfg: Config) -> str | None:
+    """The sha256 of the file at ``model.pretrained_path`` (None when unset): a run
+    started from other weights under the same path (a pretraining run again, a
+    file replaced) is another run."""
+    path = cfg.model.pretrained_path
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"model.pretrained_path: no file at {path}")
+    return file_sha256(path)
 
 
 def data_fingerprint(cfg: Config) -> str | None:

@@ -96,4 +96,4 @@ def test_one_reader_serves_set_option_and_the_notebook_overrides():
 def test_every_command_is_registered_once_with_its_module():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert list(sub.choices) == ["train", "eval", "bench", "results", "labs", "data", "reproduce"]
+    assert list(sub.choices) == ["train", "pretrain", "eval", "bench", "results", "labs", "data", "reproduce"]

@@ -62,3 +62,39 @@ def test_the_training_modules_come_from_the_trainers_imports():
 def test_the_record_names_the_code_its_key_covers():
     assert record.environment()["code_fingerprint"] == record.training_code_digest()
     assert record.run_key(CFG.with_overrides({"train.steps": 7})) != record.run_key(CFG)
+
+
+def test_the_pretrained_weights_file_is_part_of_the_run_key(tmp_path):
+    """model.pretrained_path keys the run by the file's bytes, not its name: a new
+    pretraining written to the same path is another run; no path, no change."""
+    import torch
+
+    weights = tmp_path / "backbone.pt"
+    torch.save({"x": torch.zeros(1)}, weights)
+    base = Config.default()
+    cfg = base.with_overrides({"model.pretrained_path": str(weights)})
+    first = record.run_key(cfg)
+    assert first != record.run_key(base)
+    assert record.weights_fingerprint(base) is None
+    torch.save({"x": torch.ones(1)}, weights)
+    assert record.run_key(cfg) != first
+    assert record.weights_fingerprint(cfg) == __import__("hashlib").sha256(weights.read_bytes()).hexdigest()
+    weights.unlink()
+    with pytest.raises(record.ConfigError, match="model.pretrained_path: no file at"):
+        record.run_key(cfg)
+
+
+def test_a_fine_tuned_run_records_the_hash_of_the_weights_it_started_from(tmp_path, tiny_overrides):
+    import hashlib
+
+    import torch
+
+    from ssfer.model import model_for
+    from ssfer.train import run
+
+    cfg = Config.default().with_overrides({**tiny_overrides, "algo.name": "supervised"})
+    weights = tmp_path / "backbone.pt"
+    torch.save(model_for(cfg, 7).state_dict(), weights)
+    rec = run(cfg.with_overrides({"model.pretrained_path": str(weights)}), cache_dir=tmp_path / "cache")
+    assert rec.summary["pretrained"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert "body tensors matched" in rec.summary["pretrained"]["load"]

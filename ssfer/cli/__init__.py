@@ -1,5 +1,5 @@
-"""The ``ssfer`` command: one module per command (``train``, ``eval``, ``bench``,
-``results``, ``labs``, ``data``), each with its ``add_cli``; ``reproduce`` comes
+"""The ``ssfer`` command: one module per command (``train``, ``pretrain``, ``eval``,
+``bench``, ``results``, ``labs``, ``data``), each with its ``add_cli``; ``reproduce`` comes
 from the book's wing and is added only when it is asked for."""
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import argparse
 import os
 import sys
 
-from ssfer.cli import bench, data, evaluate, labs, results, train
+from ssfer.cli import bench, data, evaluate, labs, pretrain, results, train
 
-COMMANDS = (train, evaluate, bench, results, labs, data)
+COMMANDS = (train, pretrain, evaluate, bench, results, labs, data)
 
 
 TOOLING, TOOLING_HELP = "reproduce", "re-run the book's notebooks with a profile and build it (needs the book extra)"

@@ -26,7 +26,7 @@ from ssfer.metrics import classification_metrics
 from ssfer.model import model_for
 from ssfer.predict import predict_probs, resolve_device
 from ssfer.io import atomic_write, atomic_write_text, load_weights_file, write_error
-from ssfer.record import RunRecord, environment
+from ssfer.record import RunRecord, environment, weights_fingerprint
 from ssfer.train import distributed as dist
 from ssfer.train.data import TrainData, prepare
 from ssfer.views import Views
@@ -443,6 +443,12 @@ class Trainer:
                        n_labeled=len(self.data.labeled), n_unlabeled=len(self.data.unlabeled),
                        algorithm=self.cfg.algo.name, threshold=self.recipe.threshold,
                        negatives=self.recipe.negatives)
+        if self.cfg.model.pretrained_path is not None:
+            # which weights the run started from, by content: the path alone can name other bytes later
+            report = self.student.load_report
+            summary["pretrained"] = {"path": str(self.cfg.model.pretrained_path),
+                                     "sha256": weights_fingerprint(self.cfg),
+                                     "load": report.summary() if report is not None else None}
         if self.data.val_x is not None:
             summary["val"] = {k: v for k, v in self.evaluate("val").items() if k != "confusion"}
         if self.data.test_leaked is not None:
