@@ -50,7 +50,8 @@ def test_pending_can_take_one_variant_and_whole_seeds_first(tmp_path, two_step_o
     assert [p.name for p in pending(grid, tmp_path / "none", seed_major=True)] == [
         "synth_supervised_s0", "synth_fixmatch_s0", "synth_supervised_s1", "synth_fixmatch_s1"]
     assert [p.name for p in pending(grid, tmp_path / "none", variant="")] == [p.name for p in grid]
-    assert pending(grid, tmp_path / "none", variant="no label smoothing") == []
+    with pytest.raises(ConfigError, match="--variant 'no label smoothing': no run of the grid matches"):
+        pending(grid, tmp_path / "none", variant="no label smoothing")
     primary = load_grid(REPO / "results" / "grid.yaml")
     chosen = pending(primary, tmp_path / "none", variant="no label smoothing", seed_major=True)
     assert {p.variant for p in chosen} == {"no label smoothing"}
@@ -281,3 +282,28 @@ def test_status_says_whether_this_machine_completes_a_part_recorded_seed_alike(t
     seed1 = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("seed 1:"))
     assert seed1.startswith(f"  seed 1: 1 of 2 runs recorded on {here}, code {training_code_digest()[:8]}")
     assert seed1.endswith("this machine completes it alike")
+
+
+def test_a_selection_that_matches_nothing_and_a_replay_that_compares_nothing_are_refused(
+        tmp_path, monkeypatch, capsys, two_step_overrides):
+    """They did nothing and exited 0 ("0 logged rows ... identical" even entered
+    replays.jsonl as pairing evidence)."""
+    from ssfer.config import Config
+    from ssfer.train import run
+
+    monkeypatch.chdir(tmp_path)
+    _grid(tmp_path, two_step_overrides)
+    for flags in (["--variant", "typo"], ["--only", "nomatch*"]):
+        assert main(["results", "record", "--grid", "grid.yaml", "--results-dir", "results", *flags]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("ssfer: config error: --") and "no run of the grid matches (its variants: '')" in err
+        assert len(err.splitlines()) == 1
+    assert main(["results", "status", "--grid", "grid.yaml", "--variant", "typo"]) == 2
+    rec = run(Config.default().with_overrides({**two_step_overrides, "algo.name": "supervised", "train.steps": 6,
+                                               "train.log_every": 3}), cache_dir=tmp_path / "cache")
+    assert main(["results", "replay", str(rec.run_dir), "--steps", "2", "--log"]) == 2
+    err = capsys.readouterr().err
+    assert "--steps 2 covers no logged row" in err and "use --steps 3 or more" in err
+    assert not (rec.run_dir.parent / "replays.jsonl").exists()
+    assert main(["results", "replay", "no_such_run", "--results-dir", str(tmp_path)]) == 1
+    assert "run folder error:" in capsys.readouterr().err

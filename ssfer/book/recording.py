@@ -6,29 +6,41 @@ leaves that may be committed (``ARTIFACTS``): never weights, images or arrays.
 results record`` trains whichever are missing (resumable: a finished folder is
 never trained again, an interrupted run resumes from its checkpoint in the
 cache) and ``ssfer results status`` says what is recorded and what remains.
+
+The runs go through ``ssfer.book.engine`` (a Dask cluster, embedded or named):
+a worker trains a run and sends its small files back as data (``train_run``);
+this process writes them into ``results/`` (``commit``), so workers need no
+share of ``results/``. A run being recorded is locked in ``results/.recording/``
+(``claim``), so two commands on one grid never record a run twice.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
+import multiprocessing
+import os
 import shlex
 import shutil
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
+from ssfer.book.engine import Engine, Task
 from ssfer.config import Config, ConfigError
-from ssfer.io import atomic_write_text
+from ssfer.errors import RunFolderError
+from ssfer.data.errors import DataError
+from ssfer.io import atomic_write_bytes, atomic_write_text, write_error
 from ssfer.record import RunRecord, cpu_kind
 
 ARTIFACTS = ("config.yaml", "summary.json", "metrics.jsonl", "environment.json", "command.txt")
 RUN_FILES = ARTIFACTS[:-1]  # what the trainer writes; command.txt is the recorder's
 REPLAYS = "replays.jsonl"   # beside the run folders: the replays `ssfer results replay --log` kept
+LOCKS = ".recording"        # results/.recording/<run>.lock: held by the command recording that run
+DATA_ROOT_ENV = "SSFER_DATA_ROOT"  # on a worker: a folder holding each data set under its name
 
 
 @dataclass(frozen=True)
@@ -41,11 +53,12 @@ class Planned:
     variant: str = ""                # a control's name (e.g. "no label smoothing"); "" for the profile itself
 
     def resolve(self, root: Path, data_roots: dict[str, str]) -> Config:
+        """The run's config, its data set at ``data_roots``' path; a data set not
+        named there keeps its config's path, for the worker to find or refuse
+        (``data_here``)."""
         cfg = Config.from_yaml(root / self.config).with_overrides(self.overrides)
         dataset = cfg.data.dataset
-        if dataset != "synthfer":
-            if dataset not in data_roots:
-                raise ConfigError(f"run {self.name!r} needs data set {dataset!r}: pass --root {dataset}=PATH")
+        if dataset != "synthfer" and dataset in data_roots:
             cfg = cfg.with_overrides({"data.root": data_roots[dataset]})
         return cfg.with_overrides({"train.progress": False})
 
@@ -101,35 +114,136 @@ def is_recorded(results_dir: Path, name: str) -> bool:
     return all((results_dir / name / f).is_file() for f in ARTIFACTS)
 
 
-def record(planned: Planned, root: Path, results_dir: Path, data_roots: dict[str, str],
-           cache_dir: str | None = None) -> Path:
-    """Train (or load from the cache) one planned run and copy its record into
-    ``results_dir/<name>``; the folder appears complete or not at all."""
+def data_here(cfg: Config, where: str) -> Config:
+    """``cfg`` with its data set's folder as this worker sees it: under
+    ``$SSFER_DATA_ROOT`` (``<it>/<data set>``) where the worker sets it, else the
+    path the command passed (``--root``). A worker without the folder fails
+    the run, naming itself, the data set and the path."""
+    ds = cfg.data.dataset
+    if ds == "synthfer":
+        return cfg
+    env = os.environ.get(DATA_ROOT_ENV)
+    path = Path(env).expanduser() / ds if env else Path(cfg.data.root)
+    if not path.is_dir():
+        whence = f"${DATA_ROOT_ENV}/{ds}" if env else f"--root {ds}"
+        raise DataError(f"{where} has no data set {ds!r} at {path} (from {whence}): pass --root {ds}=PATH "
+                        f"with its path on every worker, or set {DATA_ROOT_ENV} on the worker to a folder "
+                        f"holding {ds}/")
+    return cfg if str(path) == cfg.data.root else cfg.with_overrides({"data.root": str(path)})
+
+
+def _check_worker(where: str, code: str) -> None:
+    """A worker must train with the submitting checkout's code (else its runs
+    would be keyed and recorded as another code's), and be free to start child
+    processes (the data set decoder's pool)."""
+    from ssfer.record import training_code_digest
+
+    theirs = training_code_digest()
+    if theirs != code:
+        raise ConfigError(f"{where} trains with code {theirs[:8]}, the recording checkout with {code[:8]}: "
+                          "install the same commit on every worker")
+    if multiprocessing.current_process().daemon:
+        raise ConfigError(f"{where} is a daemonic process, which cannot start the data decoder's processes: "
+                          "start its workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
+
+
+@contextlib.contextmanager
+def _argv(argv: list[str]) -> Iterator[None]:
+    # environment.json names the command that recorded a run, not the worker's own
+    old, sys.argv[:] = sys.argv[:], argv
+    try:
+        yield
+    finally:
+        sys.argv[:] = old
+
+
+def train_run(cfg: dict, cache_dir: str | None, argv: list[str], code: str) -> dict:
+    """A worker's part of recording a run: train ``cfg`` (or load it from this
+    worker's run cache) and return its small files as data, with the data
+    folder it read: ``{"files": {name: bytes}, "data_root": str | None}``."""
+    from ssfer.book.engine import here
     from ssfer.train import run
 
-    cfg = planned.resolve(root, data_roots)
-    rec = run(cfg, cache_dir=cache_dir)
-    dest = results_dir / planned.name
-    staging = results_dir / f".{planned.name}.partial"
+    where = here()
+    _check_worker(where, code)
+    config = data_here(Config.from_dict(cfg), where)
+    with _argv(argv):
+        rec = run(config, cache_dir=cache_dir)
+    return {"files": {f: (rec.run_dir / f).read_bytes() for f in RUN_FILES},
+            "data_root": config.data.root if config.data.dataset != "synthfer" else None}
+
+
+def commit(results_dir: Path, name: str, files: dict[str, bytes], command: str) -> Path:
+    """Write a run's files and ``command.txt`` into ``results_dir/<name>``: into a
+    staging folder first, renamed into place, so the folder appears complete or
+    not at all (an interrupted commit leaves only the staging folder, which the
+    next one clears)."""
+    dest = results_dir / name
+    staging = results_dir / f".{name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     for f in RUN_FILES:
-        shutil.copy2(rec.run_dir / f, staging / f)
-    atomic_write_text(staging / "command.txt",
-                      "# recorded by: ssfer results record --only " + planned.name + "\n"
-                      + planned.command(root, data_roots) + "\n")
+        atomic_write_bytes(staging / f, files[f])
+    atomic_write_text(staging / "command.txt", command)
     shutil.rmtree(dest, ignore_errors=True)
     staging.rename(dest)
     return dest
 
 
-def _record_task(args: tuple) -> tuple[str, str]:
-    planned, root, results_dir, data_roots, cache_dir = args
+def _command(planned: Planned, root: Path, data_roots: dict[str, str], used_root: str | None) -> str:
+    roots = dict(data_roots)
+    if used_root is not None:  # where the worker found the data: what the run's config says
+        roots[Config.from_yaml(root / planned.config).data.dataset] = used_root
+    return ("# recorded by: ssfer results record --only " + planned.name + "\n"
+            + planned.command(root, roots) + "\n")
+
+
+def record(planned: Planned, root: Path, results_dir: Path, data_roots: dict[str, str],
+           cache_dir: str | None = None) -> Path:
+    """Train (or load from the cache) one planned run here and commit its record
+    into ``results_dir/<name>``; the folder appears complete or not at all."""
+    from ssfer.record import training_code_digest
+
+    out = train_run(planned.resolve(root, data_roots).to_dict(), cache_dir, list(sys.argv), training_code_digest())
+    return commit(results_dir, planned.name, out["files"], _command(planned, root, data_roots, out["data_root"]))
+
+
+def claim(held: contextlib.ExitStack, results_dir: Path, todo: list[Planned], say) -> list[Planned]:
+    """The runs of ``todo`` this command records, each one's lock taken and held on
+    ``held``: a run another command holds is left to it (``say`` tells), one
+    another command recorded since ``pending`` looked is left out. The lock is the
+    run lock's kind (``ssfer.train.run_lock``: an OS lock the kernel drops when its
+    holder dies), kept beside the results, which every recording command writes
+    from its own process wherever the runs train."""
+    from filelock import FileLock, Timeout
+
+    if not todo:
+        return []
+    folder = results_dir / LOCKS
     try:
-        record(planned, root, results_dir, data_roots, cache_dir)
-        return planned.name, ""
-    except Exception as e:  # reported per run: one bad run must not stop the grid
-        return planned.name, f"{type(e).__name__}: {e}"
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(folder, e) from e
+    mine = []
+    for p in todo:
+        lock = FileLock(folder / f"{p.name}.lock", timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            say(f"{p.name}: being recorded by another `ssfer results record`; left to it")
+            continue
+        held.callback(lock.release)
+        if not is_recorded(results_dir, p.name):
+            mine.append(p)
+    return mine
+
+
+def _task(p: Planned, root: Path, data_roots: dict[str, str], cache_dir: str | None, code: str) -> Task | str:
+    """A run as the engine's task, or the reason its config cannot be built."""
+    try:
+        cfg = p.resolve(root, data_roots)
+    except ConfigError as e:
+        return f"ConfigError: {e}"
+    return Task(p.name, train_run, (cfg.to_dict(), cache_dir, list(sys.argv), code))
 
 
 def pending(grid: list[Planned], results_dir: Path, only: list[str] | None = None, variant: str | None = None,
@@ -141,6 +255,12 @@ def pending(grid: list[Planned], results_dir: Path, only: list[str] | None = Non
     seed's paired comparisons come from one CPU kind."""
     chosen = [p for p in grid if (not only or any(fnmatch.fnmatch(p.name, pat) for pat in only))
               and (variant is None or p.variant == variant)]
+    if not chosen and (only or variant is not None):
+        # a typo in a glob or a variant would otherwise record nothing and say nothing
+        asked = " and ".join(([f"--only {' '.join(only)}"] if only else [])
+                             + ([f"--variant {variant!r}"] if variant is not None else []))
+        variants = sorted({repr(p.variant) for p in grid})
+        raise ConfigError(f"{asked}: no run of the grid matches (its variants: {', '.join(variants) or 'none'})")
     todo = [p for p in chosen if not is_recorded(results_dir, p.name)]
     if seed_major:
         todo.sort(key=lambda p: p.overrides.get("split.seed", 0))  # stable: grid order within a seed
@@ -179,28 +299,39 @@ def open_seeds(grid: list[Planned], results_dir: Path, variant: str | None = Non
     return out
 
 
-def record_grid(grid: list[Planned], root: Path, results_dir: Path, data_roots: dict[str, str], jobs: int = 1,
+def record_grid(grid: list[Planned], root: Path, results_dir: Path, data_roots: dict[str, str],
                 only: list[str] | None = None, cache_dir: str | None = None, variant: str | None = None,
-                seed_major: bool = False) -> dict[str, str]:
-    """Record every missing run of the grid (``pending``'s choice and order), ``jobs``
-    at a time (each run sets its own thread count in its config); returns {name:
-    error or ""}."""
-    todo = pending(grid, results_dir, only, variant, seed_major)
-    tasks = [(p, root, results_dir, data_roots, cache_dir) for p in todo]
+                seed_major: bool = False, engine: Engine | None = None) -> dict[str, str]:
+    """Record every missing run of the grid (``pending``'s choice and order)
+    through ``engine`` (default: here, one at a time; each run sets its own thread
+    count in its config), committing each as it comes back; returns {name: error
+    or ""} for the runs this command took on."""
+    from ssfer.record import training_code_digest
+
+    engine = engine or Engine()
+    code = training_code_digest()
     done: dict[str, str] = {}
-    if jobs <= 1:
-        for t in tasks:
-            name, err = _record_task(t)
-            done[name] = err
-            print(f"{name}: {err or 'recorded'}", file=sys.stderr, flush=True)
-        return done
-    # spawn: each run gets a fresh interpreter (and its own torch thread pool)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_record_task, t) for t in tasks]
-        for f in as_completed(futures):
-            name, err = f.result()
-            done[name] = err
-            print(f"{name}: {err or 'recorded'}", file=sys.stderr, flush=True)
+    with contextlib.ExitStack() as held:
+        mine = claim(held, results_dir, pending(grid, results_dir, only, variant, seed_major), engine.say)
+        by_name = {p.name: p for p in mine}
+        tasks = []
+        for p in mine:
+            task = _task(p, root, data_roots, cache_dir, code)
+            if isinstance(task, str):
+                done[p.name] = task
+                engine.say(f"{p.name}: {task}")
+            else:
+                tasks.append(task)
+        for out in engine.run(tasks):
+            err = f"on {out.worker}: {out.error}" if out.error else ""
+            if not err:
+                try:
+                    commit(results_dir, out.name, out.value["files"],
+                           _command(by_name[out.name], root, data_roots, out.value["data_root"]))
+                except OSError as e:
+                    err = f"writing its record: {e}"
+            done[out.name] = err
+            engine.say(f"{out.name}: {err or 'recorded'}")
     return done
 
 
@@ -212,14 +343,15 @@ def load_results(results_dir: str | Path, names: list[str] | None = None) -> dic
     known = [d.name for d in folders]
     unknown = sorted(set(names or ()) - set(known))
     if unknown:
-        raise ValueError(f"no recorded run {unknown} in {results_dir} (recorded: {known or 'none'})")
+        raise RunFolderError(f"{results_dir}: no recorded run {unknown} (recorded: {known or 'none'})")
     out = {}
     for d in folders:
         if names and d.name not in names:
             continue
         missing = [f for f in ARTIFACTS if not (d / f).is_file()]
         if missing:
-            raise FileNotFoundError(f"{d}: a recorded run needs {', '.join(ARTIFACTS)}; missing {', '.join(missing)}")
+            raise RunFolderError(f"{d}: a recorded run needs {', '.join(ARTIFACTS)}; missing {', '.join(missing)} "
+                                 "(record it again with `ssfer results record --only NAME`, or remove the folder)")
         out[d.name] = RunRecord.load(d)
     return out
 
@@ -242,6 +374,13 @@ def replay(run_dir: str | Path, data_roots: dict[str, str], steps: int) -> dict:
         cfg = cfg.with_overrides({"data.root": data_roots[cfg.data.dataset]})
     if not 0 < steps <= cfg.train.steps:
         raise ConfigError(f"replay: steps={steps} must be in 1..{cfg.train.steps} (the run's train.steps)")
+    logged = [r["step"] for r in recorded.history]
+    if not any(step <= steps for step in logged):
+        # a replay that compares no row would say "identical" about nothing
+        first = f"the first at step {min(logged)}" if logged else "none at all"
+        raise ConfigError(f"replay: --steps {steps} covers no logged row of {run_dir} (it logs every "
+                          f"{cfg.train.log_every} steps, {first})"
+                          + (f": use --steps {min(logged)} or more" if logged else ""))
     trainer = Trainer(cfg.with_overrides({"train.progress": False}))
     trainer.fit(stop_after=steps)
     timeless = RunRecord(cfg, trainer.history, {}).history_without_timing()

@@ -21,7 +21,9 @@
    sha256 of the notebook source, profile, parameters, the code of the
    ``ssfer`` modules it imports (transitively) and the repository files its
    parameters name (``job_key``). That key is what makes a warm rebuild take seconds. Several
-   notebooks run side by side (``--jobs``); a training run two of them need is
+   notebooks run side by side (``--jobs``) on an embedded Dask cluster, or on
+   any cluster (``--scheduler``) whose workers share this checkout's path and
+   the run cache (``ssfer.book.engine``); a training run two of them need is
    trained once (``ssfer.train.run`` locks it) and read by the other.
 5. Runs ``jupyter-book build``; the HTML lands in ``_build/html``.
 """
@@ -32,14 +34,12 @@ import contextlib
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import resource
 import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -48,6 +48,7 @@ import nbformat
 import yaml
 
 from ssfer import codegraph
+from ssfer.book.engine import RETRIES, Engine, EngineError, Task, add_flags, scheduler_address
 from ssfer.book.teaching import labs
 from ssfer.config import ConfigError, load_yaml, parse_assignments
 from ssfer.book.params import (ParameterError, check_parameters, declared_parameters, parameters_cell,
@@ -349,11 +350,15 @@ def unpublish_stale_solutions(jobs: list[Job], src: Path, build_dir: Path) -> No
 
 # ------------------------------------------------------------------ running
 @contextlib.contextmanager
-def temporary_env(**values: str) -> Iterator[None]:
-    """Set environment variables for the ``with`` block, then restore them (unset
-    ones unset again)."""
+def temporary_env(**values: str | None) -> Iterator[None]:
+    """Set environment variables (None: unset) for the ``with`` block, then restore
+    them (unset ones unset again)."""
     old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     try:
         yield
     finally:
@@ -453,6 +458,19 @@ def _threads_per_kernel(workers: int) -> int | None:
     return max(1, _cpus() // workers)
 
 
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _thread_env(threads: int | None, embedded: bool) -> dict[str, str | None]:
+    """The thread variables each kernel starts with. On the embedded cluster
+    this process's values, or none (unset: torch's default), exactly as a kernel
+    started here would see them: Dask's workers set their own. A cluster's
+    workers keep theirs, unless ``threads`` is set."""
+    if threads:
+        return dict.fromkeys(THREAD_VARS, str(threads))
+    return {k: os.environ.get(k) for k in THREAD_VARS} if embedded else {}
+
+
 def _cpu_seconds() -> float:
     """CPU time of this process and of its finished children (a notebook's kernel
     is a child of the process that ran it, and is waited for when it shuts down)."""
@@ -460,36 +478,91 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _execute_task(task: tuple) -> tuple[str, float, float, str]:
-    """Run one notebook; (status, seconds, CPU seconds, error), never raising (it may
-    run in a worker process, which runs one notebook at a time)."""
-    job, out, root, build_dir, profile, key, kernel, threads = task
+def _read(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
+
+
+def _execute_task(task: tuple) -> tuple[str, float, float, str, dict[str, bytes | None]]:
+    """Run one notebook; (status, seconds, CPU seconds, error, files), never raising
+    (it may run on a worker, which runs one notebook at a time). ``files``: the
+    executed notebook and, on failure, the partial run, as data, so a worker
+    whose build folder is not this one's hands them back."""
+    job, out, root, build_dir, profile, key, kernel, env = task
+    failed = build_dir / "failed" / f"{job.name}.ipynb"
     t0, c0 = time.perf_counter(), _cpu_seconds()
-    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {}
     try:
         with temporary_env(**env):
             execute(job, out, root, build_dir, profile, key, kernel)
-        return "ran", time.perf_counter() - t0, _cpu_seconds() - c0, ""
+        return "ran", time.perf_counter() - t0, _cpu_seconds() - c0, "", {"out": _read(out)}
     except Exception as e:  # noqa: BLE001 - report every notebook's failure, then stop
         return ("FAILED", time.perf_counter() - t0, _cpu_seconds() - c0,
-                job.error or f"{job.name}: {type(e).__name__}: {e}")
+                job.error or f"{job.name}: {type(e).__name__}: {e}", {"failed": _read(failed)})
 
 
-def _run_tasks(tasks: list[tuple], workers: int) -> Iterator[tuple[Job, tuple[str, float, float, str]]]:
+def _keep(files: dict[str, bytes | None], out: Path, build_dir: Path, job: Job) -> None:
+    """Write what a worker handed back where this build keeps it (unchanged files
+    stay untouched: on a shared or local build folder the worker wrote them)."""
+    if files.get("out") is not None:
+        _write_if_changed(out, files["out"])
+        (build_dir / "failed" / f"{job.name}.ipynb").unlink(missing_ok=True)
+    if files.get("failed") is not None:
+        _write_if_changed(build_dir / "failed" / f"{job.name}.ipynb", files["failed"])
+
+
+def _run_tasks(tasks: list[tuple], engine: Engine) -> Iterator[tuple[Job, tuple[str, float, float, str]]]:
     """Each task's job and result, in the order they finish."""
-    if workers == 1:
-        for task in tasks:
-            yield task[0], _execute_task(task)
+    jobs = {task[0].name: task for task in tasks}
+    for out in engine.run([Task(task[0].name, _execute_task, (task,)) for task in tasks], unit="notebook"):
+        job, path, _, build_dir = jobs[out.name][:4]
+        if out.error:  # its worker died past --retries, or Dask failed around the task
+            yield job, ("FAILED", 0.0, 0.0, f"{job.name}: on {out.worker}: {out.error}")
+            continue
+        status, seconds, cpu, error, files = out.value
+        _keep(files, path, build_dir, job)
+        yield job, (status, seconds, cpu, error)
+
+
+@contextlib.contextmanager
+def _engine(workers: int, scheduler: str | None, scheduler_file: str | None,
+            retries: int | None) -> Iterator[Engine]:
+    """The engine the notebooks run on: here, one at a time, for one worker and no
+    cluster (no cluster to start for it); else a Dask cluster."""
+    retries = RETRIES if retries is None else retries
+    if workers == 1 and scheduler_address(scheduler, scheduler_file) is None:
+        yield Engine(retries=retries)
         return
-    # spawned, not forked: a fork of a process holding threads can hang
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_execute_task, task): task[0] for task in tasks}
-        for fut in as_completed(futures):
-            job = futures[fut]
-            try:
-                yield job, fut.result()
-            except Exception as e:  # noqa: BLE001 - a worker process died (killed, out of memory)
-                yield job, ("FAILED", 0.0, 0.0, f"{job.name}: its worker process died: {type(e).__name__}: {e}")
+    with Engine.open(workers, scheduler, scheduler_file, retries) as engine:
+        yield engine
+
+
+def _execute_pending(pending: list[tuple[Job, Path, str]], root: Path, build_dir: Path, profile: str,
+                     kernel: str | None, n_jobs: int | None, scheduler: str | None, scheduler_file: str | None,
+                     retries: int | None) -> bool:
+    """Execute the notebooks to run, printing a line per notebook; True if one failed."""
+    if not pending:
+        return False
+    remote = scheduler_address(scheduler, scheduler_file) is not None
+    workers = 1 if remote or len(pending) == 1 else min(resolve_jobs(n_jobs), len(pending))
+    threads = _threads_per_kernel(workers)
+    if workers > 1:
+        print(f"running {len(pending)} notebooks, {workers} at a time"
+              + (f", {threads} thread(s) each" if threads else ""), flush=True)
+    for job, _, _ in pending:
+        print(f"[run]    {job.name} {job.params or ''}", flush=True)
+    failed = False
+    env = _thread_env(threads, embedded=not remote)
+    tasks = [(job, out, root, build_dir, profile, key, kernel, env) for job, out, key in pending]
+    t0 = time.perf_counter()
+    with _engine(workers, scheduler, scheduler_file, retries) as engine:
+        for job, (status, seconds, cpu, error) in _run_tasks(tasks, engine):
+            job.status, job.seconds, job.cpu, job.error = status, seconds, cpu, error
+            if status == "FAILED":
+                failed = True
+                engine.say(f"error: {job.error}")
+            engine.say(f"         {job.name}: {job.status} in {job.seconds:.1f} s ({job.cpu:.1f} CPU s)",
+                       file=sys.stdout)
+    print(f"executed {len(pending)} notebook(s) in {time.perf_counter() - t0:.1f} s wall", flush=True)
+    return failed
 
 
 def html_dir(build_dir: Path) -> Path:
@@ -523,8 +596,11 @@ def _summary(jobs: list[Job]) -> str:
 def reproduce(profile: str = "book", only: list[str] | None = None, build_dir: str | Path = "_build",
               build_book: bool = True, overrides: list[str] | dict[str, Any] | None = None,
               kernel: str | None = None, root: str | Path | None = None, strict: bool = False,
-              n_jobs: int | None = None, with_solutions: bool = False) -> int:
-    """Execute the book's notebooks with a profile and build the book; 0 on success."""
+              n_jobs: int | None = None, with_solutions: bool = False, scheduler: str | None = None,
+              scheduler_file: str | None = None, retries: int | None = None) -> int:
+    """Execute the book's notebooks with a profile and build the book; 0 on success.
+    ``n_jobs`` notebooks side by side on an embedded Dask cluster, or on the
+    cluster of ``scheduler`` (``scheduler_file``, ``$SSFER_SCHEDULER``)."""
     root = Path(root or Path.cwd()).resolve()
     build_dir = (root / build_dir).resolve()
     src = build_dir / "src"
@@ -572,24 +648,12 @@ def reproduce(profile: str = "book", only: list[str] | None = None, build_dir: s
             continue
         pending.append((job, out, key))
 
-    workers = min(resolve_jobs(n_jobs), len(pending)) if len(pending) > 1 else 1
-    threads = _threads_per_kernel(workers)
-    if workers > 1:
-        print(f"running {len(pending)} notebooks, {workers} at a time"
-              + (f", {threads} thread(s) each" if threads else ""), flush=True)
-    for job, _, _ in pending:
-        print(f"[run]    {job.name} {job.params or ''}", flush=True)
-    failed = False
-    tasks = [(job, out, root, build_dir, profile, key, kernel, threads) for job, out, key in pending]
-    t0 = time.perf_counter()
-    for job, (status, seconds, cpu, error) in _run_tasks(tasks, workers):
-        job.status, job.seconds, job.cpu, job.error = status, seconds, cpu, error
-        if status == "FAILED":
-            failed = True
-            print(f"error: {job.error}", file=sys.stderr, flush=True)
-        print(f"         {job.name}: {job.status} in {job.seconds:.1f} s ({job.cpu:.1f} CPU s)", flush=True)
-    if pending:
-        print(f"executed {len(pending)} notebook(s) in {time.perf_counter() - t0:.1f} s wall", flush=True)
+    try:
+        failed = _execute_pending(pending, root, build_dir, profile, kernel, n_jobs, scheduler, scheduler_file,
+                                  retries)
+    except EngineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
     print(_summary(jobs), flush=True)
     if failed:
@@ -619,13 +683,16 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
                         "notebook that declares PARAM")
     p.add_argument("--build-dir", default="_build")
     p.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
-                   help="notebooks executed side by side (default 0: auto, one per core up to 4 "
-                        "on a CPU, 1 with a GPU)")
+                   help="notebooks executed side by side, by the worker processes of an embedded Dask "
+                        "cluster (default 0: auto, one per core up to 4 on a CPU, 1 with a GPU; 1: here, "
+                        "one at a time); ignored with --scheduler")
     p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's)")
     p.add_argument("--strict", action="store_true", help="turn jupyter-book warnings into errors")
     p.add_argument("--with-solutions", action="store_true",
                    help="the teacher's book: publish the labs' solutions (always executed and checked; "
                         "without this flag they stay in BUILD_DIR/solutions/)")
+    add_flags(p, "its workers must see this checkout at the same path, with the book's packages "
+                 "installed, and share the run cache ($SSFER_CACHE) with each other", unit="notebook")
     p.set_defaults(func=_run_cli)
     return p
 
@@ -633,7 +700,8 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
 def _run_cli(args: argparse.Namespace) -> int:
     return reproduce(profile=args.profile, only=args.only, build_dir=args.build_dir,
                      build_book=not args.no_book, overrides=args.overrides, kernel=args.kernel,
-                     strict=args.strict, n_jobs=args.jobs, with_solutions=args.with_solutions)
+                     strict=args.strict, n_jobs=args.jobs, with_solutions=args.with_solutions,
+                     scheduler=args.scheduler, scheduler_file=args.scheduler_file, retries=args.retries)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from ssfer.book import engine
 from ssfer.cli.options import key_path
+from ssfer.errors import ConfigError
 
 VERBS = ("record", "status", "plan", "family", "replay")
 
@@ -41,8 +43,13 @@ def add_cli(sub) -> argparse.ArgumentParser:
     _grid_flags(rec)
     _choice_flags(rec)
     _root_flag(rec)
-    rec.add_argument("--jobs", type=int, default=1, help="runs side by side (each uses the threads its config sets)")
-    rec.add_argument("--cache-dir", type=Path, default=None, help="run cache (default $SSFER_CACHE or ~/.cache/ssfer)")
+    rec.add_argument("--jobs", type=int, default=1,
+                     help="worker processes of the embedded Dask cluster: runs side by side (each uses the "
+                          "threads its config sets); ignored with --scheduler")
+    rec.add_argument("--cache-dir", type=Path, default=None,
+                     help="run cache, on each worker (default its $SSFER_CACHE or ~/.cache/ssfer)")
+    engine.add_flags(rec, "each worker needs this project at this commit and the data at --root (or under its "
+                          "own $SSFER_DATA_ROOT); the records come back to --results-dir here")
     rec.set_defaults(func=record)
 
     st = rsub.add_parser("status", help="what is recorded, what remains, and the part-recorded seeds")
@@ -56,11 +63,13 @@ def add_cli(sub) -> argparse.ArgumentParser:
                     help="the 95 %% half-width each planned comparison should reach, in points (default 1)")
     pl.set_defaults(func=plan)
 
-    fa = rsub.add_parser("family", help="the planned families read as chapter 06 reads them")
+    fa = rsub.add_parser("family", help="the planned families, read family-wise as the chapter Results on real faces reads them")
     _grid_flags(fa)
     fa.add_argument("--metric", default="accuracy (%)",
                     choices=("accuracy (%)", "mean class accuracy (%)", "macro F1 (%)"),
                     help="the score the planned comparisons are read on (default test accuracy)")
+    fa.add_argument("--readme", type=Path, default=None, metavar="FILE",
+                    help="also write the bottom line into FILE's headline block (README.md), atomically")
     fa.set_defaults(func=family)
 
     rp = rsub.add_parser("replay", help="train a recorded run's first steps again here and compare them")
@@ -120,7 +129,20 @@ def status(args: argparse.Namespace) -> int:
 def family(args: argparse.Namespace) -> int:
     from ssfer.book import ch06_real_faces as ch06
 
-    print(ch06.family_report(ch06.load(args.results_dir, args.grid), args.metric))
+    rec = ch06.load(args.results_dir, args.grid)
+    print(ch06.family_report(rec, args.metric))
+    if args.readme is not None:
+        from ssfer.io import atomic_write_text
+
+        try:
+            text = args.readme.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"--readme {args.readme}: cannot read it ({e.strerror})") from None
+        from ssfer.book import ch06_families as family_wise
+
+        atomic_write_text(args.readme, family_wise.readme_with_headline(
+            text, family_wise.headline(family_wise.read_families(rec))))
+        print(f"wrote the bottom line into {args.readme}")
     return 0
 
 
@@ -172,9 +194,21 @@ def record(args: argparse.Namespace) -> int:
     todo = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major)
     _print_open_seeds([s for s in recording.open_seeds(grid, args.results_dir, args.variant)
                        if {p.name for p in todo} & set(s["left"])])
-    out = recording.record_grid(grid, Path.cwd(), args.results_dir, dict(args.root or []), jobs=args.jobs,
-                              only=args.only, cache_dir=str(args.cache_dir) if args.cache_dir else None,
-                              variant=args.variant, seed_major=args.seed_major)
+    if not todo:
+        print(f"every chosen run of {args.grid} is recorded in {args.results_dir}/", file=sys.stderr)
+        return 0
+    out: dict[str, str] = {}
+    try:
+        with engine.Engine.open(min(args.jobs, len(todo)), args.scheduler, args.scheduler_file,
+                                args.retries) as runner:
+            out = recording.record_grid(grid, Path.cwd(), args.results_dir, dict(args.root or []),
+                                        only=args.only, cache_dir=str(args.cache_dir) if args.cache_dir else None,
+                                        variant=args.variant, seed_major=args.seed_major, engine=runner)
+    except KeyboardInterrupt:
+        left = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major)
+        print(f"ssfer: interrupted; every finished run is recorded, {len(left)} are not: "
+              "the same command records them", file=sys.stderr)
+        return 130
     failed = {k: v for k, v in out.items() if v}
     for name, err in failed.items():
         print(f"ssfer: run {name} failed: {err}", file=sys.stderr)
