@@ -181,7 +181,17 @@ def test_a_run_another_command_holds_is_left_to_it(tmp_path, monkeypatch, capsys
 
 
 # ------------------------------------------------------------------ the SLURM recipe
-def test_the_slurm_recipe_retires_workers_before_the_walltime():
+@pytest.fixture
+def own_sigint():
+    """dask_jobqueue's runner module replaces the process's SIGINT handler when it
+    is imported (with sys.exit); give the test process its own handler back, or
+    every later test that sends itself a real Ctrl-C sees SystemExit instead."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_the_slurm_recipe_retires_workers_before_the_walltime(own_sigint):
     pytest.importorskip("dask_jobqueue")
     text = (REPO / "book" / "reproducing.md").read_text()
     recipe = next(b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "SLURMCluster(" in b)

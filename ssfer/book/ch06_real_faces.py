@@ -420,12 +420,13 @@ def leaked(rec: Recorded, dataset: str) -> str:
 
 
 def scores(rec: Recorded) -> tuple[dict, pd.DataFrame]:
-    """The profile's scores over seeds (``grid_tables.mean_sd`` with the commonest-class
-    rate), test leaks, and the FERPlus 10 % costs the prose cites."""
+    """The label-smoothing profile's scores over seeds (``grid_tables.mean_sd`` with the
+    commonest-class rate), test leaks, and the FERPlus 10 % costs the prose cites.
+    One profile only: the table's caption names it (a profile column would be one value)."""
     table = rec.profile
-    summary = profiled(grid_tables.mean_sd(table, by=("data set", "budget", "variant", "method")))
+    summary = grid_tables.mean_sd(table)
     base = table.groupby("data set")["commonest class (%)"].first()
-    summary.insert(4, "commonest class (%)", summary["data set"].map(base))
+    summary.insert(3, "commonest class (%)", summary["data set"].map(base))
     fer10 = tables.select(table, **FER10)
     sup10 = fer10[fer10["method"] == "supervised"]
     ssl10 = fer10[fer10["method"] != "supervised"]
