@@ -191,24 +191,7 @@ class Config:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Config":
-        path = Path(path)
-        try:
-            d = load_yaml(path.read_text()) or {}
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read the config file: {e.strerror or e}") from e
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{path}: not a text file ({e.reason} at byte {e.start})") from e
-        except DuplicateKey as e:
-            raise ConfigError(f"{path}:{e.line}: key {e.key!r} is given twice (first on line {e.first}); "
-                              "keep one") from e
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from e
-        if not isinstance(d, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections, got {type(d).__name__}")
-        try:
-            return cls.from_dict(d)
-        except ConfigError as e:
-            raise ConfigError(f"{path}: {e}") from e
+        return from_yaml_file(cls, path)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -245,6 +228,37 @@ class Config:
 def _is_free_dict(parts: list[str]) -> bool:
     # keys inside free-form option dicts (e.g. algo.threshold_args.tau) may be new
     return len(parts) >= 3
+
+
+def read_config_file(path: str | Path) -> dict:
+    """A config file's sections as a mapping: every way the file can be wrong
+    (unreadable, not text, a key given twice, not YAML, not a mapping) is a
+    ``ConfigError`` naming the file and, where there is one, the line."""
+    path = Path(path)
+    try:
+        d = load_yaml(path.read_text()) or {}
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text file ({e.reason} at byte {e.start})") from e
+    except DuplicateKey as e:
+        raise ConfigError(f"{path}:{e.line}: key {e.key!r} is given twice (first on line {e.first}); "
+                          "keep one") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(d).__name__}")
+    return d
+
+
+def from_yaml_file(cls: Any, path: str | Path) -> Any:
+    """``cls.from_dict`` of a config file (``read_config_file``), its errors
+    prefixed with the file: the one reader of every kind of config."""
+    d = read_config_file(path)
+    try:
+        return cls.from_dict(d)
+    except ConfigError as e:
+        raise ConfigError(f"{Path(path)}: {e}") from e
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:

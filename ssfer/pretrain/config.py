@@ -21,8 +21,7 @@ from typing import Annotated, Any, Literal
 import yaml
 
 from ssfer import config as base
-from ssfer.config import (AlgoConfig, Config, DataConfig, ModelConfig, SplitConfig, TrainConfig, load_yaml,
-                          parse_assignments)
+from ssfer.config import (AlgoConfig, Config, DataConfig, ModelConfig, SplitConfig, TrainConfig, parse_assignments)
 from ssfer.errors import ConfigError
 from ssfer.typecheck import Range
 
@@ -110,19 +109,7 @@ class PretrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> PretrainConfig:
-        path = Path(path)
-        try:
-            d = load_yaml(path.read_text()) or {}
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read the config file: {e.strerror or e}") from e
-        except (UnicodeDecodeError, yaml.YAMLError) as e:
-            raise ConfigError(f"{path}: not a valid YAML config: {' '.join(str(e).split())}") from e
-        if not isinstance(d, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections, got {type(d).__name__}")
-        try:
-            return cls.from_dict(d)
-        except ConfigError as e:
-            raise ConfigError(f"{path}: {e}") from e
+        return base.from_yaml_file(cls, path)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
