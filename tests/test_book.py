@@ -189,33 +189,47 @@ def _resolves(key: str, plain: dict, stems: dict, suffixes: tuple) -> bool:
     return key in plain or (stem in stems and suffix in suffixes)
 
 
-def test_every_glue_key_of_chapter_06_is_in_its_table():
-    """Each key the prose of chapter 06 (and the landing page) cites is listed
-    literally in ch06_real_faces.GLUE or is a stem of COMPARISON_GLUE with one of
-    its suffixes: a key in the prose can be grepped back to the code."""
+def _prose_keys(notebook: Path) -> set[str]:
     import re
 
-    from ssfer.book import ch06_glue as ch06
+    nb = json.loads(notebook.read_text())
+    return {m for c in nb["cells"] if c["cell_type"] == "markdown"
+            for m in re.findall(r"\{glue:text\}`([^`:]+)", "".join(c["source"]))}
 
-    nb = json.loads((REPO / "notebooks" / "06_real_faces.ipynb").read_text())
-    prose = {m for c in nb["cells"] if c["cell_type"] == "markdown"
-             for m in re.findall(r"\{glue:text\}`([^`:]+)", "".join(c["source"]))}
-    prose |= set(re.findall(r"06_real_faces\.ipynb::([^`:]+)", (REPO / "book" / "intro.md").read_text()))
-    unknown = sorted(k for k in prose if not _resolves(k, ch06.GLUE, ch06.COMPARISON_GLUE, ch06.COMPARISON_SUFFIXES))
-    assert not unknown, f"glue keys of the prose missing from ch06_real_faces.GLUE: {unknown}"
-    assert not set(ch06.GLUE) & set(ch06.COMPARISON_GLUE)
+
+def test_every_glue_key_of_every_chapter_is_in_its_table():
+    """Each key a chapter's prose cites (and the landing page's, from chapter 06)
+    is listed literally in ssfer.book.glue_keys, or is a comparison stem there
+    with one of its suffixes: a key in the prose can be grepped back to the code."""
+    import re
+
+    from ssfer.book import glue_keys
+
+    chapters = sorted((REPO / "notebooks").glob("0*.ipynb"))
+    assert [p.stem for p in chapters] == list(glue_keys.KEYS) == list(glue_keys.COMPARISONS)
+    for path in chapters:
+        prose = _prose_keys(path)
+        if path.stem == "06_real_faces":
+            prose |= set(re.findall(r"06_real_faces\.ipynb::([^`:]+)", (REPO / "book" / "intro.md").read_text()))
+        plain, stems = glue_keys.KEYS[path.stem], glue_keys.COMPARISONS[path.stem]
+        unknown = sorted(k for k in prose if not _resolves(k, plain, stems, glue_keys.COMPARISON_SUFFIXES))
+        assert not unknown, f"{path.name}: glue keys of the prose missing from ssfer.book.glue_keys: {unknown}"
+        assert not set(plain) & set(stems)
 
 
 @needs_book
-def test_chapter_06_glues_exactly_the_keys_of_its_table():
-    from ssfer.book import ch06_glue as ch06
+def test_every_chapter_glues_exactly_the_keys_of_its_table():
+    from ssfer.book import glue_keys
 
-    path = next(p for p in _executed() if p.name == "06_real_faces.ipynb")
-    nb = json.loads(path.read_text())
-    glued = {o.get("metadata", {}).get("scrapbook", {}).get("name") for c in nb["cells"]
-             for o in c.get("outputs", [])} - {None}
-    stray = sorted(k for k in glued if not _resolves(k, ch06.GLUE, ch06.COMPARISON_GLUE, ch06.COMPARISON_SUFFIXES))
-    assert not stray, f"chapter 06 glues keys its table does not list: {stray}"
-    stems = {k.rpartition("_")[0] for k in glued if k not in ch06.GLUE}
-    unused = sorted((set(ch06.GLUE) - glued) | (set(ch06.COMPARISON_GLUE) - stems))
-    assert not unused, f"ch06_real_faces.GLUE lists keys the chapter never glues: {unused}"
+    for path in _executed():
+        if path.stem not in glue_keys.KEYS:
+            continue   # the labs glue nothing the book cites
+        nb = json.loads(path.read_text())
+        glued = {o.get("metadata", {}).get("scrapbook", {}).get("name") for c in nb["cells"]
+                 for o in c.get("outputs", [])} - {None}
+        plain, stems = glue_keys.KEYS[path.stem], glue_keys.COMPARISONS[path.stem]
+        stray = sorted(k for k in glued if not _resolves(k, plain, stems, glue_keys.COMPARISON_SUFFIXES))
+        assert not stray, f"{path.name} glues keys its table does not list: {stray}"
+        used = {k.rpartition("_")[0] for k in glued if k not in plain}
+        unused = sorted((set(plain) - glued) | (set(stems) - used))
+        assert not unused, f"ssfer.book.glue_keys lists keys {path.name} never glues: {unused}"
