@@ -124,6 +124,23 @@ def test_a_task_that_raises_is_reported_by_name_once_and_the_others_finish():
         Engine(retries=-1)
 
 
+def test_a_scheduler_lost_between_a_finish_and_its_fetch_is_one_engine_error():
+    # the race test_engine_cluster's killed scheduler can hit: the future says
+    # "finished", but fetching its outcome from the worker finds the scheduler gone
+    from distributed.comm.core import CommClosedError
+
+    class Fetched:
+        status = "finished"
+
+        def result(self):
+            raise CommClosedError("in <TCP (closed) ConnectionPool.gather>: Stream is closed")
+
+    eng = Engine(where="the Dask cluster at tcp://10.0.0.1:8786")
+    with pytest.raises(EngineError, match=r"^the Dask cluster at tcp://10.0.0.1:8786 went away while a's outcome "
+                                          r"was fetched \(CommClosedError: .*Stream is closed\); what finished is kept"):
+        eng._finished(Fetched(), Task("a", _double, (2,)), 1)
+
+
 # ------------------------------------------------------------------ workers: data, code, daemon
 def test_a_worker_finds_the_data_at_root_or_under_its_own_data_root(tmp_path, monkeypatch):
     from ssfer.config import Config

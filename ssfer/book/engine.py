@@ -232,6 +232,15 @@ class Engine:
 
     def _finished(self, fut, task: Task, attempt: int) -> Outcome | None:
         """The outcome of a finished future, or None when it was submitted again."""
+        try:
+            return self._read(fut, task, attempt)
+        except (OSError, TimeoutError) as e:
+            # the task finished, but its result lives on a worker reached through the
+            # scheduler: a scheduler lost in between fails the fetch (CommClosedError)
+            raise EngineError(f"{self.where} went away while {task.name}'s outcome was fetched ({last_line(e)}); "
+                              "what finished is kept: run the same command again for the rest") from None
+
+    def _read(self, fut, task: Task, attempt: int) -> Outcome | None:
         from distributed import KilledWorker
 
         if fut.status == "finished":
