@@ -186,6 +186,7 @@ def test_a_checkpoint_larger_than_the_disk_is_a_write_error_naming_it(tiny_overr
         assert "summary.json" not in left and "config.yaml" in left
 
 
+@pytest.mark.slow  # trains several steps or epochs, or grades notebooks
 @pytest.mark.parametrize("victim", [CHECKPOINT, "model.pt"])
 def test_full_disk_at_a_save_keeps_the_last_checkpoint_and_the_rerun_ends_as_an_uninterrupted_run(
         victim, tiny_overrides, tmp_path, monkeypatch, capsys):

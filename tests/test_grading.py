@@ -206,6 +206,7 @@ def graded(released, tmp_path_factory, home_files):
 
 
 # ------------------------------------------------------------------ release
+@pytest.mark.slow  # trains several steps or epochs, or grades notebooks
 def test_release_writes_student_notebooks_readmes_and_a_separate_instructor_folder(released):
     handout = released / "handout"
     for lab in (LAB1, LAB2, "lab3_ablation"):

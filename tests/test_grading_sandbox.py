@@ -72,6 +72,7 @@ with sqlite3.connect("{db}") as db:
     ("bob,lab1_thresholds,ex2,-1\n", "-1 points for ex2_answer"),
     ("bob,lab1_thresholds,ex2,three\n", "points 'three' for ex2_answer are not a number"),
 ], ids=["too many points", "unknown cell", "autograded cell", "unknown lab", "no submission", "negative", "not a number"])
+@pytest.mark.slow  # trains several steps or epochs, or grades notebooks
 def test_a_bad_hand_grade_is_refused_by_name_before_anything_is_graded(released, tmp_path, capsys, rows, message):
     put(tmp_path / "sub", "bob", LAB1, submission(released, LAB1))
     hand = tmp_path / "hand.csv"

@@ -62,6 +62,7 @@ def _without_timing(history: list[dict]) -> list[dict]:
 
 # ---------------------------------------------------------------- what it reads
 
+@pytest.mark.slow  # trains several steps or epochs, or grades notebooks
 @pytest.mark.parametrize("validation", ["carved from train", "a split of its own"])
 def test_no_validation_or_test_face_enters_pretraining(validation, monkeypatch):
     """By index: every face a step draws is a train face outside the split's
@@ -108,6 +109,7 @@ def test_a_labeled_bank_is_the_split_s_labeled_faces():
 
 # ---------------------------------------------------------------- what it writes
 
+@pytest.mark.slow  # trains several steps or epochs, or grades notebooks
 def test_pretraining_writes_a_record_and_weights_fine_tuning_loads(tmp_path):
     cfg = tiny()
     rec = pretrain(cfg, cache_dir=tmp_path)
@@ -185,6 +187,7 @@ def test_the_key_covers_config_and_pretraining_code_but_not_the_fine_tuning_trai
 
 # ---------------------------------------------------------------- bit for bit
 
+@pytest.mark.slow  # trains several steps or epochs, or grades notebooks
 def test_the_same_config_twice_gives_the_same_weights(tmp_path):
     a = pretrain(tiny(), cache_dir=tmp_path / "a")
     b = pretrain(tiny(), cache_dir=tmp_path / "b")
@@ -194,6 +197,7 @@ def test_the_same_config_twice_gives_the_same_weights(tmp_path):
     assert not _same_weights(_weights(a.run_dir), _weights(c.run_dir))
 
 
+@pytest.mark.slow  # trains several steps or epochs, or grades notebooks
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
     cfg = tiny()
     whole = pretrain(cfg, cache_dir=tmp_path / "whole")
@@ -207,6 +211,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
     assert _without_timing(rec.history) == _without_timing(whole.history)
 
 
+@pytest.mark.slow  # trains several steps or epochs, or grades notebooks
 def test_a_checkpoint_of_another_config_is_refused_and_restart_discards_it(tmp_path):
     rd = tmp_path / "run"
     other = Pretrainer(tiny(**{"train.seed": 5}), rd)
@@ -242,6 +247,7 @@ def _cli(*args: str, cache: Path) -> list[str]:
     return [sys.executable, "-m", "ssfer", "pretrain", *args, "--cache-dir", str(cache)]
 
 
+@pytest.mark.slow  # trains several steps or epochs, or grades notebooks
 def test_the_command_prints_where_the_weights_are(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text(tiny(**{"train.epochs": 1}).to_yaml())

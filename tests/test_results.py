@@ -216,6 +216,7 @@ def test_replay_says_whether_a_recorded_run_trains_again_bit_for_bit(tmp_path, t
         replay(rec.run_dir, {}, steps=9)
 
 
+@pytest.mark.slow  # trains several steps or epochs, or grades notebooks
 def test_replay_log_keeps_each_outcome_with_the_code_and_cpu_kind_it_ran_on(tmp_path, two_step_overrides):
     from ssfer.config import Config
     from ssfer.record import this_cpu_kind, training_code_digest

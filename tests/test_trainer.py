@@ -149,6 +149,7 @@ def test_diagnostics_update_needs_no_host_sync():
     d.update(y, torch.ones(5, device="meta"), y, torch.ones(5, 7, device="meta"))
 
 
+@pytest.mark.slow  # trains several steps or epochs, or grades notebooks
 def test_a_run_another_process_is_training_is_waited_for_and_loaded(tiny_overrides, tmp_path):
     """Two notebooks executed side by side that need one run train it once."""
     import threading
