@@ -7,6 +7,24 @@ A comparison glues its stem with each suffix of ``COMPARISON_SUFFIXES``
 
 COMPARISON_SUFFIXES = ("mean", "low", "high", "n", "wins", "verdict", "margin", "p", "holm", "fw")
 
+# the comparisons both budget chapters (04 RAF-DB, 05 AffectNet) make, at their
+# low and top label budgets (ssfer.book.ch04_05_budgets)
+BUDGET_COMPARISONS: dict[str, str] = {
+    "fix_acc_low": "DTA+SNL − FixMatch, accuracy, low budget",
+    "fix_acc_top": "DTA+SNL − FixMatch, accuracy, top budget",
+    "fix_mca_low": "DTA+SNL − FixMatch, mean class accuracy, low budget",
+    "fix_mca_top": "DTA+SNL − FixMatch, mean class accuracy, top budget",
+    "sup_acc_low": "DTA+SNL − supervised, accuracy, low budget",
+    "sup_acc_top": "DTA+SNL − supervised, accuracy, top budget",
+    "sup_mca_low": "DTA+SNL − supervised, mean class accuracy, low budget",
+    "sup_mca_top": "DTA+SNL − supervised, mean class accuracy, top budget",
+    "fixsup_acc_low": "FixMatch − supervised, accuracy, low budget",
+    "fixsup_acc_top": "FixMatch − supervised, accuracy, top budget",
+    "fixsup_mca_low": "FixMatch − supervised, mean class accuracy, low budget",
+    "fixsup_mca_top": "FixMatch − supervised, mean class accuracy, top budget",
+    "cross": "DTA+SNL − FixMatch on the second test set",
+}
+
 # chapter (the notebook's stem) -> {comparison stem: what it compares}
 COMPARISONS: dict[str, dict[str, str]] = {
     "00_quickstart": {
@@ -37,36 +55,12 @@ COMPARISONS: dict[str, dict[str, str]] = {
         "prec_snl_ccl": "the same, SNL − CCL",
     },
     "04_rafdb": {
-        "fix_acc_low": "DTA+SNL − FixMatch, accuracy, low budget",
-        "fix_acc_top": "DTA+SNL − FixMatch, accuracy, top budget",
-        "fix_mca_low": "DTA+SNL − FixMatch, mean class accuracy, low budget",
-        "fix_mca_top": "DTA+SNL − FixMatch, mean class accuracy, top budget",
-        "sup_acc_low": "DTA+SNL − supervised, accuracy, low budget",
-        "sup_acc_top": "DTA+SNL − supervised, accuracy, top budget",
-        "sup_mca_low": "DTA+SNL − supervised, mean class accuracy, low budget",
-        "sup_mca_top": "DTA+SNL − supervised, mean class accuracy, top budget",
-        "fixsup_acc_low": "FixMatch − supervised, accuracy, low budget",
-        "fixsup_acc_top": "FixMatch − supervised, accuracy, top budget",
-        "fixsup_mca_low": "FixMatch − supervised, mean class accuracy, low budget",
-        "fixsup_mca_top": "FixMatch − supervised, mean class accuracy, top budget",
-        "cross": "DTA+SNL − FixMatch on the second test set",
+        **BUDGET_COMPARISONS,
         "fear_fix": "fear recall, DTA+SNL − FixMatch",
         "fear_sup": "fear recall, DTA+SNL − supervised",
     },
     "05_affectnet": {
-        "fix_acc_low": "DTA+SNL − FixMatch, accuracy, low budget",
-        "fix_acc_top": "DTA+SNL − FixMatch, accuracy, top budget",
-        "fix_mca_low": "DTA+SNL − FixMatch, mean class accuracy, low budget",
-        "fix_mca_top": "DTA+SNL − FixMatch, mean class accuracy, top budget",
-        "sup_acc_low": "DTA+SNL − supervised, accuracy, low budget",
-        "sup_acc_top": "DTA+SNL − supervised, accuracy, top budget",
-        "sup_mca_low": "DTA+SNL − supervised, mean class accuracy, low budget",
-        "sup_mca_top": "DTA+SNL − supervised, mean class accuracy, top budget",
-        "fixsup_acc_low": "FixMatch − supervised, accuracy, low budget",
-        "fixsup_acc_top": "FixMatch − supervised, accuracy, top budget",
-        "fixsup_mca_low": "FixMatch − supervised, mean class accuracy, low budget",
-        "fixsup_mca_top": "FixMatch − supervised, mean class accuracy, top budget",
-        "cross": "DTA+SNL − FixMatch on the second test set",
+        **BUDGET_COMPARISONS,
         "rare_p": "rare-class pseudo-label precision, DTA+SNL − FixMatch",
         "rare_q": "rare-class pseudo-label quantity, DTA+SNL − FixMatch",
     },

@@ -7,8 +7,20 @@ from __future__ import annotations
 
 import argparse
 import typing
+from pathlib import Path
 from typing import Any
 
+
+def add_run_flags(p: argparse.ArgumentParser, verb: str, configs: str, example: str) -> None:
+    """The flags ``train`` and ``pretrain`` share: the config, its overrides, the run
+    cache, and whether to redo (``--force``) or start over (``--restart``)."""
+    p.add_argument("--config", type=Path, help=f"YAML config ({configs}); defaults otherwise")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help=f"override, e.g. {example} (VALUE read as YAML)")
+    p.add_argument("--cache-dir", type=Path, default=None, help="run cache (default $SSFER_CACHE or ~/.cache/ssfer)")
+    p.add_argument("--force", action="store_true", help=f"{verb} even when a cached result exists")
+    p.add_argument("--restart", action="store_true",
+                   help="discard an interrupted run's checkpoint (e.g. a corrupt one) and start over")
 
 
 def key_value(text: str) -> tuple[str, Any]:

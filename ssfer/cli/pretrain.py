@@ -5,19 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from ssfer.cli.options import add_run_flags
 
 
 def add_cli(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="self-supervised (BYOL) pretraining of the backbone on the train faces, "
                                         "for model.pretrained_path (or load its cached result)")
-    p.add_argument("--config", type=Path, help="YAML pretraining config (configs/*_pretrain*.yaml); defaults otherwise")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override, e.g. train.epochs=50 (VALUE read as YAML)")
-    p.add_argument("--cache-dir", type=Path, default=None, help="run cache (default $SSFER_CACHE or ~/.cache/ssfer)")
-    p.add_argument("--force", action="store_true", help="pretrain even when a cached result exists")
-    p.add_argument("--restart", action="store_true",
-                   help="discard an interrupted run's checkpoint (e.g. a corrupt one) and start over")
+    add_run_flags(p, "pretrain", "a pretraining config: configs/*_pretrain*.yaml", "train.epochs=50")
     p.set_defaults(func=run_cli)
     return p
 

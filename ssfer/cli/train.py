@@ -4,18 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from ssfer.cli.options import add_run_flags
 
 
 def add_cli(sub) -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one configuration (or load its cached run)")
-    t.add_argument("--config", type=Path, help="YAML config (see configs/); defaults otherwise")
-    t.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override, e.g. train.steps=100 (VALUE read as YAML)")
-    t.add_argument("--cache-dir", type=Path, default=None, help="run cache (default $SSFER_CACHE or ~/.cache/ssfer)")
-    t.add_argument("--force", action="store_true", help="train even when a cached run exists")
-    t.add_argument("--restart", action="store_true",
-                   help="discard an interrupted run's checkpoint (e.g. a corrupt one) and train from the start")
+    add_run_flags(t, "train", "see configs/", "train.steps=100")
     t.set_defaults(func=run_cli)
     return t
 
