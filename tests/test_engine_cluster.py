@@ -246,3 +246,36 @@ def test_a_lost_scheduler_keeps_what_finished_and_the_same_command_records_the_r
     assert main(["results", "record", "--grid", "grid.yaml", "--results-dir", "cl", "--jobs", "2"]) == 0
     assert recorded_lines(capsys.readouterr().err) == sorted(set(names) - set(first))
     assert complete_folders(here / "cl") == names
+
+
+def test_a_pretraining_sent_to_a_scheduler_equals_the_in_process_one(cluster, here, capsys, monkeypatch):
+    from test_pretrain import CONFIG, TINY, tiny
+
+    from ssfer.io import file_sha256
+    from ssfer.pretrain import record as pretrain_record
+    from ssfer.pretrain.run import pretrain
+
+    sets = [f"--set={k}={json.dumps(v)}" for k, v in TINY.items()]
+    assert main(["pretrain", "--config", str(CONFIG), *sets, "--scheduler", cluster.address]) == 0
+    out, err = capsys.readouterr()
+    shown = json.loads(out)
+    weights = Path(shown["fine_tune_with"].split("=", 1)[1])
+    # trained on a worker, into that worker's own run cache, and named with it
+    assert any(weights.is_relative_to(c) for c in cluster.caches.values()), weights
+    assert re.search(r"^run directory \(on the worker tcp://\S+\): ", err, flags=re.M), err
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        local = pretrain(tiny(), cache_dir=here / "local")
+    finally:
+        torch.set_num_threads(threads)  # the config's one thread, for this test alone
+    assert file_sha256(weights) == file_sha256(local.weights)
+    assert shown["probe_accuracy"] == local.summary["probe_accuracy"]
+
+    # a worker with other pretraining code refuses, in one line naming it
+    monkeypatch.setattr(pretrain_record, "pretraining_code_digest", lambda: "0" * 64)
+    assert main(["pretrain", "--config", str(CONFIG), *sets, "--scheduler", cluster.address]) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.fullmatch(r"ssfer: pretraining failed: on (tcp://\S+): ConfigError: \1 pretrains with code \w{8}, "
+                        r"this checkout with 00000000: install the same commit on every worker", line), line

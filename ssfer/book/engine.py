@@ -125,12 +125,12 @@ def scheduler_address(scheduler: str | None, scheduler_file: str | Path | None) 
     return scheduler or os.environ.get(SCHEDULER_ENV) or None
 
 
-def add_flags(p, cluster_needs: str, unit: str = "run") -> None:
+def add_flags(p, cluster_needs: str, unit: str = "run", instead: str = "an embedded cluster") -> None:
     """``--scheduler``, ``--scheduler-file`` and ``--retries`` on a command's parser;
     ``cluster_needs`` says what a cluster's workers must have for that command,
-    ``unit`` names what it runs."""
+    ``unit`` names what it runs and ``instead`` where it runs without a scheduler."""
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
-                   help=f"send the {unit}s to this Dask scheduler instead of an embedded cluster (default "
+                   help=f"send the {unit}s to this Dask scheduler instead of {instead} (default "
                         f"${SCHEDULER_ENV}); {cluster_needs}")
     p.add_argument("--scheduler-file", metavar="FILE", default=None,
                    help="the scheduler's address from the file `dask scheduler --scheduler-file FILE` writes")
