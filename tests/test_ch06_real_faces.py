@@ -279,6 +279,23 @@ def test_the_headline_is_three_sentences_each_a_family_wise_verdict():
         family_wise.readme_with_headline("# no block\n", line)
 
 
+def test_a_comparison_short_of_its_planned_seeds_reads_as_interim_in_the_headline_and_the_report():
+    prim = _prim({"FixMatch": [2.0, 2.1, 1.9, 2.0], "FlexMatch": [0.0, 0.1, -0.1, 0.0],
+                  "DTA": [0.1, 0.0, 0.1, 0.2], "DTA+SNL": [2.1, 2.0, 3.5, 2.2]})
+    # the grid plans 6 seeds of FixMatch and DTA+SNL, and the 4 recorded of the rest
+    planned = pd.DataFrame([{**PRIMARY, "run": f"{m}_s{s}", "method": m, "seed": s}
+                            for m in ("supervised", "FixMatch", "FlexMatch", "DTA", "DTA+SNL")
+                            for s in range(6 if m in ("FixMatch", "DTA+SNL") else 4)])
+    records = {r: SimpleNamespace(summary={"train_seconds": 1.0}) for r in prim["run"]}
+    rec = ch06.Recorded(records, [], prim, families=grid_tables.load_families(REPO / "results" / "grid.yaml"),
+                        planned_keys=planned)
+    line = family_wise.headline(family_wise.read_families(rec))
+    assert "4 of 6 planned seeds so far" in line and line.count("planned seeds") == 1
+    assert "Holm p" in line and ", 4 seeds)" in line     # the complete comparisons say their seeds plainly
+    last = ch06.family_report(rec).splitlines()[-1]
+    assert last.startswith("Interim: ") and last.endswith(": DTA+SNL − FixMatch (primary: 4 of 6).")
+
+
 def test_the_claim_sentence_says_matches_only_inside_the_margin():
     fam = grid_tables.load_families(REPO / "results" / "grid.yaml")[-1]
     rows = [{**PRIMARY, "budget": "all labels", "run": f"all_s{s}", "method": "supervised", "seed": s,

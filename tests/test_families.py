@@ -116,3 +116,17 @@ def test_family_and_plan_on_an_empty_results_folder_say_nothing_is_recorded(tmp_
     assert "0 runs recorded" in out and "not recorded yet: no claim" in out
     assert main(["results", "plan", "--results-dir", str(empty), "--grid", grid]) == 0
     assert "0 seeds recorded for every method" in capsys.readouterr().out
+
+
+def test_a_family_read_before_its_planned_seeds_are_recorded_shows_itself_as_interim():
+    fam = gt.Family("f", {"budget": "10 % labeled"}, (
+        ({"budget": "10 % labeled", "method": "A"}, {"budget": "10 % labeled", "method": "C"}),
+        ({"budget": "10 % labeled", "method": "B"}, {"budget": "10 % labeled", "method": "C"})))
+    table = _runs([("10 % labeled", m, s, 70.0 + s + (m == "A")) for m in "ABC" for s in range(3)])
+    # A and C planned at seeds 0-5, B at 0-2 and 7: B − C pairs on seeds 0-2 only
+    planned = _runs([("10 % labeled", m, s, 0.0) for m in "AC" for s in range(6)]
+                    + [("10 % labeled", "B", s, 0.0) for s in (0, 1, 2, 7)])
+    out = gt.family_table(table, fam, planned=planned)
+    assert list(out.columns[:3]) == ["comparison", "seeds", "planned seeds"]
+    assert list(out["seeds"]) == [3, 3] and list(out["planned seeds"]) == [6, 3]
+    assert "planned seeds" not in gt.family_table(table, fam)

@@ -40,7 +40,7 @@ def read_families(rec: Recorded, metric: str = "accuracy (%)") -> list[FamilyRea
     """Every planned family of the grid, read family-wise (``grid_tables.family_table``)."""
     out = []
     for fam in rec.families:
-        frame = grid_tables.family_table(rec.every, fam, metric)
+        frame = grid_tables.family_table(rec.every, fam, metric, planned=rec.planned_keys)
         out.append(FamilyReading(fam, fam.comparisons(rec.every, metric), list(frame["Holm p"]), frame))
     return out
 
@@ -71,8 +71,10 @@ def _sentence(reading: FamilyReading, rows: list[int]) -> str:
             parts.append(f"{row['comparison']}: {row['family-wise verdict']}")
             continue
         p = c.paired
+        planned = int(row.get("planned seeds", 0) or 0)
+        seeds = f"{p.n} of {planned} planned seeds so far" if p.n < planned else f"{p.n} seeds"
         parts.append(f"{row['comparison']}: {row['family-wise verdict']} ({p.mean:+.2f} points "
-                     f"[{p.low:+.2f}, {p.high:+.2f}], Holm p {verdicts.p_text(row['Holm p'])}, {p.n} seeds)")
+                     f"[{p.low:+.2f}, {p.high:+.2f}], Holm p {verdicts.p_text(row['Holm p'])}, {seeds})")
     return "; ".join(parts)
 
 

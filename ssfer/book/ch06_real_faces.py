@@ -75,6 +75,7 @@ class Recorded:
     primary_planned: list[recording.Planned] = field(default_factory=list, repr=False)  # grid_tables.primary_planned
     replays: list[dict] = field(default_factory=list, repr=False)                   # recording.load_replays
     families: list[grid_tables.Family] = field(default_factory=list, repr=False)    # grid_tables.load_families
+    planned_keys: pd.DataFrame | None = field(default=None, repr=False)             # grid_tables.planned_table
 
     @property
     def profile(self) -> pd.DataFrame:
@@ -109,9 +110,10 @@ def grid_root(grid: str | Path, planned: list[recording.Planned]) -> Path:
 def load(results_dir: str | Path, grid: str | Path) -> Recorded:
     records = recording.load_results(repo_path(results_dir))
     planned = recording.load_grid(repo_path(grid))
+    keys = grid_tables.planned_table(planned, grid_root(repo_path(grid), planned))
     return Recorded(records, planned, grid_tables.results_table(records, planned),
-                    grid_tables.primary_planned(planned, grid_root(repo_path(grid), planned)),
-                    recording.load_replays(repo_path(results_dir)), grid_tables.load_families(repo_path(grid)))
+                    grid_tables.primary_planned(planned, keys), recording.load_replays(repo_path(results_dir)),
+                    grid_tables.load_families(repo_path(grid)), keys)
 
 
 def family(prim: pd.DataFrame, metric: str, prefix: str, spec: str = "+.1f") -> tuple[dict, pd.DataFrame | None]:
@@ -158,15 +160,23 @@ def family_report(rec: Recorded, metric: str = "accuracy (%)") -> str:
     of the runs each family reads, so the verdicts can be read without building the book."""
     lines = [f"the planned families; {metric}, points; read family-wise with Holm at {verdicts.ALPHA:g}; "
              f"margin {verdicts.amount(verdicts.MARGIN)}"]
+    interim = []
     for fam in rec.families:
         regime = ", ".join(str(v) for v in fam.where.values())
-        lines += ["", f"{fam.name} ({regime}):", family_text(grid_tables.family_table(rec.every, fam, metric))]
+        frame = grid_tables.family_table(rec.every, fam, metric, planned=rec.planned_keys)
+        lines += ["", f"{fam.name} ({regime}):", family_text(frame)]
+        if "planned seeds" in frame:
+            interim += [f"{r['comparison']} ({fam.name}: {r['seeds']} of {r['planned seeds']})"
+                        for _, r in frame.iterrows() if 0 < r["seeds"] < r["planned seeds"]]
         runs = {r for a, b in fam.pairs for side in (a, b) for r in tables.select(rec.every, **side)["run"]}
         seconds = sum(rec.records[r].summary.get("train_seconds", 0.0) for r in runs)
         lines.append(f"{len(runs)} runs recorded, {seconds:,.0f} s of training (train_seconds)")
     if not rec.families:
         lines.append("the grid names no planned family")
     lines += ["", bottom_line(rec.primary, metric)]
+    if interim:
+        lines.append("Interim: these comparisons have fewer paired seeds than the grid plans, and their verdicts "
+                     "stand only once every planned seed is recorded: " + "; ".join(interim) + ".")
     return "\n".join(lines)
 
 

@@ -131,19 +131,25 @@ def pair_values(name: str, table, a: str, b: str, metric: str = "accuracy (%)", 
     return comparison_values(name, compare(rows, a, b, metric, by=by))
 
 
-def primary_planned(grid: list[Planned], root: Path) -> list[Planned]:
-    """The planned runs of the primary grid (``PRIMARY``: data set, budget and
-    variant), read from their configs (each file once); ``root``: the folder the
-    grid's config paths are relative to."""
+def planned_table(grid: list[Planned], root: Path) -> pd.DataFrame:
+    """Every planned run of the grid under the keys a recorded run carries
+    (``RUN_KEYS``), read from their configs (each file once); ``root``: the folder
+    the grid's config paths are relative to."""
     base = {c: Config.from_yaml(Path(root) / c) for c in dict.fromkeys(p.config for p in grid)}
-    out = []
+    rows = []
     for p in grid:
-        if p.variant != PRIMARY["variant"]:
-            continue
         cfg = base[p.config].with_overrides(p.overrides)
-        if DATASET_NAMES.get(cfg.data.dataset) == PRIMARY["data set"] and budget_of(cfg) == PRIMARY["budget"]:
-            out.append(p)
-    return out
+        rows.append({"run": p.name, "data set": DATASET_NAMES.get(cfg.data.dataset, cfg.data.dataset),
+                     "budget": budget_of(cfg), "method": METHODS.get(cfg.algo.name, cfg.algo.name),
+                     "seed": cfg.split.seed, "variant": p.variant})
+    return pd.DataFrame(rows, columns=list(RUN_KEYS))
+
+
+def primary_planned(grid: list[Planned], keys: pd.DataFrame) -> list[Planned]:
+    """The planned runs of the primary grid (``PRIMARY``: data set, budget and
+    variant); ``keys``: the grid's ``planned_table``."""
+    names = set(select(keys, **PRIMARY)["run"])
+    return [p for p in grid if p.name in names]
 
 
 def seconds_per_run(rows) -> dict[str, float]:
@@ -307,27 +313,31 @@ def load_families(path: str | Path) -> list[Family]:
 
 
 def family_table(table: pd.DataFrame, family: Family, metric: str = "accuracy (%)", margin: float = MARGIN,
-                 alpha: float = ALPHA) -> pd.DataFrame:
+                 alpha: float = ALPHA, planned: pd.DataFrame | None = None) -> pd.DataFrame:
     """A planned family read family-wise, one row per comparison: the paired seeds,
     the mean difference, its 95 % interval, the raw paired-t p, the Holm-adjusted
     p over the family's measured comparisons, the family-wise verdict and the
     reading of the interval against ``margin``. A comparison without runs reads
-    "not recorded yet: no claim"."""
+    "not recorded yet: no claim". With ``planned`` (``planned_table``), a column
+    "planned seeds" beside "seeds": the seeds the grid plans for both sides, so a
+    reading before the grid is complete shows itself as interim."""
     found = family.comparisons(table, metric)
     raw = [c.paired.p if c is not None and c.paired.n >= MIN_SEEDS else math.nan for c in found]
     adjusted = holm(raw)
     rows = []
     for (a, b), c, p, q in zip(family.pairs, found, raw, adjusted):
         label = f"{family.label(a)} − {family.label(b)}"
+        row = {"comparison": label, "seeds": c.paired.n if c is not None else 0}
+        if planned is not None:
+            row["planned seeds"] = len(set(select(planned, **a)["seed"]) & set(select(planned, **b)["seed"]))
         if c is None:
-            rows.append({"comparison": label, "seeds": 0, "mean difference": math.nan, "95 % interval": "—",
-                         "p": math.nan, "Holm p": math.nan, "family-wise verdict": "not recorded yet: no claim",
-                         "against the margin": "not recorded yet: no claim"})
+            rows.append(row | {"mean difference": math.nan, "95 % interval": "—", "p": math.nan, "Holm p": math.nan,
+                               "family-wise verdict": "not recorded yet: no claim",
+                               "against the margin": "not recorded yet: no claim"})
             continue
-        rows.append({"comparison": label, "seeds": c.paired.n, "mean difference": c.paired.mean,
-                     "95 % interval": interval(c.paired, "+.2f"), "p": p, "Holm p": q,
-                     "family-wise verdict": family_verdict(c, q, alpha, margin),
-                     "against the margin": c.margin_verdict(margin)})
+        rows.append(row | {"mean difference": c.paired.mean, "95 % interval": interval(c.paired, "+.2f"), "p": p,
+                           "Holm p": q, "family-wise verdict": family_verdict(c, q, alpha, margin),
+                           "against the margin": c.margin_verdict(margin)})
     return pd.DataFrame(rows)
 
 
