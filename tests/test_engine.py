@@ -20,6 +20,7 @@ from ssfer.book.engine import Engine, EngineError, Task
 from ssfer.cli import main
 from ssfer.config import ConfigError
 from ssfer.data import DataError
+from child_signals import default_sigint
 
 REPO = Path(__file__).resolve().parents[1]
 TIMING = ("train_seconds",)  # the only fields two runs of one config may differ in
@@ -288,7 +289,8 @@ def test_ctrl_c_keeps_what_finished_and_the_same_command_records_the_rest(tmp_pa
     cmd = [sys.executable, "-m", "ssfer", "results", "record", "--grid", "grid.yaml", "--results-dir", "r",
            "--jobs", "1"]
     # its own session, so that Ctrl-C (SIGINT to the terminal's process group) reaches it and its workers only
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 300
         while not (tmp_path / "r").is_dir() or not complete_folders(tmp_path / "r"):

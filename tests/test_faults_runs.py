@@ -25,6 +25,7 @@ from ssfer.errors import RunFolderError
 from ssfer.record import RunRecord
 from ssfer.train import run, run_dir_for
 from ssfer.train.loop import CHECKPOINT
+from child_signals import default_sigint
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -194,7 +195,8 @@ def _train_process(overrides, cache, env):
     argv = [sys.executable, "-m", "ssfer.cli", "train", "--cache-dir", str(cache)]
     for k, v in overrides.items():
         argv += ["--set", f"{k}={json.dumps(v)}"]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=default_sigint)
 
 
 @pytest.mark.slow  # trains in two subprocesses and once here
