@@ -163,16 +163,18 @@ def test_a_worker_finds_the_data_at_root_or_under_its_own_data_root(tmp_path, mo
 
 
 def test_a_worker_with_other_code_or_daemonic_refuses_runs(monkeypatch):
-    from ssfer.record import training_code_digest
+    from ssfer.config import Config
 
-    code = training_code_digest()
-    recording._check_worker("tcp://w:1", code)
-    with pytest.raises(ConfigError, match="tcp://w:1 trains with code .* the recording checkout with 00000000"):
-        recording._check_worker("tcp://w:1", "0" * 64)
+    engine.check_worker("tcp://w:1", "trains", "ab" * 32, "ab" * 32)
+    with pytest.raises(ConfigError, match="tcp://w:1 trains with code abababab, the submitting checkout with 00000000"):
+        engine.check_worker("tcp://w:1", "trains", "ab" * 32, "0" * 64)
+    # recording's task checks its worker's training code against the one it was given
+    with pytest.raises(ConfigError, match=r"trains with code \w{8}, the submitting checkout with 00000000"):
+        recording.train_run(Config.default().to_dict(), None, ["ssfer"], "0" * 64)
     # Dask's default worker process: a daemon, which could not start the data decoder's pool
     monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)
     with pytest.raises(ConfigError, match="DASK_DISTRIBUTED__WORKER__DAEMON=False"):
-        recording._check_worker("tcp://w:1", code)
+        engine.check_worker("tcp://w:1", "trains", "ab" * 32, "ab" * 32)
 
 
 # ------------------------------------------------------------------ the lock

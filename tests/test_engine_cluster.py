@@ -278,4 +278,4 @@ def test_a_pretraining_sent_to_a_scheduler_equals_the_in_process_one(cluster, he
     assert main(["pretrain", "--config", str(CONFIG), *sets, "--scheduler", cluster.address]) == 1
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert re.fullmatch(r"ssfer: pretraining failed: on (tcp://\S+): ConfigError: \1 pretrains with code \w{8}, "
-                        r"this checkout with 00000000: install the same commit on every worker", line), line
+                        r"the submitting checkout with 00000000: install the same commit on every worker", line), line

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import socket
 import sys
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ssfer.errors import SsferError
+from ssfer.errors import ConfigError, SsferError
 
 SCHEDULER_ENV = "SSFER_SCHEDULER"
 RETRIES = 2          # a task whose worker died is submitted again at most this many times
@@ -95,6 +96,19 @@ def last_line(e: BaseException) -> str:
     (the class's own name, as ``ssfer`` reports its errors)."""
     text = " ".join(str(e).split())
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def check_worker(where: str, does: str, theirs: str, ours: str) -> None:
+    """A worker must run the submitting checkout's code (``theirs`` against ``ours``,
+    the digests), else what it makes would be keyed and recorded as another code's;
+    and it must be free to start child processes (the data set decoder's pool).
+    ``does``: what the code does there ("trains", "pretrains")."""
+    if theirs != ours:
+        raise ConfigError(f"{where} {does} with code {theirs[:8]}, the submitting checkout with {ours[:8]}: "
+                          "install the same commit on every worker")
+    if multiprocessing.current_process().daemon:
+        raise ConfigError(f"{where} is a daemonic process, which cannot start the data decoder's processes: "
+                          "start its workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
 
 
 def _attempt(key: str, fn: Callable[..., Any], *args: Any) -> tuple[str, Any, str]:

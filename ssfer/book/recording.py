@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import json
-import multiprocessing
 import os
 import shlex
 import shutil
@@ -132,21 +131,6 @@ def data_here(cfg: Config, where: str) -> Config:
     return cfg if str(path) == cfg.data.root else cfg.with_overrides({"data.root": str(path)})
 
 
-def _check_worker(where: str, code: str) -> None:
-    """A worker must train with the submitting checkout's code (else its runs
-    would be keyed and recorded as another code's), and be free to start child
-    processes (the data set decoder's pool)."""
-    from ssfer.record import training_code_digest
-
-    theirs = training_code_digest()
-    if theirs != code:
-        raise ConfigError(f"{where} trains with code {theirs[:8]}, the recording checkout with {code[:8]}: "
-                          "install the same commit on every worker")
-    if multiprocessing.current_process().daemon:
-        raise ConfigError(f"{where} is a daemonic process, which cannot start the data decoder's processes: "
-                          "start its workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
-
-
 @contextlib.contextmanager
 def _argv(argv: list[str]) -> Iterator[None]:
     # environment.json names the command that recorded a run, not the worker's own
@@ -161,11 +145,12 @@ def train_run(cfg: dict, cache_dir: str | None, argv: list[str], code: str) -> d
     """A worker's part of recording a run: train ``cfg`` (or load it from this
     worker's run cache) and return its small files as data, with the data
     folder it read: ``{"files": {name: bytes}, "data_root": str | None}``."""
-    from ssfer.book.engine import here
+    from ssfer.book.engine import check_worker, here
+    from ssfer.record import training_code_digest
     from ssfer.train import run
 
     where = here()
-    _check_worker(where, code)
+    check_worker(where, "trains", training_code_digest(), code)
     config = data_here(Config.from_dict(cfg), where)
     with _argv(argv):
         rec = run(config, cache_dir=cache_dir)

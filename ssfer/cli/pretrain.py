@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import sys
 from pathlib import Path
 
 from ssfer.book import engine
 from ssfer.cli.options import add_run_flags
-from ssfer.errors import ConfigError
 
 
 def add_cli(sub) -> argparse.ArgumentParser:
@@ -61,18 +59,11 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def on_worker(cfg, cache_dir: str | None, force: bool, restart: bool, code: str) -> dict:
-    """One pretraining where the engine placed it. The worker must pretrain with the
-    submitting checkout's code (its run key and record name that code) and be free
-    to start the data decoder's processes."""
+    """One pretraining where the engine placed it, on a worker that runs the
+    submitting checkout's code (``engine.check_worker``)."""
     from ssfer.pretrain.record import pretraining_code_digest
     from ssfer.pretrain.run import pretrain
 
-    theirs = pretraining_code_digest()
-    if theirs != code:
-        raise ConfigError(f"{engine.here()} pretrains with code {theirs[:8]}, this checkout with {code[:8]}: "
-                          "install the same commit on every worker")
-    if multiprocessing.current_process().daemon:
-        raise ConfigError(f"{engine.here()} is a daemonic process, which cannot start the data decoder's processes: "
-                          "start its workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
+    engine.check_worker(engine.here(), "pretrains", pretraining_code_digest(), code)
     rec = pretrain(cfg, cache_dir=Path(cache_dir) if cache_dir else None, force=force, restart=restart)
     return {"summary": rec.summary, "weights": str(rec.weights)}
