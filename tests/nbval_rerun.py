@@ -4,7 +4,7 @@
 ``make test`` builds first) copies every executed chapter of ``BUILD_DIR/src``
 and lab solution (``BUILD_DIR/solutions``, outside the public book, or
 ``BUILD_DIR/src`` after ``--with-solutions``) into ``_build/nbval/`` (laid out like the repository, with
-``results/`` linked, so a notebook finds what it found before), then runs
+its other folders linked, ``results/`` and ``benchmarks/`` among them, so a notebook finds what it found before), then runs
 ``pytest --nbval`` — strict: every output compared, not ``--nbval-lax`` — over
 the copies, with an EMPTY run cache, so every training run is trained again on
 this machine. Every printed number, table, glued value and figure must come out
@@ -58,8 +58,11 @@ def prepare(build_dir: Path, out: Path) -> list[Path]:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(p, dst)
     # the chapters ran with the repository as working directory; nbval starts each
-    # kernel in the notebook's folder, and chapter 6 finds results/ from there
-    (out / "results").symlink_to(REPO / "results", target_is_directory=True)
+    # kernel in the notebook's folder, and a chapter finds the repository's files
+    # from there (chapter 6: results/ and benchmarks/ferplus_cpu_bench.json)
+    for d in sorted(REPO.iterdir()):
+        if d.is_dir() and not d.name.startswith((".", "_")) and d.name != "notebooks":
+            (out / d.name).symlink_to(d, target_is_directory=True)
     return [out / p.relative_to(root) for root, p in notebooks]
 
 
