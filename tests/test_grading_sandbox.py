@@ -56,6 +56,22 @@ def test_the_sandbox_binds_none_of_the_graders_folders(tmp_path):
     assert not jail.root.exists()
 
 
+def test_an_environment_under_tmp_is_bound_over_the_jails_own_tmp(tmp_path):
+    # a clone and its .venv under /tmp: the jail's /tmp, bound after them, hid the
+    # interpreter (bwrap: execvp .../.venv/bin/python: No such file or directory)
+    (tmp_path / "student").mkdir()
+    box = sandbox.Sandbox(protected=(tmp_path,))
+    box.ro = [*box.ro, Path("/tmp/some-clone/.venv")]
+    jail = box.open(tmp_path / "student")
+    try:
+        cmd = box.command(jail, ["python", "-c", "pass"])
+    finally:
+        box.close(jail)
+    tmp_bind = next(i for i in range(len(cmd) - 2) if cmd[i] == "--bind" and cmd[i + 2] == "/tmp")
+    venv_bind = next(i for i in range(len(cmd) - 2) if cmd[i] == "--ro-bind" and cmd[i + 2] == "/tmp/some-clone/.venv")
+    assert tmp_bind < venv_bind
+
+
 HAND = "student,lab,cell,points\n"
 TAMPER = """\
 import sqlite3

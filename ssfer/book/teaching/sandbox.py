@@ -317,11 +317,14 @@ class Sandbox:
                 "--unshare-net", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
         if not self.root_mode:
             args += ["--unshare-user"]
-        args += ["--proc", "/proc", "--dev", "/dev", *_system_args(), *_bind_args(self.ro),
+        # the jail's /tmp first: an environment that lives under /tmp (a clone there,
+        # its .venv) is bound over it next, where a later /tmp would hide it
+        args += ["--proc", "/proc", "--dev", "/dev", *_system_args(), "--bind", str(jail.tmp), "/tmp",
+                 *_bind_args(self.ro),
                  "--ro-bind", str(jail.root / "passwd"), "/etc/passwd",
                  "--ro-bind", str(jail.root / "group"), "/etc/group",
                  "--perms", "0755", "--dir", "/home", "--perms", "0755", "--dir", "/run",
-                 "--bind", str(jail.home), HOME, "--bind", str(jail.conn), CONN, "--bind", str(jail.tmp), "/tmp",
+                 "--bind", str(jail.home), HOME, "--bind", str(jail.conn), CONN,
                  "--chdir", HOME, "--clearenv"]
         for k, v in self.env(jail).items():
             args += ["--setenv", k, v]
