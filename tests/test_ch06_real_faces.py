@@ -168,8 +168,14 @@ def test_the_grid_root_is_found_from_the_grid_file_wherever_the_chapter_runs(tmp
         ch06.grid_root(tmp_path / "g.yaml", planned)
 
 
-def test_on_the_committed_results_every_cited_value_is_there():
-    rec = ch06.load(REPO / "results", REPO / "results" / "grid.yaml")
+@pytest.fixture(scope="module")
+def committed() -> ch06.Recorded:
+    """The committed results/ and grid, loaded once for the tests that read them."""
+    return ch06.load(REPO / "results", REPO / "results" / "grid.yaml")
+
+
+def test_on_the_committed_results_every_cited_value_is_there(committed):
+    rec = committed
     assert len(rec.records) > 0 and set(rec.missing) == {p.name for p in rec.planned} - set(rec.records)
     values, frame = ch06.plan(rec)
     # the primary grid's planned runs are found from their configs, not their names
@@ -255,10 +261,10 @@ def test_the_family_report_prints_each_family_with_holm_and_the_training_time(mo
         main(["results", "family", "--metric", "speed"])
 
 
-def test_the_readme_opens_with_the_bottom_line_of_the_committed_results():
+def test_the_readme_opens_with_the_bottom_line_of_the_committed_results(committed):
     """README.md's headline block is what `ssfer results family --readme README.md`
     writes from results/: the recorder rewrites it with every run it commits."""
-    rec = ch06.load(REPO / "results", REPO / "results" / "grid.yaml")
+    rec = committed
     text = (REPO / "README.md").read_text(encoding="utf-8")
     line = family_wise.headline(family_wise.read_families(rec))
     assert family_wise.readme_with_headline(text, line) == text, (

@@ -100,6 +100,7 @@ def test_a_bad_hand_grade_is_refused_by_name_before_anything_is_graded(released,
     assert not (tmp_path / "g" / "grades.csv").exists()
 
 
+@pytest.mark.slow  # releases the labs with nbgrader first (the released fixture)
 def test_a_hand_grades_file_without_its_columns_is_refused(released, tmp_path, capsys):
     put(tmp_path / "sub", "bob", LAB1, submission(released, LAB1))
     (tmp_path / "hand.csv").write_text("name,points\nbob,3\n")
