@@ -19,19 +19,21 @@ import contextlib
 import fnmatch
 import json
 import os
-import shlex
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
+from ssfer.book import pretraining_grid
 from ssfer.book.engine import Engine, Task
+from ssfer.book.pretraining_grid import PlannedPretraining, command_line
 from ssfer.config import Config, ConfigError
-from ssfer.errors import RunFolderError
 from ssfer.data.errors import DataError
+from ssfer.errors import RunFolderError
 from ssfer.io import atomic_write_bytes, atomic_write_text, write_error
 from ssfer.record import RunRecord, cpu_kind
 
@@ -50,48 +52,70 @@ class Planned:
     config: str                      # path of a configs/*.yaml, relative to the repository root
     overrides: dict[str, Any] = field(default_factory=dict)
     variant: str = ""                # a control's name (e.g. "no label smoothing"); "" for the profile itself
+    pretraining: str = ""            # the grid's pretraining whose weights it starts from; "" from scratch
 
-    def resolve(self, root: Path, data_roots: dict[str, str]) -> Config:
+    def resolve(self, root: Path, data_roots: dict[str, str], weights: str | None = None) -> Config:
         """The run's config, its data set at ``data_roots``' path; a data set not
         named there keeps its config's path, for the worker to find or refuse
-        (``data_here``)."""
+        (``data_here``). A run that starts from a pretraining needs its
+        ``weights`` (the file ``model.pretrained_path`` loads)."""
         cfg = Config.from_yaml(root / self.config).with_overrides(self.overrides)
         dataset = cfg.data.dataset
         if dataset != "synthfer" and dataset in data_roots:
             cfg = cfg.with_overrides({"data.root": data_roots[dataset]})
+        if self.pretraining:
+            if weights is None:
+                raise ConfigError(f"{self.name} starts from the pretraining {self.pretraining!r}: it needs its weights")
+            cfg = cfg.with_overrides({"model.pretrained_path": str(weights)})
         return cfg.with_overrides({"train.progress": False})
 
-    def command(self, root: Path, data_roots: dict[str, str]) -> str:
+    def command(self, root: Path, data_roots: dict[str, str], weights: str | None = None) -> str:
         """The ``ssfer train`` command that trains this run by hand."""
         sets = dict(self.overrides)
         ds = Config.from_yaml(root / self.config).data.dataset
         if ds in data_roots:
             sets["data.root"] = data_roots[ds]
-        parts = ["ssfer", "train", "--config", self.config]
-        for k, v in sets.items():
-            parts += ["--set", f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}"]
-        return shlex.join(parts)
+        if self.pretraining:
+            sets["model.pretrained_path"] = weights or f"<the weights of {pretraining_grid.FOLDER}/{self.pretraining}>"
+        return command_line("train", self.config, sets)
 
 
 def load_grid(path: str | Path) -> list[Planned]:
-    """``grid.yaml``: ``{groups: [{config, seeds, algorithms, name, set, variant}]}``
-    expanded to one ``Planned`` per (algorithm, seed); ``name`` is a format string
-    over ``algorithm`` and ``seed``; ``variant`` (optional) names a control group,
-    whose runs the tables keep apart from the profile's. Names must be unique."""
+    """``grid.yaml``: ``{groups: [{config, seeds, algorithms, name, set, variant,
+    pretraining}]}`` expanded to one ``Planned`` per (algorithm, seed); ``name``
+    is a format string over ``algorithm`` and ``seed``; ``variant`` (optional)
+    names a control group, whose runs the tables keep apart from the profile's;
+    ``pretraining`` (optional) names an entry of the grid's ``pretrainings``
+    whose weights the group's runs start from (such a group needs a variant, so
+    that its runs never mix with those from scratch). Names must be unique."""
+    return read_grid(path)[0]
+
+
+def read_grid(path: str | Path) -> tuple[list[Planned], dict[str, PlannedPretraining]]:
+    """``load_grid``'s runs and the grid's pretrainings by name
+    (``pretraining_grid.load_pretrainings``)."""
     path = Path(path)
     try:
         spec = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"{path}: cannot read the grid: {e}") from e
+    pretrainings = pretraining_grid.load_pretrainings(spec, path)
     groups = spec.get("groups")
     if not isinstance(groups, list):
         raise ConfigError(f"{path}: expected a list under 'groups'")
     out: list[Planned] = []
     for i, g in enumerate(groups):
         where = f"{path}: groups[{i}]"
-        unknown = set(g) - {"config", "seeds", "algorithms", "name", "set", "variant"}
+        unknown = set(g) - {"config", "seeds", "algorithms", "name", "set", "variant", "pretraining"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
+        start = str(g.get("pretraining") or "")
+        if start and start not in pretrainings:
+            raise ConfigError(f"{where}: pretraining {start!r} is not among the grid's pretrainings "
+                              f"({', '.join(pretrainings) or 'none'})")
+        if start and not g.get("variant"):
+            raise ConfigError(f"{where}: a group that starts from a pretraining needs a variant, so that its runs "
+                              "never mix with those from scratch in a table")
         try:
             config, name = str(g["config"]), str(g["name"])
             seeds, algorithms = list(g["seeds"]), list(g["algorithms"])
@@ -101,20 +125,20 @@ def load_grid(path: str | Path) -> list[Planned]:
             for seed in seeds:
                 overrides = {"algo.name": algorithm, "split.seed": seed, "train.seed": seed, **(g.get("set") or {})}
                 out.append(Planned(name.format(algorithm=algorithm, seed=seed), config, overrides,
-                                   str(g.get("variant") or "")))
-    names = [p.name for p in out]
+                                   str(g.get("variant") or ""), start))
+    names = [p.name for p in out] + list(pretrainings)
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ConfigError(f"{path}: run names repeat: {dup}")
-    return out
+    return out, pretrainings
 
 
 def is_recorded(results_dir: Path, name: str) -> bool:
     return all((results_dir / name / f).is_file() for f in ARTIFACTS)
 
 
-def data_here(cfg: Config, where: str) -> Config:
-    """``cfg`` with its data set's folder as this worker sees it: under
+def data_here(cfg, where: str):
+    """``cfg`` (a run's ``Config`` or a ``PretrainConfig``) with its data set's folder as this worker sees it: under
     ``$SSFER_DATA_ROOT`` (``<it>/<data set>``) where the worker sets it, else the
     path the command passed (``--root``). A worker without the folder fails
     the run, naming itself, the data set and the path."""
@@ -158,28 +182,60 @@ def train_run(cfg: dict, cache_dir: str | None, argv: list[str], code: str) -> d
             "data_root": config.data.root if config.data.dataset != "synthfer" else None}
 
 
+def pretrain_run(cfg: dict, cache_dir: str | None, argv: list[str], code: str) -> dict:
+    """A worker's part of a grid's pretraining: pretrain ``cfg`` (or load it from
+    this worker's run cache) and return its small files as data, where its
+    weights lie on this worker and their sha256: ``{"files", "weights", "sha256",
+    "data_root"}``."""
+    from ssfer.book.engine import check_worker, here
+    from ssfer.pretrain.config import PretrainConfig
+    from ssfer.pretrain.record import pretraining_code_digest
+    from ssfer.pretrain.run import pretrain
+
+    where = here()
+    check_worker(where, "pretrains", pretraining_code_digest(), code)
+    config = data_here(PretrainConfig.from_dict(cfg), where)
+    with _argv(argv):
+        rec = pretrain(config, cache_dir=cache_dir)
+    return {"files": {f: (rec.run_dir / f).read_bytes() for f in pretraining_grid.FILES},
+            "weights": str(rec.weights), "sha256": rec.summary["weights_sha256"],
+            "data_root": config.data.root if config.data.dataset != "synthfer" else None}
+
+
 def commit(results_dir: Path, name: str, files: dict[str, bytes], command: str) -> Path:
-    """Write a run's files and ``command.txt`` into ``results_dir/<name>``: into a
-    staging folder first, renamed into place, so the folder appears complete or
-    not at all (an interrupted commit leaves only the staging folder, which the
-    next one clears)."""
+    """Write a run's files (or a pretraining's) and ``command.txt`` into
+    ``results_dir/<name>``: into a staging folder first, renamed into place, so
+    the folder appears complete or not at all (an interrupted commit leaves only
+    the staging folder, which the next one clears)."""
     dest = results_dir / name
     staging = results_dir / f".{name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    for f in RUN_FILES:
-        atomic_write_bytes(staging / f, files[f])
+    for f, data in files.items():
+        atomic_write_bytes(staging / f, data)
     atomic_write_text(staging / "command.txt", command)
     shutil.rmtree(dest, ignore_errors=True)
     staging.rename(dest)
     return dest
 
 
-def _command(planned: Planned, root: Path, data_roots: dict[str, str], used_root: str | None) -> str:
+def _dataset(planned: Planned | PlannedPretraining, root: Path) -> str:
+    from ssfer.pretrain.config import PretrainConfig
+
+    kind = Config if isinstance(planned, Planned) else PretrainConfig
+    return kind.from_yaml(root / planned.config).data.dataset
+
+
+def _command(planned: Planned | PlannedPretraining, root: Path, data_roots: dict[str, str], used_root: str | None,
+             weights: str | None = None, starts: PlannedPretraining | None = None) -> str:
     roots = dict(data_roots)
     if used_root is not None:  # where the worker found the data: what the run's config says
-        roots[Config.from_yaml(root / planned.config).data.dataset] = used_root
-    return ("# recorded by: ssfer results record --only " + planned.name + "\n"
-            + planned.command(root, roots) + "\n")
+        roots[_dataset(planned, root)] = used_root
+    head = "# recorded by: ssfer results record --only " + planned.name + "\n"
+    if starts is not None:  # how the weights it starts from are made again, where they are not
+        head += (f"# starts from the weights of {pretraining_grid.FOLDER}/{starts.name}, made by:\n"
+                 f"#   {starts.command(root, roots)}\n")
+    cmd = planned.command(root, roots, weights) if isinstance(planned, Planned) else planned.command(root, roots)
+    return head + cmd + "\n"
 
 
 def record(planned: Planned, root: Path, results_dir: Path, data_roots: dict[str, str],
@@ -192,6 +248,24 @@ def record(planned: Planned, root: Path, results_dir: Path, data_roots: dict[str
     return commit(results_dir, planned.name, out["files"], _command(planned, root, data_roots, out["data_root"]))
 
 
+def _lock(held: contextlib.ExitStack, results_dir: Path, name: str) -> bool:
+    """Take ``name``'s recording lock on ``held``; False when another command holds it."""
+    from filelock import FileLock, Timeout
+
+    folder = results_dir / LOCKS
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(folder, e) from e
+    lock = FileLock(folder / f"{name}.lock", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return False
+    held.callback(lock.release)
+    return True
+
+
 def claim(held: contextlib.ExitStack, results_dir: Path, todo: list[Planned], say) -> list[Planned]:
     """The runs of ``todo`` this command records, each one's lock taken and held on
     ``held``: a run another command holds is left to it (``say`` tells), one
@@ -199,48 +273,41 @@ def claim(held: contextlib.ExitStack, results_dir: Path, todo: list[Planned], sa
     run lock's kind (``ssfer.train.run_lock``: an OS lock the kernel drops when its
     holder dies), kept beside the results, which every recording command writes
     from its own process wherever the runs train."""
-    from filelock import FileLock, Timeout
-
-    if not todo:
-        return []
-    folder = results_dir / LOCKS
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise write_error(folder, e) from e
     mine = []
     for p in todo:
-        lock = FileLock(folder / f"{p.name}.lock", timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
+        if not _lock(held, results_dir, p.name):
             say(f"{p.name}: being recorded by another `ssfer results record`; left to it")
             continue
-        held.callback(lock.release)
         if not is_recorded(results_dir, p.name):
             mine.append(p)
     return mine
 
 
-def _task(p: Planned, root: Path, data_roots: dict[str, str], cache_dir: str | None, code: str) -> Task | str:
+def _task(p: Planned, root: Path, data_roots: dict[str, str], cache_dir: str | None, code: str,
+          weights: str | None = None) -> Task | str:
     """A run as the engine's task, or the reason its config cannot be built."""
     try:
-        cfg = p.resolve(root, data_roots)
+        cfg = p.resolve(root, data_roots, weights)
     except ConfigError as e:
         return f"ConfigError: {e}"
     return Task(p.name, train_run, (cfg.to_dict(), cache_dir, list(sys.argv), code))
 
 
+def _matches(name: str, only: list[str] | None) -> bool:
+    return not only or any(fnmatch.fnmatch(name, pat) for pat in only)
+
+
 def pending(grid: list[Planned], results_dir: Path, only: list[str] | None = None, variant: str | None = None,
-            seed_major: bool = False) -> list[Planned]:
+            seed_major: bool = False, also: list[str] | tuple[str, ...] = ()) -> list[Planned]:
     """The runs of ``grid`` not yet recorded, in grid order: those whose name
     matches a glob of ``only`` and, with ``variant``, of that grid group's variant
     ("" for the profile's). ``seed_major``: every method of a seed before the next
     seed, so that a machine that records a few runs records whole seeds, and each
-    seed's paired comparisons come from one CPU kind."""
-    chosen = [p for p in grid if (not only or any(fnmatch.fnmatch(p.name, pat) for pat in only))
-              and (variant is None or p.variant == variant)]
-    if not chosen and (only or variant is not None):
+    seed's paired comparisons come from one CPU kind. ``also``: other names of
+    the grid (its pretrainings) that ``only`` may choose instead."""
+    chosen = [p for p in grid if _matches(p.name, only) and (variant is None or p.variant == variant)]
+    if not chosen and not (only and variant is None and any(_matches(n, only) for n in also)) \
+            and (only or variant is not None):
         # a typo in a glob or a variant would otherwise record nothing and say nothing
         asked = " and ".join(([f"--only {' '.join(only)}"] if only else [])
                              + ([f"--variant {variant!r}"] if variant is not None else []))
@@ -250,6 +317,19 @@ def pending(grid: list[Planned], results_dir: Path, only: list[str] | None = Non
     if seed_major:
         todo.sort(key=lambda p: p.overrides.get("split.seed", 0))  # stable: grid order within a seed
     return todo
+
+
+def pretrainings_to_run(pretrainings: dict[str, PlannedPretraining], runs: list[Planned], results_dir: Path,
+                        only: list[str] | None = None, variant: str | None = None) -> list[PlannedPretraining]:
+    """The pretrainings a recording command runs first, in grid order: those not
+    yet recorded that ``only`` chooses (none with ``variant``, which chooses runs),
+    and every one that a run of ``runs`` starts from, recorded or not (its weights
+    must be in this cache: loaded there, or made again and checked against the
+    record's sha256)."""
+    needed = {p.pretraining for p in runs if p.pretraining}
+    return [pp for name, pp in pretrainings.items()
+            if name in needed or (variant is None and _matches(name, only)
+                                  and not pretraining_grid.is_recorded(results_dir, name))]
 
 
 def _source(env: dict) -> dict:
@@ -284,24 +364,74 @@ def open_seeds(grid: list[Planned], results_dir: Path, variant: str | None = Non
     return out
 
 
+def _pretrain_first(todo: list[PlannedPretraining], held: contextlib.ExitStack, root: Path, results_dir: Path,
+                    data_roots: dict[str, str], cache_dir: str | None, engine: Engine,
+                    done: dict[str, str]) -> dict[str, str]:
+    """Run the pretrainings ``todo`` through ``engine`` (or load them from the
+    workers' caches), record those not yet in ``results_dir/pretraining/``, and
+    check the weights of those recorded; returns {name: weights path} of those
+    fine-tuning may start from, and puts each failure (and each recording) in ``done``."""
+    from ssfer.pretrain.record import pretraining_code_digest
+
+    code, into = pretraining_code_digest(), results_dir / pretraining_grid.FOLDER
+    by_name, tasks, weights = {pp.name: pp for pp in todo}, [], {}
+    mine = {pp.name for pp in todo if not pretraining_grid.is_recorded(results_dir, pp.name)
+            and _lock(held, results_dir, f"{pretraining_grid.FOLDER}.{pp.name}")}
+    for pp in todo:
+        try:
+            tasks.append(Task(pp.name, pretrain_run, (pp.resolve(root, data_roots).to_dict(), cache_dir,
+                                                     list(sys.argv), code)))
+        except ConfigError as e:
+            done[pp.name] = f"ConfigError: {e}"
+            engine.say(f"{pp.name}: {done[pp.name]}")
+    for out in engine.run(tasks):
+        err = f"on {out.worker}: {out.error}" if out.error else \
+            pretraining_grid.check_weights(results_dir, out.name, out.value["sha256"])
+        if not err and out.name in mine:
+            try:
+                commit(into, out.name, out.value["files"],
+                       _command(by_name[out.name], root, data_roots, out.value["data_root"]))
+            except OSError as e:
+                err = f"writing its record: {e}"
+            done[out.name] = err
+            engine.say(f"{out.name}: {err or 'recorded'}")
+        elif err:
+            done[out.name] = err
+            engine.say(f"{out.name}: {err}")
+        if not err:
+            weights[out.name] = out.value["weights"]
+    return weights
+
+
 def record_grid(grid: list[Planned], root: Path, results_dir: Path, data_roots: dict[str, str],
                 only: list[str] | None = None, cache_dir: str | None = None, variant: str | None = None,
-                seed_major: bool = False, engine: Engine | None = None) -> dict[str, str]:
+                seed_major: bool = False, engine: Engine | None = None,
+                pretrainings: dict[str, PlannedPretraining] | None = None) -> dict[str, str]:
     """Record every missing run of the grid (``pending``'s choice and order)
     through ``engine`` (default: here, one at a time; each run sets its own thread
     count in its config), committing each as it comes back; returns {name: error
-    or ""} for the runs this command took on."""
+    or ""} for the runs (and pretrainings) this command took on. The grid's
+    ``pretrainings`` that ``pretrainings_to_run`` names go first: a run that
+    starts from one trains only once its weights are here and are the recorded ones."""
     from ssfer.record import training_code_digest
 
     engine = engine or Engine()
+    pretrainings = pretrainings or {}
     code = training_code_digest()
     done: dict[str, str] = {}
     with contextlib.ExitStack() as held:
-        mine = claim(held, results_dir, pending(grid, results_dir, only, variant, seed_major), engine.say)
+        mine = claim(held, results_dir, pending(grid, results_dir, only, variant, seed_major, list(pretrainings)),
+                     engine.say)
+        first = pretrainings_to_run(pretrainings, mine, results_dir, only, variant)
+        weights = _pretrain_first(first, held, root, results_dir, data_roots, cache_dir, engine, done) if first else {}
         by_name = {p.name: p for p in mine}
         tasks = []
         for p in mine:
-            task = _task(p, root, data_roots, cache_dir, code)
+            if p.pretraining and p.pretraining not in weights:
+                done[p.name] = f"its pretraining {p.pretraining} has no weights here: {done.get(p.pretraining)}"
+                engine.say(f"{p.name}: {done[p.name]}")
+                continue
+            task = _task(p, root, data_roots, cache_dir, code, weights.get(p.pretraining))
             if isinstance(task, str):
                 done[p.name] = task
                 engine.say(f"{p.name}: {task}")
@@ -311,8 +441,10 @@ def record_grid(grid: list[Planned], root: Path, results_dir: Path, data_roots: 
             err = f"on {out.worker}: {out.error}" if out.error else ""
             if not err:
                 try:
+                    p = by_name[out.name]
                     commit(results_dir, out.name, out.value["files"],
-                           _command(by_name[out.name], root, data_roots, out.value["data_root"]))
+                           _command(p, root, data_roots, out.value["data_root"], weights.get(p.pretraining),
+                                    pretrainings.get(p.pretraining)))
                 except OSError as e:
                     err = f"writing its record: {e}"
             done[out.name] = err
@@ -323,8 +455,9 @@ def record_grid(grid: list[Planned], root: Path, results_dir: Path, data_roots: 
 def load_results(results_dir: str | Path, names: list[str] | None = None) -> dict[str, RunRecord]:
     """Every recorded run folder (or those named), checked for its five files."""
     results_dir = Path(results_dir)
-    folders = sorted(d for d in results_dir.iterdir() if d.is_dir() and not d.name.startswith(".")) \
-        if results_dir.is_dir() else []
+    # results/pretraining/ holds the grid's pretrainings (``pretraining_grid``), not runs
+    folders = sorted(d for d in results_dir.iterdir() if d.is_dir() and not d.name.startswith(".")
+                     and d.name != pretraining_grid.FOLDER) if results_dir.is_dir() else []
     known = [d.name for d in folders]
     unknown = sorted(set(names or ()) - set(known))
     if unknown:

@@ -114,14 +114,21 @@ def _print_open_seeds(seeds: list[dict]) -> None:
 
 
 def status(args: argparse.Namespace) -> int:
-    from ssfer.book import recording
+    from ssfer.book import pretraining_grid, recording
 
-    grid = recording.load_grid(args.grid)
-    todo = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major)
+    grid, pretrainings = recording.read_grid(args.grid)
+    todo = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major, list(pretrainings))
+    first = recording.pretrainings_to_run(pretrainings, todo, args.results_dir, args.only, args.variant)
     done = [p.name for p in grid if recording.is_recorded(args.results_dir, p.name)]
+    if pretrainings:
+        recorded = [n for n in pretrainings if pretraining_grid.is_recorded(args.results_dir, n)]
+        print(f"{len(recorded)} of {len(pretrainings)} pretrainings of {args.grid} recorded in "
+              f"{args.results_dir}/{pretraining_grid.FOLDER}/")
+        for pp in first:
+            print(f"  {'weights needed' if pp.name in recorded else 'to record'}: {pp.name}")
     print(f"{len(done)} of {len(grid)} runs of {args.grid} recorded in {args.results_dir}/")
     for p in todo:
-        print(f"  to record: {p.name}")
+        print(f"  to record: {p.name}" + (f" (starts from {p.pretraining})" if p.pretraining else ""))
     _print_open_seeds(recording.open_seeds(grid, args.results_dir, args.variant))
     return 0
 
@@ -190,20 +197,22 @@ def replay(args: argparse.Namespace) -> int:
 def record(args: argparse.Namespace) -> int:
     from ssfer.book import recording
 
-    grid = recording.load_grid(args.grid)
-    todo = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major)
+    grid, pretrainings = recording.read_grid(args.grid)
+    todo = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major, list(pretrainings))
+    first = recording.pretrainings_to_run(pretrainings, todo, args.results_dir, args.only, args.variant)
     _print_open_seeds([s for s in recording.open_seeds(grid, args.results_dir, args.variant)
                        if {p.name for p in todo} & set(s["left"])])
-    if not todo:
+    if not todo and not first:
         print(f"every chosen run of {args.grid} is recorded in {args.results_dir}/", file=sys.stderr)
         return 0
     out: dict[str, str] = {}
     try:
-        with engine.Engine.open(min(args.jobs, len(todo)), args.scheduler, args.scheduler_file,
+        with engine.Engine.open(min(args.jobs, max(len(todo), len(first))), args.scheduler, args.scheduler_file,
                                 args.retries) as runner:
             out = recording.record_grid(grid, Path.cwd(), args.results_dir, dict(args.root or []),
                                         only=args.only, cache_dir=str(args.cache_dir) if args.cache_dir else None,
-                                        variant=args.variant, seed_major=args.seed_major, engine=runner)
+                                        variant=args.variant, seed_major=args.seed_major, engine=runner,
+                                        pretrainings=pretrainings)
     except KeyboardInterrupt:
         left = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major)
         print(f"ssfer: interrupted; every finished run is recorded, {len(left)} are not: "

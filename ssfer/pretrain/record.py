@@ -85,13 +85,14 @@ class PretrainRecord:
         self.run_dir = run_dir
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> PretrainRecord:
+    def load(cls, run_dir: str | Path, weights: bool = True) -> PretrainRecord:
         """The record in ``run_dir``; a ``RunFolderError`` naming the file when it
-        is missing, unfinished or damaged."""
+        is missing, unfinished or damaged. ``weights=False``: a record without its
+        weights, as ``results/`` keeps it."""
         run_dir = Path(run_dir)
         if not (run_dir / "summary.json").exists():
             raise RunFolderError(f"{run_dir}: not a finished pretraining (no summary.json)")
-        if not (run_dir / WEIGHTS).exists():
+        if weights and not (run_dir / WEIGHTS).exists():
             raise RunFolderError(f"{run_dir / WEIGHTS}: missing from the pretraining folder")
         try:
             config = PretrainConfig.from_yaml(run_dir / "config.yaml")

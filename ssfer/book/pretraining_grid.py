@@ -1,0 +1,128 @@
+"""The grid's pretrainings (issue 32): BYOL runs named under ``pretrainings`` in
+``results/grid.yaml``, recorded like runs, and the weights that a grid group's
+fine-tuning runs start from (the group's ``pretraining``).
+
+A recorded pretraining is a folder ``results/pretraining/<name>/`` holding what
+may be committed: ``config.yaml``, ``metrics.jsonl`` (the loss and the
+validation kNN probe), ``summary.json`` (with the weights' sha256),
+``environment.json`` and ``command.txt``. Never the weights: they are derived
+from the faces. They stay in the run cache of the machine that pretrained
+(``<cache>/pretrain/<key>/backbone.pt``). A machine without them rebuilds them
+with the recorded command, and the recorder lets a fine-tuning start only from
+weights whose sha256 is the recorded one (``check_weights``), so that every run
+of a family starts from one network.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ssfer.errors import ConfigError, RunFolderError
+from ssfer.pretrain.config import PretrainConfig
+from ssfer.pretrain.record import PretrainRecord
+
+FOLDER = "pretraining"   # results/pretraining/<name>/: beside the run folders, never read as runs
+FILES = ("config.yaml", "metrics.jsonl", "summary.json", "environment.json")  # what the pretraining writes
+ARTIFACTS = (*FILES, "command.txt")
+
+
+def command_line(verb: str, config: str, sets: dict[str, Any]) -> str:
+    """``ssfer VERB --config CONFIG --set K=V ...``, quoted for a shell: the
+    command that trains a grid entry by hand (``train`` or ``pretrain``)."""
+    parts = ["ssfer", verb, "--config", config]
+    for k, v in sets.items():
+        parts += ["--set", f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}"]
+    return shlex.join(parts)
+
+
+@dataclass(frozen=True)
+class PlannedPretraining:
+    """One pretraining of the grid: a pretraining config plus overrides, under a name."""
+
+    name: str
+    config: str                      # a configs/*_pretrain*.yaml, relative to the repository root
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self, root: Path, data_roots: dict[str, str]) -> PretrainConfig:
+        """Its config, the data set at ``data_roots``' path where named there."""
+        cfg = PretrainConfig.from_yaml(root / self.config)
+        sets = dict(self.overrides)
+        if cfg.data.dataset != "synthfer" and cfg.data.dataset in data_roots:
+            sets["data.root"] = data_roots[cfg.data.dataset]
+        return cfg.with_overrides({**sets, "train.progress": False})
+
+    def command(self, root: Path, data_roots: dict[str, str]) -> str:
+        """The ``ssfer pretrain`` command that pretrains it by hand."""
+        sets = dict(self.overrides)
+        ds = PretrainConfig.from_yaml(root / self.config).data.dataset
+        if ds != "synthfer" and ds in data_roots:
+            sets["data.root"] = data_roots[ds]
+        return command_line("pretrain", self.config, sets)
+
+
+def load_pretrainings(spec: dict, path: Path) -> dict[str, PlannedPretraining]:
+    """The ``pretrainings`` of a grid file: ``[{name, config, set}]``, by name; a
+    ``ConfigError`` names what is wrong and where."""
+    out: dict[str, PlannedPretraining] = {}
+    entries = spec.get("pretrainings") or []
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: expected a list under 'pretrainings'")
+    for i, e in enumerate(entries):
+        where = f"{path}: pretrainings[{i}]"
+        if not isinstance(e, dict) or set(e) - {"name", "config", "set"} or not {"name", "config"} <= set(e):
+            raise ConfigError(f"{where}: expected {{name, config, set}}, got {e!r}")
+        name = str(e["name"])
+        if name in out:
+            raise ConfigError(f"{where}: the name {name!r} repeats")
+        out[name] = PlannedPretraining(name, str(e["config"]), dict(e.get("set") or {}))
+    return out
+
+
+def folder(results_dir: Path, name: str) -> Path:
+    return Path(results_dir) / FOLDER / name
+
+
+def is_recorded(results_dir: Path, name: str) -> bool:
+    return all((folder(results_dir, name) / f).is_file() for f in ARTIFACTS)
+
+
+def recorded_sha256(results_dir: Path, name: str) -> str | None:
+    """The sha256 of the weights the recorded pretraining ``name`` made; None when
+    it is not recorded."""
+    if not is_recorded(results_dir, name):
+        return None
+    return load_recorded(results_dir, name).summary.get("weights_sha256")
+
+
+def check_weights(results_dir: Path, name: str, sha256: str) -> str:
+    """"" when weights of sha256 ``sha256`` are those the recorded pretraining
+    ``name`` made (or it is not recorded yet), else why no fine-tuning may start
+    from them."""
+    recorded = recorded_sha256(results_dir, name)
+    if recorded is None or recorded == sha256:
+        return ""
+    return (f"pretraining {name}: the weights here have sha256 {sha256[:12]}, the recorded ones "
+            f"{recorded[:12]} (other code or another CPU kind?): no fine-tuning starts from them, so that every "
+            f"run of a family starts from one network; rebuild them where {FOLDER}/{name} was recorded")
+
+
+def load_recorded(results_dir: str | Path, name: str) -> PretrainRecord:
+    """A recorded pretraining (without weights), or a ``RunFolderError`` naming
+    the missing file."""
+    d = folder(Path(results_dir), name)
+    missing = [f for f in ARTIFACTS if not (d / f).is_file()]
+    if missing:
+        raise RunFolderError(f"{d}: a recorded pretraining needs {', '.join(ARTIFACTS)}; missing "
+                             f"{', '.join(missing)} (record it again with `ssfer results record --only {name}`)")
+    return PretrainRecord.load(d, weights=False)
+
+
+def load_all(results_dir: str | Path) -> dict[str, PretrainRecord]:
+    """Every recorded pretraining of ``results_dir``, by name."""
+    root = Path(results_dir) / FOLDER
+    names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")) \
+        if root.is_dir() else []
+    return {n: load_recorded(results_dir, n) for n in names}

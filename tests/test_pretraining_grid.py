@@ -1,0 +1,106 @@
+"""The grid's pretrainings (issue 32): recorded like runs under
+results/pretraining/, never with their weights, and the fine-tuning groups that
+start from them only from the recorded weights."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ssfer.book import pretraining_grid
+from ssfer.book.recording import load_grid, load_results, pending, read_grid, record_grid
+from ssfer.cli import main
+from ssfer.config import ConfigError
+from ssfer.record import RunRecord
+
+REPO = Path(__file__).resolve().parents[1]
+# a few seconds on one core (tests/test_pretrain.py's TINY, two epochs)
+TINY = {"data.n_train": 300, "data.n_test": 40, "data.size": 16, "split.n_per_class": 1, "split.val_per_class": 3,
+        "byol.projector_hidden": 32, "byol.projector_dim": 16, "byol.predictor_hidden": 32,
+        "views.blur_sigma": [0.1, 0.5], "probe.k": 5, "probe.every": 1, "train.epochs": 2, "train.batch_size": 32,
+        "train.log_every": 3}
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSFER_CACHE", str(tmp_path / "cache"))
+
+
+def _grid(tmp_path, two_step_overrides, **group) -> Path:
+    shutil.copy(REPO / "configs" / "synthfer_dta_snl.yaml", tmp_path / "c.yaml")
+    shutil.copy(REPO / "configs" / "synthfer_pretrain.yaml", tmp_path / "p.yaml")
+    fine = {k: v for k, v in two_step_overrides.items() if k != "train.progress"}
+    g = {"pretrainings": [{"name": "synth_byol", "config": "p.yaml", "set": TINY}],
+         "groups": [{"name": "synth_{algorithm}_s{seed}", "config": "c.yaml", "algorithms": ["supervised"],
+                     "seeds": [0, 1], "set": fine},
+                    {"name": "synth_byol_{algorithm}_s{seed}", "config": "c.yaml", "algorithms": ["supervised"],
+                     "seeds": [0, 1], "set": fine, "variant": "BYOL-pretrained", "pretraining": "synth_byol", **group}]}
+    (tmp_path / "grid.yaml").write_text(json.dumps(g))
+    return tmp_path / "grid.yaml"
+
+
+@pytest.mark.slow  # pretrains two epochs and fine-tunes
+def test_a_pretraining_is_recorded_without_weights_and_its_group_starts_from_them(tmp_path, monkeypatch,
+                                                                                  two_step_overrides):
+    monkeypatch.chdir(tmp_path)
+    grid, pretrainings = read_grid(_grid(tmp_path, two_step_overrides))
+    results = tmp_path / "results"
+    out = record_grid(grid, tmp_path, results, {}, only=["synth_byol_*_s0"], pretrainings=pretrainings)
+    # the pretraining the run starts from is recorded first, then the run
+    assert out == {"synth_byol": "", "synth_byol_supervised_s0": ""}
+    folder = results / "pretraining" / "synth_byol"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(pretraining_grid.ARTIFACTS)  # no weights
+    made = pretraining_grid.load_recorded(results, "synth_byol")
+    assert made.probe_curve() and made.config.train.epochs == 2
+    run = RunRecord.load(results / "synth_byol_supervised_s0")
+    assert run.summary["pretrained"]["sha256"] == made.summary["weights_sha256"]
+    cmd = (results / "synth_byol_supervised_s0" / "command.txt").read_text()
+    assert "# starts from the weights of pretraining/synth_byol, made by:" in cmd
+    assert "ssfer pretrain --config p.yaml" in cmd and "--set model.pretrained_path=" in cmd
+    # the pretraining's folder is not a run
+    assert list(load_results(results)) == ["synth_byol_supervised_s0"]
+
+    # a machine whose weights differ from the recorded ones starts no fine-tuning from them
+    summary = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").write_text(json.dumps(summary | {"weights_sha256": "0" * 64}))
+    out = record_grid(grid, tmp_path, results, {}, only=["synth_byol_*_s1"], pretrainings=pretrainings)
+    assert "the weights here have sha256" in out["synth_byol"] and "the recorded ones 000000000000" in out["synth_byol"]
+    assert out["synth_byol_supervised_s1"].startswith("its pretraining synth_byol has no weights here")
+    assert not (results / "synth_byol_supervised_s1").exists()
+
+
+def test_only_may_choose_a_pretraining_alone_and_status_names_it(tmp_path, monkeypatch, capsys, two_step_overrides):
+    monkeypatch.chdir(tmp_path)
+    grid, pretrainings = read_grid(_grid(tmp_path, two_step_overrides))
+    assert pending(grid, tmp_path / "results", only=["synth_byol"], also=list(pretrainings)) == []
+    with pytest.raises(ConfigError, match="--only nothing: no run of the grid matches"):
+        pending(grid, tmp_path / "results", only=["nothing"], also=list(pretrainings))
+    assert main(["results", "status", "--grid", "grid.yaml", "--results-dir", "results"]) == 0
+    said = capsys.readouterr().out
+    assert "0 of 1 pretrainings of grid.yaml recorded" in said and "to record: synth_byol" in said
+    assert "to record: synth_byol_supervised_s0 (starts from synth_byol)" in said
+    # the command names where the weights come from, not a path that is not there yet
+    p = next(p for p in grid if p.pretraining)
+    assert "'model.pretrained_path=<the weights of pretraining/synth_byol>'" in p.command(tmp_path, {})
+    with pytest.raises(ConfigError, match="starts from the pretraining 'synth_byol': it needs its weights"):
+        p.resolve(tmp_path, {})
+
+
+@pytest.mark.parametrize("group, message", [
+    ({"pretraining": "other"}, "pretraining 'other' is not among the grid's pretrainings \\(synth_byol\\)"),
+    ({"variant": ""}, "a group that starts from a pretraining needs a variant"),
+])
+def test_a_group_naming_an_unknown_pretraining_or_without_a_variant_is_refused(tmp_path, two_step_overrides,
+                                                                               group, message):
+    with pytest.raises(ConfigError, match=f"groups\\[1\\]: {message}"):
+        load_grid(_grid(tmp_path, two_step_overrides, **group))
+
+
+def test_a_pretraining_entry_is_checked(tmp_path):
+    g = tmp_path / "g.yaml"
+    g.write_text("pretrainings:\n  - {name: a, config: p.yaml, epochs: 3}\ngroups: []\n")
+    with pytest.raises(ConfigError, match="pretrainings\\[0\\]: expected \\{name, config, set\\}"):
+        load_grid(g)
+    g.write_text("pretrainings:\n  - {name: a, config: p.yaml}\n  - {name: a, config: q.yaml}\ngroups: []\n")
+    with pytest.raises(ConfigError, match="pretrainings\\[1\\]: the name 'a' repeats"):
+        load_grid(g)
