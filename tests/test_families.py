@@ -20,13 +20,19 @@ def _runs(rows):
 
 def test_the_committed_grid_names_its_families_and_the_primary_one_is_the_planned_family():
     families = {f.name: f for f in gt.load_families(REPO / "results" / "grid.yaml")}
-    assert list(families) == ["primary", "25 % labeled", "5 % labeled", "1 % labeled", "the paper's claim"]
+    assert list(families) == ["primary", "25 % labeled", "5 % labeled", "1 % labeled", "the paper's claim",
+                              "pretrained", "pretrained against from scratch"]
     primary = families["primary"]
     assert [(a["method"], b["method"]) for a, b in primary.pairs] == list(gt.PLANNED)
     assert all(a["budget"] == b["budget"] == "10 % labeled" for a, b in primary.pairs)
     claim = families["the paper's claim"]
     assert [claim.label(a) for a, _ in claim.pairs] == [f"DTA+SNL at {b} % labeled" for b in (1, 5, 10, 25)]
     assert {claim.label(b) for _, b in claim.pairs} == {"supervised at all labels"}
+    # issue 32: the pretrained start's family and its two interactions with the start
+    assert families["pretrained"].labels() == ["DTA+SNL − FixMatch", "FixMatch − supervised", "DTA+SNL − supervised"]
+    assert families["pretrained against from scratch"].labels() == [
+        "(DTA+SNL − FixMatch) pretrained − (DTA+SNL − FixMatch) from scratch",
+        "(FixMatch − supervised) pretrained − (FixMatch − supervised) from scratch"]
 
 
 def test_a_family_is_read_with_holm_over_its_measured_comparisons():
@@ -49,7 +55,7 @@ def test_a_family_is_read_with_holm_over_its_measured_comparisons():
 
 
 def test_a_family_compares_across_regimes_paired_by_seed():
-    fam = gt.load_families(REPO / "results" / "grid.yaml")[-1]      # the paper's claim
+    fam = next(f for f in gt.load_families(REPO / "results" / "grid.yaml") if f.name == "the paper's claim")
     table = _runs([("1 % labeled", "DTA+SNL", s, 60.0 + s) for s in range(5)]
                   + [("all labels", "supervised", s, 80.0 + s) for s in range(5)]
                   + [("25 % labeled", "DTA+SNL", s, 79.9 + s) for s in range(3)])
@@ -130,3 +136,43 @@ def test_a_family_read_before_its_planned_seeds_are_recorded_shows_itself_as_int
     assert list(out.columns[:3]) == ["comparison", "seeds", "planned seeds"]
     assert list(out["seeds"]) == [3, 3] and list(out["planned seeds"]) == [6, 3]
     assert "planned seeds" not in gt.family_table(table, fam)
+
+
+def test_an_interaction_is_the_per_seed_difference_of_two_regimes_differences(tmp_path):
+    g = tmp_path / "g.yaml"
+    g.write_text("families:\n  - name: i\n    where: {budget: 10 % labeled, variant: no label smoothing}\n    compare:\n"
+                 "      - [A, B]\n"
+                 "      - interaction: [A, B]\n"
+                 "        between: [{variant: pre, as: pretrained}, {variant: no label smoothing, as: from scratch}]\n")
+    (fam,) = gt.load_families(g)
+    rows = []
+    for s in range(4):
+        # from scratch A leads by 1 + 0.1 s; pretrained A leads by 0.2 s: the lead shrinks by 1 - 0.1 s
+        rows += [("no label smoothing", "A", s, 71.0 + 0.1 * s), ("no label smoothing", "B", s, 70.0),
+                 ("pre", "A", s, 75.0 + 0.2 * s), ("pre", "B", s, 75.0)]
+    table = pd.DataFrame([{"budget": "10 % labeled", "variant": v, "method": m, "seed": s, "accuracy (%)": x}
+                          for v, m, s, x in rows])
+    (plain, inter) = fam.comparisons(table)
+    assert inter.label == "(A − B) pretrained − (A − B) from scratch"
+    assert inter.differences == pytest.approx({s: 0.2 * s - (1 + 0.1 * s) for s in range(4)})
+    out = gt.family_table(table, fam)
+    assert list(out["comparison"]) == ["A − B", "(A − B) pretrained − (A − B) from scratch"]
+    assert list(out["Holm p"]) == pytest.approx(holm([plain.paired.p, inter.paired.p]))
+    assert out["family-wise verdict"][1].startswith("(A − B) from scratch is larger")
+    # a regime without runs: the interaction is not recorded yet, the pair is still read
+    out = gt.family_table(table[table["variant"] != "pre"], fam)
+    assert out["family-wise verdict"][1] == "not recorded yet: no claim"
+    planned = table[["budget", "variant", "method", "seed"]]
+    assert list(gt.family_table(table, fam, planned=planned)["planned seeds"]) == [4, 4]
+
+
+@pytest.mark.parametrize("compare, message", [
+    ("[{interaction: [A, B], between: [{variant: x}]}]", "an interaction is"),
+    ("[{interaction: [A, B], between: [{variant: x}, {variant: y}], as: z}]", "an interaction is"),
+    ("[{interaction: [A, B], between: [{variant: x}, {variant: y}]}, [A, B]]", "list the pairs before"),
+])
+def test_a_malformed_interaction_is_named(tmp_path, compare, message):
+    g = tmp_path / "g.yaml"
+    g.write_text(f"families:\n  - {{name: i, compare: {compare}}}\n")
+    with pytest.raises(ConfigError, match=message):
+        gt.load_families(g)

@@ -168,7 +168,7 @@ def family_report(rec: Recorded, metric: str = "accuracy (%)") -> str:
         if "planned seeds" in frame:
             interim += [f"{r['comparison']} ({fam.name}: {r['seeds']} of {r['planned seeds']})"
                         for _, r in frame.iterrows() if 0 < r["seeds"] < r["planned seeds"]]
-        runs = {r for a, b in fam.pairs for side in (a, b) for r in tables.select(rec.every, **side)["run"]}
+        runs = {r for sides in fam.sides() for side in sides for r in tables.select(rec.every, **side)["run"]}
         seconds = sum(rec.records[r].summary.get("train_seconds", 0.0) for r in runs)
         lines.append(f"{len(runs)} runs recorded, {seconds:,.0f} s of training (train_seconds)")
     if not rec.families:

@@ -251,14 +251,50 @@ def provenance(records: dict[str, RunRecord]):
 
 # ------------------------------------------------------------------ the planned families (grid.yaml)
 @dataclass(frozen=True)
+class Interaction:
+    """A difference of differences, paired by seed: (a − b) in regime ``first``
+    minus (a − b) in regime ``second`` (e.g. DTA+SNL − FixMatch pretrained minus
+    DTA+SNL − FixMatch from scratch). Each regime is column values with the
+    family's ``where``; ``names`` say how the tables call the two regimes."""
+
+    a: str
+    b: str
+    first: dict[str, Any]
+    second: dict[str, Any]
+    names: tuple[str, str]
+
+    @property
+    def label(self) -> str:
+        d = f"({self.a} − {self.b})"
+        return f"{d} {self.names[0]} − {d} {self.names[1]}"
+
+    def sides(self) -> list[dict[str, Any]]:
+        """The four groups of runs it reads: a and b in each regime."""
+        return [{**regime, "method": m} for regime in (self.first, self.second) for m in (self.a, self.b)]
+
+    def compare(self, table: pd.DataFrame, metric: str) -> Comparison | None:
+        """The per-seed a − b of the first regime against that of the second, on
+        the seeds all four groups hold; None where a group has no run yet."""
+        if any(select(table, **side).empty for side in self.sides()):
+            return None
+        d = f"({self.a} − {self.b})"
+        within = [compare_rows(table, {**regime, "method": self.a}, {**regime, "method": self.b}, metric, self.a,
+                               self.b).differences for regime in (self.first, self.second)]
+        return Comparison(f"{d} {self.names[0]}", f"{d} {self.names[1]}", metric, within[0], within[1],
+                          higher="is larger")
+
+
+@dataclass(frozen=True)
 class Family:
     """A planned family of ``grid.yaml``: comparisons named before their runs, read
     together with Holm–Bonferroni. Each comparison is a pair of sides, each side the
-    column values its runs hold (the family's ``where`` with the side's own)."""
+    column values its runs hold (the family's ``where`` with the side's own), or an
+    ``Interaction``; the pairs come first, in the order of ``comparisons``."""
 
     name: str
     where: dict[str, Any]
     pairs: tuple[tuple[dict[str, Any], dict[str, Any]], ...]
+    interactions: tuple[Interaction, ...] = ()
 
     def label(self, side: dict[str, Any]) -> str:
         """A side as a table names it: its method, with what it sets apart from the
@@ -266,22 +302,46 @@ class Family:
         extra = [str(v) for k, v in side.items() if k != "method" and self.where.get(k) != v]
         return side["method"] + (f" at {', '.join(extra)}" if extra else "")
 
+    def labels(self) -> list[str]:
+        """Each comparison as the tables name it, in order."""
+        return [f"{self.label(a)} − {self.label(b)}" for a, b in self.pairs] + [i.label for i in self.interactions]
+
+    def sides(self) -> list[list[dict[str, Any]]]:
+        """The groups of runs each comparison reads, in order."""
+        return [[a, b] for a, b in self.pairs] + [i.sides() for i in self.interactions]
+
     def comparisons(self, table: pd.DataFrame, metric: str = "accuracy (%)") -> list[Comparison | None]:
-        """Each pair as a ``Comparison`` over the seeds both sides hold; None where a
-        side has no recorded run yet."""
+        """Each pair as a ``Comparison`` over the seeds both sides hold, then each
+        interaction; None where a side has no recorded run yet."""
         out: list[Comparison | None] = []
         for a, b in self.pairs:
             if select(table, **a).empty or select(table, **b).empty:
                 out.append(None)
                 continue
             out.append(compare_rows(table, a, b, metric, self.label(a), self.label(b)))
-        return out
+        return out + [i.compare(table, metric) for i in self.interactions]
+
+
+def _interaction(entry: dict, base: dict[str, Any], where: str) -> Interaction:
+    """``{interaction: [A, B], between: [FIRST, SECOND]}``, each regime a mapping
+    of column values with an optional ``as`` (its name in the tables; default its
+    values)."""
+    methods, between = entry.get("interaction"), entry.get("between")
+    if set(entry) != {"interaction", "between"} or not (isinstance(methods, list) and len(methods) == 2
+                                                        and all(isinstance(m, str) for m in methods)) \
+            or not (isinstance(between, list) and len(between) == 2 and all(isinstance(r, dict) for r in between)):
+        raise ConfigError(f"{where}: an interaction is {{interaction: [A, B], between: [{{...}}, {{...}}]}}, "
+                          f"got {entry!r}")
+    regimes = [{**base, **{k: v for k, v in r.items() if k != "as"}} for r in between]
+    names = tuple(str(r.get("as") or ", ".join(str(v) for k, v in r.items() if k != "as")) for r in between)
+    return Interaction(methods[0], methods[1], regimes[0], regimes[1], names)
 
 
 def load_families(path: str | Path) -> list[Family]:
     """The ``families`` of a grid file: ``[{name, where, compare: [[A, B], ...]}]``,
-    a side a method name or a mapping of column values; a ``ConfigError`` names
-    what is wrong and where."""
+    a side a method name or a mapping of column values, or a comparison an
+    interaction (``_interaction``), listed after the pairs; a ``ConfigError``
+    names what is wrong and where."""
     path = Path(path)
     try:
         spec = yaml.safe_load(path.read_text()) or {}
@@ -293,8 +353,13 @@ def load_families(path: str | Path) -> list[Family]:
         if not isinstance(f, dict) or set(f) - {"name", "where", "compare"} or not {"name", "compare"} <= set(f):
             raise ConfigError(f"{where}: expected {{name, where, compare}}, got {f!r}")
         base = dict(f.get("where") or {})
-        pairs = []
+        pairs, interactions = [], []
         for j, pair in enumerate(f["compare"]):
+            if isinstance(pair, dict):
+                interactions.append(_interaction(pair, base, f"{where}.compare[{j}]"))
+                continue
+            if interactions:
+                raise ConfigError(f"{where}.compare[{j}]: list the pairs before the interactions")
             if not (isinstance(pair, list) and len(pair) == 2):
                 raise ConfigError(f"{where}.compare[{j}]: expected [A, B], got {pair!r}")
             sides = []
@@ -305,7 +370,7 @@ def load_families(path: str | Path) -> list[Family]:
                                       f"got {side!r}")
                 sides.append({**base, **side})
             pairs.append(tuple(sides))
-        out.append(Family(str(f["name"]), base, tuple(pairs)))
+        out.append(Family(str(f["name"]), base, tuple(pairs), tuple(interactions)))
     names = [f.name for f in out]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: family names repeat: {names}")
@@ -325,11 +390,10 @@ def family_table(table: pd.DataFrame, family: Family, metric: str = "accuracy (%
     raw = [c.paired.p if c is not None and c.paired.n >= MIN_SEEDS else math.nan for c in found]
     adjusted = holm(raw)
     rows = []
-    for (a, b), c, p, q in zip(family.pairs, found, raw, adjusted):
-        label = f"{family.label(a)} − {family.label(b)}"
+    for label, sides, c, p, q in zip(family.labels(), family.sides(), found, raw, adjusted):
         row = {"comparison": label, "seeds": c.paired.n if c is not None else 0}
         if planned is not None:
-            row["planned seeds"] = len(set(select(planned, **a)["seed"]) & set(select(planned, **b)["seed"]))
+            row["planned seeds"] = len(set.intersection(*(set(select(planned, **side)["seed"]) for side in sides)))
         if c is None:
             rows.append(row | {"mean difference": math.nan, "95 % interval": "—", "p": math.nan, "Holm p": math.nan,
                                "family-wise verdict": "not recorded yet: no claim",
@@ -355,8 +419,7 @@ def holm_plan(table: pd.DataFrame, family: Family, metric: str = "accuracy (%)",
     m = len(ranked)
     level = {i: alpha / (m - k) for k, (_, i) in enumerate(ranked)}
     rows = []
-    for i, ((a, b), c) in enumerate(zip(family.pairs, found)):
-        label = f"{family.label(a)} − {family.label(b)}"
+    for i, (label, c) in enumerate(zip(family.labels(), found)):
         p = c.paired if c is not None else None
         if p is None or p.n < 2 or i not in level:
             rows.append({"comparison": label, "seeds": p.n if p else 0, "mean": math.nan, "sd": math.nan,
