@@ -300,3 +300,16 @@ def test_the_label_efficiency_figure_has_a_log_axis_and_the_ceiling_band():
     lines = {line.get_label(): line for line in ax.get_lines()}
     assert lines["DTA+SNL"].get_color() == figures.METHOD_COLORS["DTA+SNL"]
     plt.close(ax.figure)
+
+
+def test_the_probe_curves_plot_each_pretraining_against_epochs_and_cpu_hours():
+    curves = pd.DataFrame([{"pretraining": p, "epoch": e, "kNN accuracy (%)": 30 + e / 5 + k, "CPU hours": e * h}
+                           for k, (p, h) in enumerate((("crop40", 0.05), ("crop20", 0.04))) for e in (5, 10, 15)])
+    by_epoch, by_hours = figures.plot_probe_curves(curves)
+    assert [line.get_label() for line in by_epoch.get_lines()] == ["crop40", "crop20"]
+    crop20 = by_hours.get_lines()[1]
+    assert list(crop20.get_xdata()) == pytest.approx([0.2, 0.4, 0.6])
+    assert list(crop20.get_ydata()) == [32.0, 33.0, 34.0]
+    assert by_epoch.get_ylabel() == "validation kNN accuracy (%)" and "CPU hours" in by_hours.get_xlabel()
+    assert by_epoch.get_lines()[0].get_color() != crop20.get_color()
+    plt.close(by_epoch.figure)

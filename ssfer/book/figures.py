@@ -595,3 +595,21 @@ def plot_label_efficiency(runs: pd.DataFrame, ceiling: pd.DataFrame | None = Non
     ax.set(xlabel="labeled share of the training faces (%), log scale", ylabel=f"test {metric}")
     legend_below(ax, ncol=2)
     return ax
+
+
+def plot_probe_curves(curves: pd.DataFrame, axes: Any = None) -> Any:
+    """Each pretraining's validation kNN accuracy against its epochs (left) and
+    against the CPU hours it had spent by then (right), one line per pretraining.
+    ``curves``: ``pretraining``, ``epoch``, ``kNN accuracy (%)`` and ``CPU hours``."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9.5, 3.8), layout="constrained", sharey=True)
+    colors = palette(list(dict.fromkeys(curves["pretraining"])))
+    for name, rows in curves.groupby("pretraining", sort=False):
+        for ax, x in zip(axes, ("epoch", "CPU hours")):
+            ax.plot(rows[x], rows["kNN accuracy (%)"], marker="o", color=colors[name], label=name)
+    axes[0].set(xlabel="epoch", ylabel="validation kNN accuracy (%)")
+    axes[1].set(xlabel="CPU hours (this pretraining's own)")
+    legend_below(axes[0], ncol=1)
+    return axes

@@ -116,6 +116,13 @@ COMPARISONS: dict[str, dict[str, str]] = {
         "f13_snl_fix": "label-smoothing profile, FER2013 100 per class: DTA+SNL − FixMatch",
         "f13_fix_sup": "the same: FixMatch − supervised",
     },
+    "07_pretrained": {
+        "pt_snl_fix": "pretrained family: DTA+SNL − FixMatch, test accuracy",
+        "pt_fix_sup": "pretrained family: FixMatch − supervised",
+        "pt_snl_sup": "pretrained family: DTA+SNL − supervised",
+        "ix_snl_fix": "(DTA+SNL − FixMatch) pretrained − the same from scratch, per seed",
+        "ix_fix_sup": "(FixMatch − supervised) pretrained − the same from scratch, per seed",
+    },
 }
 
 # chapter -> {key: what it holds}
@@ -381,5 +388,16 @@ KEYS: dict[str, dict[str, str]] = {
         "ctl_accept_snl": "the same: DTA+SNL",
         "ctl_reading": "DTA+SNL − FixMatch on the profile and on its control, in one sentence",
         "comparability": "how the published rows may be read against ours",
+    },
+    "07_pretrained": {
+        "n_pretrainings": "pretrainings recorded in results/pretraining/",
+        "n_pretrainings_planned": "pretrainings named in results/grid.yaml",
+        "n_pretrained_runs": "runs that start from the pretrained weights",
+        "best_pretraining": "a sentence: the recorded pretraining with the best final validation kNN accuracy",
+        "gate_mean": "the gate: mean paired difference in validation accuracy (points)",
+        "gate_n": "the gate's paired seeds recorded",
+        "gate_rule": "the gate's rule, in words",
+        "gate_verdict": "the gate's verdict",
+        "changed": "what the pretrained start changed against the verdicts from scratch",
     },
 }

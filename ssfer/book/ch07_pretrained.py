@@ -1,0 +1,151 @@
+"""What the chapter "With a pretrained backbone" (notebooks/07_pretrained.ipynb)
+reads off the recorded pretrainings and runs (issue 32): the pretrainings and
+their validation kNN curves, the gate named before it was measured, the planned
+family on the pretrained start and its interactions with the start, and what
+changed against the from-scratch verdicts."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ssfer.book import ch06_families as family_wise
+from ssfer.book import ch06_real_faces as ch06
+from ssfer.book import pretraining_grid, recording, tables, verdicts
+from ssfer.book.grid_tables import PRIMARY
+from ssfer.pretrain.record import PretrainRecord
+
+VARIANT = "BYOL-pretrained"      # the grid variant of the runs that fine-tune from the final pretraining
+FAMILY = "pretrained"            # results/grid.yaml's planned families on the pretrained start
+INTERACTIONS = "pretrained against from scratch"
+# the glue stems of each family's comparisons, in the grid's order
+FAMILY_KEYS = {FAMILY: (["snl_fix", "fix_sup", "snl_sup"], "pt"),
+               INTERACTIONS: (["snl_fix", "fix_sup"], "ix")}
+# The gate, named in results/grid.yaml before it is measured: supervised on 10 % of
+# the labels, pretrained start against from scratch, seeds 0-2, validation accuracy;
+# it passes at a mean paired difference of at least GATE_POINTS.
+GATE_POINTS = 1.0
+GATE_SEEDS = (0, 1, 2)
+GATE_METRIC = "val accuracy (%)"
+
+
+@dataclass
+class Pretrained:
+    """The recorded pretrainings beside the grid's, and the recorded runs (chapter 06's reading)."""
+
+    rec: ch06.Recorded
+    planned: dict[str, pretraining_grid.PlannedPretraining]
+    pretrainings: dict[str, PretrainRecord] = field(default_factory=dict)
+
+
+def load(results_dir: str | Path, grid: str | Path) -> Pretrained:
+    _, planned = recording.read_grid(ch06.repo_path(grid))
+    return Pretrained(ch06.load(results_dir, grid), planned, pretraining_grid.load_all(ch06.repo_path(results_dir)))
+
+
+def pretraining_table(pre: Pretrained) -> pd.DataFrame:
+    """One row per pretraining the grid names (and any other recorded): its crop
+    floor, lr and epochs, the validation kNN accuracy at the end and at its best
+    probe, and its CPU hours; "not recorded yet" where it has no record."""
+    rows = []
+    for name in [*pre.planned, *(n for n in pre.pretrainings if n not in pre.planned)]:
+        rec = pre.pretrainings.get(name)
+        if rec is None:
+            rows.append({"pretraining": name, "recorded": "not recorded yet"})
+            continue
+        c, curve = rec.config, rec.probe_curve()
+        best = max(curve, key=lambda r: r["probe_accuracy"]) if curve else None
+        rows.append({"pretraining": name, "recorded": "yes", "crop floor": c.views.crop_scale[0], "lr": c.train.lr,
+                     "epochs": c.train.epochs, "kNN accuracy (%)": 100 * rec.summary["probe_accuracy"],
+                     "best kNN accuracy (%)": 100 * best["probe_accuracy"] if best else math.nan,
+                     "at epoch": best["epoch"] if best else math.nan,
+                     "CPU hours": rec.summary["cpu_seconds"] / 3600})
+    return pd.DataFrame(rows, columns=["pretraining", "recorded", "crop floor", "lr", "epochs", "kNN accuracy (%)",
+                                       "best kNN accuracy (%)", "at epoch", "CPU hours"])
+
+
+def probe_curves(pre: Pretrained) -> pd.DataFrame:
+    """The validation kNN probe of every recorded pretraining, one row per probe:
+    pretraining, epoch, kNN accuracy (%) and the CPU hours spent by then."""
+    rows = [{"pretraining": name, "epoch": r["epoch"], "kNN accuracy (%)": 100 * r["probe_accuracy"],
+             "CPU hours": r["cpu_seconds"] / 3600}
+            for name, rec in pre.pretrainings.items() for r in rec.probe_curve()]
+    return pd.DataFrame(rows, columns=["pretraining", "epoch", "kNN accuracy (%)", "CPU hours"])
+
+
+def pretraining_values(pre: Pretrained) -> dict:
+    """What the prose cites of the pretrainings: how many are recorded of those
+    named, and a sentence on the best by final validation kNN accuracy."""
+    table = pretraining_table(pre)
+    done = table[table["recorded"] == "yes"]
+    values = {"n_pretrainings": len(done), "n_pretrainings_planned": len(pre.planned)}
+    if done.empty:
+        return values | {"best_pretraining": "No pretraining is recorded yet."}
+    best = done.loc[done["kNN accuracy (%)"].idxmax()]
+    return values | {"best_pretraining": f"The best recorded so far is {best['pretraining']}, at "
+                                         f"{best['kNN accuracy (%)']:.1f} % validation kNN accuracy after "
+                                         f"{best['CPU hours']:.1f} CPU hours ({best['epochs']:.0f} epochs)."}
+
+
+def gate(every: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+    """The gate: supervised on the primary budget, pretrained start against from
+    scratch, at ``GATE_SEEDS``, on validation accuracy; its table (one row per
+    seed both hold) and its values (``gate_mean``, ``gate_n``, ``gate_verdict``:
+    passes, fails or not measured yet)."""
+    where = {k: v for k, v in PRIMARY.items() if k != "variant"}
+    pre = tables.select(every, **where, variant=VARIANT, method="supervised")
+    scratch = tables.select(every, **where, variant=PRIMARY["variant"], method="supervised")
+    a = {int(s): v for s, v in zip(pre["seed"], pre[GATE_METRIC]) if s in GATE_SEEDS and math.isfinite(v)}
+    b = {int(s): v for s, v in zip(scratch["seed"], scratch[GATE_METRIC]) if s in GATE_SEEDS and math.isfinite(v)}
+    seeds = sorted(set(a) & set(b))
+    frame = pd.DataFrame([{"seed": s, "pretrained (%)": a[s], "from scratch (%)": b[s], "difference": a[s] - b[s]}
+                          for s in seeds], columns=["seed", "pretrained (%)", "from scratch (%)", "difference"])
+    rule = f"at least {verdicts.amount(GATE_POINTS)} of validation accuracy, mean over seeds {', '.join(map(str, GATE_SEEDS))}"
+    if len(seeds) < len(GATE_SEEDS):
+        return {"gate_mean": "—", "gate_n": len(seeds), "gate_rule": rule,
+                "gate_verdict": f"not measured yet ({len(seeds)} of {len(GATE_SEEDS)} paired seeds recorded)"}, frame
+    mean = float(frame["difference"].mean())
+    said = "passes" if mean >= GATE_POINTS else "fails"
+    return {"gate_mean": tables.num(mean, "+.2f"), "gate_n": len(seeds), "gate_rule": rule,
+            "gate_verdict": f"the pretrained start {said} the gate ({mean:+.2f} points, {rule})"}, frame
+
+
+def readings(pre: Pretrained) -> dict[str, family_wise.FamilyReading]:
+    """This chapter's planned families, read family-wise, by name."""
+    return {r.family.name: r for r in family_wise.read_families(pre.rec) if r.family.name in FAMILY_KEYS}
+
+
+def family_values(found: dict[str, family_wise.FamilyReading]) -> dict:
+    """The glue values of each of this chapter's families (``pt_*``, ``ix_*``)."""
+    values = {}
+    for name, (keys, prefix) in FAMILY_KEYS.items():
+        if name in found:
+            values |= family_wise.family_values(found[name], keys, prefix)
+    return values
+
+
+def changed(pre: Pretrained) -> tuple[str, pd.DataFrame]:
+    """What the pretrained start changed: each comparison of its family beside the
+    same comparison's family-wise verdict from scratch (the primary family), as a
+    table, and a sentence that counts the verdicts kept and changed. True
+    whatever the numbers."""
+    found = {r.family.name: r for r in family_wise.read_families(pre.rec)}
+    ours, primary = found.get(FAMILY), found.get("primary")
+    columns = ["comparison", "from scratch", "pretrained"]
+    if ours is None or primary is None:
+        return "The grid names no pretrained family beside the primary one.", pd.DataFrame(columns=columns)
+    scratch = dict(zip(primary.labels, primary.table["family-wise verdict"]))
+    frame = pd.DataFrame([{"comparison": label, "from scratch": scratch.get(label, "not in the primary family"),
+                           "pretrained": verdict}
+                          for label, verdict in zip(ours.labels, ours.table["family-wise verdict"])], columns=columns)
+    measured = [c is not None and c.paired.n >= verdicts.MIN_SEEDS for c in ours.comparisons]
+    if not any(measured):
+        return ("No comparison on the pretrained start has its runs yet, so nothing can be said yet about what "
+                "pretraining changes; the table gives the verdicts from scratch they will be read against."), frame
+    rows = frame[measured]
+    moved = rows[rows["from scratch"] != rows["pretrained"]]
+    said = (f"Of the {len(rows)} comparisons measured on the pretrained start, {len(rows) - len(moved)} keep the "
+            f"family-wise verdict they have from scratch and {len(moved)} change it")
+    return said + (f": {', '.join(moved['comparison'])}." if len(moved) else "."), frame

@@ -1,0 +1,96 @@
+"""Chapter 07, "With a pretrained backbone": the pretrainings and their probe
+curves, the gate named before it is measured, and what the pretrained start
+changes against the verdicts from scratch (issue 32)."""
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ssfer.book import ch06_real_faces as ch06, ch07_pretrained as ch07, grid_tables, pretraining_grid
+from ssfer.pretrain.config import PretrainConfig
+from ssfer.pretrain.record import PretrainRecord
+
+REPO = Path(__file__).resolve().parents[1]
+PRIMARY = dict(grid_tables.PRIMARY)
+PRE = {**PRIMARY, "variant": ch07.VARIANT}
+
+
+def _record(accuracies: list[float], seconds_per_epoch: float, crop: float = 0.4) -> PretrainRecord:
+    cfg = PretrainConfig.from_yaml(REPO / "configs" / "synthfer_pretrain.yaml").with_overrides(
+        {"train.epochs": 5 * len(accuracies), "views.crop_scale": [crop, 1.0]})
+    history = [{"epoch": 5 * (i + 1), "step": 10 * (i + 1), "probe_accuracy": a,
+                "seconds": 5 * (i + 1) * seconds_per_epoch, "cpu_seconds": 5 * (i + 1) * seconds_per_epoch}
+               for i, a in enumerate(accuracies)]
+    return PretrainRecord(cfg, history, {"probe_accuracy": accuracies[-1],
+                                         "cpu_seconds": 5 * len(accuracies) * seconds_per_epoch})
+
+
+def _pre(rows: list[dict], pretrainings: dict | None = None) -> ch07.Pretrained:
+    every = pd.DataFrame(rows, columns=["run", *PRIMARY, "method", "seed", "accuracy (%)", "val accuracy (%)"])
+    families = grid_tables.load_families(REPO / "results" / "grid.yaml")
+    planned = {n: pretraining_grid.PlannedPretraining(n, "p.yaml") for n in ("pilot_a", "pilot_b")}
+    return ch07.Pretrained(ch06.Recorded({}, [], every, families=families), planned, pretrainings or {})
+
+
+def _runs(variant: str, method: str, scores: list[float], val: list[float] | None = None) -> list[dict]:
+    return [{**PRIMARY, "variant": variant, "run": f"{variant}_{method}_s{s}", "method": method, "seed": s,
+             "accuracy (%)": x, "val accuracy (%)": (val or scores)[s]} for s, x in enumerate(scores)]
+
+
+def test_the_pretrainings_table_and_curves_say_what_is_recorded_and_the_best():
+    pre = _pre([], {"pilot_a": _record([0.30, 0.36, 0.38], 3600.0 / 5), "pilot_b": _record([0.31, 0.40], 1800.0 / 5, 0.2)})
+    table = ch07.pretraining_table(pre).set_index("pretraining")
+    assert table.loc["pilot_a", "kNN accuracy (%)"] == pytest.approx(38.0)
+    assert table.loc["pilot_a", "CPU hours"] == pytest.approx(3.0)
+    assert table.loc["pilot_b", "best kNN accuracy (%)"] == pytest.approx(40.0)
+    assert table.loc["pilot_b", "at epoch"] == 10 and table.loc["pilot_b", "crop floor"] == 0.2
+    curves = ch07.probe_curves(pre)
+    assert len(curves) == 5 and curves.groupby("pretraining")["CPU hours"].max()["pilot_a"] == pytest.approx(3.0)
+    values = ch07.pretraining_values(pre)
+    assert values["n_pretrainings"] == 2 and values["n_pretrainings_planned"] == 2
+    assert values["best_pretraining"] == ("The best recorded so far is pilot_b, at 40.0 % validation kNN accuracy "
+                                          "after 1.0 CPU hours (10 epochs).")
+    empty = _pre([])
+    assert list(ch07.pretraining_table(empty)["recorded"]) == ["not recorded yet"] * 2
+    assert ch07.pretraining_values(empty)["best_pretraining"] == "No pretraining is recorded yet."
+    assert ch07.probe_curves(empty).empty
+
+
+@pytest.mark.parametrize("lead, said", [(1.2, "passes"), (0.8, "fails")])
+def test_the_gate_reads_the_mean_paired_validation_difference_against_1_point(lead, said):
+    scratch = [60.0, 61.0, 59.5]
+    rows = _runs(PRIMARY["variant"], "supervised", [70.0] * 3, scratch) \
+        + _runs(ch07.VARIANT, "supervised", [50.0] * 3, [v + lead + d for v, d in zip(scratch, (0.1, -0.1, 0.0))])
+    values, frame = ch07.gate(pd.DataFrame(rows))
+    assert len(frame) == 3 and values["gate_n"] == 3
+    assert values["gate_verdict"].startswith(f"the pretrained start {said} the gate ({lead:+.2f} points")
+    # test accuracy never enters the gate
+    assert frame["difference"].mean() == pytest.approx(lead)
+
+
+def test_the_gate_before_its_runs_says_it_is_not_measured():
+    values, frame = ch07.gate(pd.DataFrame(_runs(PRIMARY["variant"], "supervised", [70.0] * 3)))
+    assert frame.empty and values["gate_verdict"] == "not measured yet (0 of 3 paired seeds recorded)"
+
+
+def test_what_changed_sets_each_pretrained_verdict_beside_the_one_from_scratch():
+    scratch = {"supervised": [70.0, 70.0, 70.0, 70.0], "FixMatch": [71.0, 71.2, 70.9, 71.1],
+               "DTA+SNL": [71.6, 71.9, 71.7, 71.8], "FlexMatch": [71.0] * 4, "DTA": [71.5] * 4}
+    rows = [r for m, v in scratch.items() for r in _runs(PRIMARY["variant"], m, v)]
+    sentence, frame = ch07.changed(_pre(rows))
+    assert sentence.startswith("No comparison on the pretrained start has its runs yet")
+    assert list(frame["pretrained"]) == ["not recorded yet: no claim"] * 3
+    assert frame["from scratch"][0].startswith("DTA+SNL scores higher")
+    # pretrained: FixMatch's gain over supervised stays, DTA+SNL's lead over FixMatch is gone
+    pre = {"supervised": [80.0, 80.1, 79.9, 80.0], "FixMatch": [81.0, 81.2, 80.9, 81.1],
+           "DTA+SNL": [81.0, 81.3, 80.8, 81.1]}
+    rows += [r for m, v in pre.items() for r in _runs(ch07.VARIANT, m, v)]
+    sentence, frame = ch07.changed(_pre(rows))
+    assert sentence.startswith("Of the 3 comparisons measured on the pretrained start, ")
+    assert "change it: DTA+SNL − FixMatch" in sentence
+    assert frame.set_index("comparison").loc["DTA+SNL − FixMatch", "pretrained"].startswith("no difference")
+    found = ch07.readings(_pre(rows))
+    assert list(found) == [ch07.FAMILY, ch07.INTERACTIONS]
+    values = ch07.family_values(found)
+    assert values["pt_snl_fix_n"] == 4 and values["ix_snl_fix_n"] == 4
+    assert values["ix_snl_fix_fw"].startswith("(DTA+SNL − FixMatch) from scratch is larger")
