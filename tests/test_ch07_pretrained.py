@@ -94,3 +94,16 @@ def test_what_changed_sets_each_pretrained_verdict_beside_the_one_from_scratch()
     values = ch07.family_values(found)
     assert values["pt_snl_fix_n"] == 4 and values["ix_snl_fix_n"] == 4
     assert values["ix_snl_fix_fw"].startswith("(DTA+SNL − FixMatch) from scratch is larger")
+
+
+def test_a_verdict_short_of_its_planned_seeds_reads_as_interim_beside_the_other():
+    scratch = {"supervised": [70.0] * 4, "FixMatch": [71.0, 71.2, 70.9, 71.1], "DTA+SNL": [71.6, 71.9, 71.7, 71.8]}
+    rows = [r for m, v in scratch.items() for r in _runs(PRIMARY["variant"], m, v)]
+    pre = _pre(rows)
+    # the grid plans six seeds of FixMatch and DTA+SNL from scratch, four of supervised
+    pre.rec.planned_keys = pd.DataFrame([{**PRIMARY, "run": f"{m}_s{s}", "method": m, "seed": s}
+                                         for m in scratch for s in range(6 if m != "supervised" else 4)])
+    _, frame = ch07.changed(pre)
+    row = frame.set_index("comparison")
+    assert row.loc["DTA+SNL − FixMatch", "from scratch"].endswith(" (interim: 4 of 6 planned seeds)")
+    assert "interim" not in row.loc["FixMatch − supervised", "from scratch"]

@@ -136,16 +136,31 @@ def changed(pre: Pretrained) -> tuple[str, pd.DataFrame]:
     columns = ["comparison", "from scratch", "pretrained"]
     if ours is None or primary is None:
         return "The grid names no pretrained family beside the primary one.", pd.DataFrame(columns=columns)
-    scratch = dict(zip(primary.labels, primary.table["family-wise verdict"]))
+    scratch = dict(zip(primary.labels, (_verdict(row) for _, row in primary.table.iterrows())))
     frame = pd.DataFrame([{"comparison": label, "from scratch": scratch.get(label, "not in the primary family"),
-                           "pretrained": verdict}
-                          for label, verdict in zip(ours.labels, ours.table["family-wise verdict"])], columns=columns)
+                           "pretrained": _verdict(row)}
+                          for label, (_, row) in zip(ours.labels, ours.table.iterrows())], columns=columns)
     measured = [c is not None and c.paired.n >= verdicts.MIN_SEEDS for c in ours.comparisons]
     if not any(measured):
         return ("No comparison on the pretrained start has its runs yet, so nothing can be said yet about what "
                 "pretraining changes; the table gives the verdicts from scratch they will be read against."), frame
     rows = frame[measured]
-    moved = rows[rows["from scratch"] != rows["pretrained"]]
+    moved = rows[[_bare(a) != _bare(b) for a, b in zip(rows["from scratch"], rows["pretrained"])]]
     said = (f"Of the {len(rows)} comparisons measured on the pretrained start, {len(rows) - len(moved)} keep the "
             f"family-wise verdict they have from scratch and {len(moved)} change it")
     return said + (f": {', '.join(moved['comparison'])}." if len(moved) else "."), frame
+
+
+INTERIM = " (interim: {} of {} planned seeds)"
+
+
+def _verdict(row: pd.Series) -> str:
+    """A family table row's verdict, marked interim while it has fewer paired
+    seeds than the grid plans."""
+    planned = int(row.get("planned seeds", 0) or 0)
+    seeds = int(row["seeds"])
+    return row["family-wise verdict"] + (INTERIM.format(seeds, planned) if 0 < seeds < planned else "")
+
+
+def _bare(verdict: str) -> str:
+    return verdict.split(" (interim: ")[0]
