@@ -104,3 +104,18 @@ def test_a_pretraining_entry_is_checked(tmp_path):
     g.write_text("pretrainings:\n  - {name: a, config: p.yaml}\n  - {name: a, config: q.yaml}\ngroups: []\n")
     with pytest.raises(ConfigError, match="pretrainings\\[1\\]: the name 'a' repeats"):
         load_grid(g)
+
+
+def test_a_pretraining_another_command_is_recording_is_left_to_it_with_its_runs(tmp_path, monkeypatch,
+                                                                                two_step_overrides):
+    from filelock import FileLock
+
+    monkeypatch.chdir(tmp_path)
+    grid, pretrainings = read_grid(_grid(tmp_path, two_step_overrides))
+    results = tmp_path / "results"
+    (results / ".recording").mkdir(parents=True)
+    with FileLock(results / ".recording" / "pretraining.synth_byol.lock", timeout=0):
+        out = record_grid(grid, tmp_path, results, {}, only=["synth_byol_*_s0"], pretrainings=pretrainings)
+    assert out == {"synth_byol_supervised_s0": "its pretraining synth_byol has no weights here: it is being "
+                                               "recorded by another command"}
+    assert not (results / "pretraining").exists() and not (tmp_path / "cache" / "pretrain").exists()

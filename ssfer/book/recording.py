@@ -375,9 +375,14 @@ def _pretrain_first(todo: list[PlannedPretraining], held: contextlib.ExitStack, 
 
     code, into = pretraining_code_digest(), results_dir / pretraining_grid.FOLDER
     by_name, tasks, weights = {pp.name: pp for pp in todo}, [], {}
-    mine = {pp.name for pp in todo if not pretraining_grid.is_recorded(results_dir, pp.name)
-            and _lock(held, results_dir, f"{pretraining_grid.FOLDER}.{pp.name}")}
+    mine = set()
     for pp in todo:
+        if not pretraining_grid.is_recorded(results_dir, pp.name):
+            if not _lock(held, results_dir, f"{pretraining_grid.FOLDER}.{pp.name}"):
+                # its weights would be made twice, or on another machine's cache
+                engine.say(f"{pp.name}: being recorded by another `ssfer results record`; left to it")
+                continue
+            mine.add(pp.name)
         try:
             tasks.append(Task(pp.name, pretrain_run, (pp.resolve(root, data_roots).to_dict(), cache_dir,
                                                      list(sys.argv), code)))
@@ -428,7 +433,8 @@ def record_grid(grid: list[Planned], root: Path, results_dir: Path, data_roots: 
         tasks = []
         for p in mine:
             if p.pretraining and p.pretraining not in weights:
-                done[p.name] = f"its pretraining {p.pretraining} has no weights here: {done.get(p.pretraining)}"
+                why = done.get(p.pretraining) or "it is being recorded by another command"
+                done[p.name] = f"its pretraining {p.pretraining} has no weights here: {why}"
                 engine.say(f"{p.name}: {done[p.name]}")
                 continue
             task = _task(p, root, data_roots, cache_dir, code, weights.get(p.pretraining))
