@@ -308,3 +308,20 @@ def test_a_selection_that_matches_nothing_and_a_replay_that_compares_nothing_are
     assert not (rec.run_dir.parent / "replays.jsonl").exists()
     assert main(["results", "replay", "no_such_run", "--results-dir", str(tmp_path)]) == 1
     assert "run folder error:" in capsys.readouterr().err
+
+
+def test_the_cost_left_prices_each_run_per_step_of_its_method_at_its_budget():
+    from ssfer.book.grid_tables import cost_left
+
+    table = pd.DataFrame([
+        {"method": "FixMatch", "data set": "FERPlus", "budget": "10 % labeled", "train minutes": 20.0, "steps": 4000},
+        {"method": "FixMatch", "data set": "FERPlus", "budget": "10 % labeled", "train minutes": 30.0, "steps": 4000},
+        {"method": "supervised", "data set": "FERPlus", "budget": "all labels", "train minutes": 10.0, "steps": 10000}])
+    keys = pd.DataFrame([{"run": "a", "data set": "FERPlus", "budget": "10 % labeled", "method": "FixMatch"},
+                         {"run": "b", "data set": "FERPlus", "budget": "1 % labeled", "method": "FixMatch"},
+                         {"run": "c", "data set": "FERPlus", "budget": "all labels", "method": "supervised"},
+                         {"run": "d", "data set": "FERPlus", "budget": "1 % labeled", "method": "DTA"}])
+    out = cost_left(table, keys, {"a": 4000, "b": 2000, "c": 4000, "d": 4000})
+    # a: 25 min at its budget; b: FixMatch's per-step mean at another budget; c: 4000 of 10000 steps
+    assert out["seconds"] == pytest.approx(25 * 60 + 25 * 60 / 2 + 10 * 60 * 0.4)
+    assert out["costed"] == 3 and out["not costed"] == ["d"]

@@ -129,8 +129,26 @@ def status(args: argparse.Namespace) -> int:
     print(f"{len(done)} of {len(grid)} runs of {args.grid} recorded in {args.results_dir}/")
     for p in todo:
         print(f"  to record: {p.name}" + (f" (starts from {p.pretraining})" if p.pretraining else ""))
+    if todo:
+        _print_cost(grid, args, [p.name for p in todo])
     _print_open_seeds(recording.open_seeds(grid, args.results_dir, args.variant))
     return 0
+
+
+def _print_cost(grid, args: argparse.Namespace, names: list[str]) -> None:
+    """About how many CPU hours of training the runs ``names`` still need."""
+    from ssfer.book import ch06_real_faces as ch06, grid_tables, recording
+
+    table = grid_tables.results_table(recording.load_results(args.results_dir), grid)
+    keys = grid_tables.planned_table(grid, ch06.grid_root(args.grid, grid))
+    from ssfer.config import Config
+    root = ch06.grid_root(args.grid, grid)
+    steps = {p.name: Config.from_yaml(root / p.config).with_overrides(p.overrides).train.steps
+             for p in grid if p.name in set(names)}
+    cost = grid_tables.cost_left(table, keys, steps)
+    left = f"; {len(cost['not costed'])} not costed (no recorded run of their method)" if cost["not costed"] else ""
+    print(f"about {cost['seconds'] / 3600:.1f} CPU hours of training for the {cost['costed']} runs costed "
+          f"(each at the mean recorded seconds per step of its method at its budget, times its steps){left}")
 
 
 def family(args: argparse.Namespace) -> int:
