@@ -276,6 +276,8 @@ def test_status_says_whether_this_machine_completes_a_part_recorded_seed_alike(t
     assert main(["results", "status", "--grid", "grid.yaml", "--results-dir", "results"]) == 0
     out = capsys.readouterr().out
     assert f"this machine: {here}" in out
+    # the fake folders cannot be read as runs: the estimate of what is left says so, status goes on
+    assert "no estimate of the CPU hours left: " in out and "synth_" in out.split("no estimate")[1]
     assert ("seed 0: 1 of 2 runs recorded on SSE9, Other, code ffffffff (commit abcdef1); "
             "completing it here mixes CPU kinds and code versions") in out
     (tmp_path / "results" / "synth_fixmatch_s1" / "summary.json").unlink()   # seed 1 part-recorded, on this kind

@@ -139,9 +139,16 @@ def _print_cost(grid, args: argparse.Namespace, names: list[str]) -> None:
     """About how many CPU hours of training the runs ``names`` still need."""
     from ssfer.book import ch06_real_faces as ch06, grid_tables, recording
 
-    table = grid_tables.results_table(recording.load_results(args.results_dir), grid)
-    keys = grid_tables.planned_table(grid, ch06.grid_root(args.grid, grid))
     from ssfer.config import Config
+    from ssfer.errors import RunFolderError
+
+    try:
+        table = grid_tables.results_table(recording.load_results(args.results_dir), grid)
+    except (RunFolderError, ValueError, KeyError) as e:
+        # an estimate is no reason for `status` to fail: the unreadable folder is named
+        print(f"no estimate of the CPU hours left: {e}")
+        return
+    keys = grid_tables.planned_table(grid, ch06.grid_root(args.grid, grid))
     root = ch06.grid_root(args.grid, grid)
     steps = {p.name: Config.from_yaml(root / p.config).with_overrides(p.overrides).train.steps
              for p in grid if p.name in set(names)}
