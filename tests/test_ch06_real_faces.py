@@ -159,13 +159,13 @@ def test_recompute_names_the_parameter_it_needs():
 
 def test_the_grid_root_is_found_from_the_grid_file_wherever_the_chapter_runs(tmp_path):
     planned = recording.load_grid(REPO / "results" / "grid.yaml")
-    assert ch06.grid_root(REPO / "results" / "grid.yaml", planned) == REPO
+    assert recording.grid_root(REPO / "results" / "grid.yaml", planned) == REPO
     # as the nbval re-run lays it out: results/ linked into a folder that has no configs/
     (tmp_path / "results").symlink_to(REPO / "results", target_is_directory=True)
-    assert ch06.grid_root(tmp_path / "results" / "grid.yaml", planned) == REPO
+    assert recording.grid_root(tmp_path / "results" / "grid.yaml", planned) == REPO
     (tmp_path / "g.yaml").write_text((REPO / "results" / "grid.yaml").read_text())
     with pytest.raises(ConfigError, match="g.yaml: no folder above it holds the configs it names"):
-        ch06.grid_root(tmp_path / "g.yaml", planned)
+        recording.grid_root(tmp_path / "g.yaml", planned)
 
 
 @pytest.fixture(scope="module")

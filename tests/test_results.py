@@ -312,18 +312,35 @@ def test_a_selection_that_matches_nothing_and_a_replay_that_compares_nothing_are
     assert "run folder error:" in capsys.readouterr().err
 
 
-def test_the_cost_left_prices_each_run_per_step_of_its_method_at_its_budget():
-    from ssfer.book.grid_tables import cost_left
+def test_the_cost_left_prices_each_run_per_step_of_its_method_in_its_group(tmp_path):
+    from ssfer.book.recording import Planned, cost_left
+    from ssfer.config import Config
+    from ssfer.errors import RunFolderError
 
-    table = pd.DataFrame([
-        {"method": "FixMatch", "data set": "FERPlus", "budget": "10 % labeled", "train minutes": 20.0, "steps": 4000},
-        {"method": "FixMatch", "data set": "FERPlus", "budget": "10 % labeled", "train minutes": 30.0, "steps": 4000},
-        {"method": "supervised", "data set": "FERPlus", "budget": "all labels", "train minutes": 10.0, "steps": 10000}])
-    keys = pd.DataFrame([{"run": "a", "data set": "FERPlus", "budget": "10 % labeled", "method": "FixMatch"},
-                         {"run": "b", "data set": "FERPlus", "budget": "1 % labeled", "method": "FixMatch"},
-                         {"run": "c", "data set": "FERPlus", "budget": "all labels", "method": "supervised"},
-                         {"run": "d", "data set": "FERPlus", "budget": "1 % labeled", "method": "DTA"}])
-    out = cost_left(table, keys, {"a": 4000, "b": 2000, "c": 4000, "d": 4000})
-    # a: 25 min at its budget; b: FixMatch's per-step mean at another budget; c: 4000 of 10000 steps
-    assert out["seconds"] == pytest.approx(25 * 60 + 25 * 60 / 2 + 10 * 60 * 0.4)
-    assert out["costed"] == 3 and out["not costed"] == ["d"]
+    (tmp_path / "c.yaml").write_text("train:\n  steps: 10000\n")
+    (tmp_path / "d.yaml").write_text("data:\n  dataset: synthfer\n")   # no steps: the default
+
+    def planned(name, algo, frac, steps=None, config="c.yaml"):
+        sets = {"algo.name": algo, "split.seed": 0, "train.seed": 0, "split.fraction": frac}
+        return Planned(name, config, {**sets, **({"train.steps": steps} if steps else {})})
+
+    grid = [planned("r1", "fixmatch", 0.1, 4000), planned("r2", "fixmatch", 0.1, 4000),
+            planned("r3", "supervised", 1.0), planned("r4", "fixmatch", 0.01, 4000),
+            planned("a", "fixmatch", 0.1, 4000), planned("b", "fixmatch", 0.05, 2000),
+            planned("c", "supervised", 1.0, 4000), planned("d", "dta", 0.01, 4000), planned("e", "supervised", 1.0),
+            planned("f", "supervised", 0.5, config="d.yaml")]
+    for name, seconds, steps in (("r1", 1200, 4000), ("r2", 1800, 4000), ("r3", 600, 10000), ("r4", 4000, 4000)):
+        (tmp_path / "res" / name).mkdir(parents=True)
+        for f in ARTIFACTS:
+            (tmp_path / "res" / name / f).write_text("")
+        (tmp_path / "res" / name / "summary.json").write_text(json.dumps({"train_seconds": seconds, "steps": steps}))
+    out = cost_left(grid, tmp_path / "res", ["a", "b", "c", "d", "e", "f"], tmp_path)
+    # a: FixMatch in its group (0.375 s/step); b: FixMatch anywhere; c: 4000 steps at 0.06 s;
+    # e: its config's 10,000 steps; f: the default steps; d: no recorded DTA run
+    fixmatch = (0.3 + 0.45 + 1.0) / 3
+    assert out["seconds"] == pytest.approx(0.375 * 4000 + fixmatch * 2000 + 0.06 * 4000 + 0.06 * 10000
+                                           + 0.06 * Config.default().train.steps)
+    assert out["costed"] == 5 and out["not costed"] == ["d"]
+    (tmp_path / "res" / "r4" / "summary.json").write_text("{")
+    with pytest.raises(RunFolderError, match=r"r4/summary\.json: cannot read its train_seconds and steps"):
+        cost_left(grid, tmp_path / "res", ["a"], tmp_path)

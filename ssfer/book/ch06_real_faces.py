@@ -96,21 +96,10 @@ class Recorded:
                 if methods is None or r.method in methods}
 
 
-def grid_root(grid: str | Path, planned: list[recording.Planned]) -> Path:
-    """The folder the grid's config paths are relative to: the nearest one above the
-    grid file (links followed) that holds every config it names; the repository
-    root for ``results/grid.yaml``, wherever the chapter runs from."""
-    configs = sorted({p.config for p in planned})
-    for folder in Path(grid).resolve().parents:
-        if all((folder / c).is_file() for c in configs):
-            return folder
-    raise ConfigError(f"{grid}: no folder above it holds the configs it names ({', '.join(configs[:3])}, ...)")
-
-
 def load(results_dir: str | Path, grid: str | Path) -> Recorded:
     records = recording.load_results(repo_path(results_dir))
     planned = recording.load_grid(repo_path(grid))
-    keys = grid_tables.planned_table(planned, grid_root(repo_path(grid), planned))
+    keys = grid_tables.planned_table(planned, recording.grid_root(repo_path(grid), planned))
     return Recorded(records, planned, grid_tables.results_table(records, planned),
                     grid_tables.primary_planned(planned, keys), recording.load_replays(repo_path(results_dir)),
                     grid_tables.load_families(repo_path(grid)), keys)

@@ -158,27 +158,6 @@ def seconds_per_run(rows) -> dict[str, float]:
     return (rows.groupby("method")["train minutes"].mean() * 60).to_dict()
 
 
-def cost_left(table: pd.DataFrame, keys: pd.DataFrame, steps: dict[str, int]) -> dict:
-    """The training seconds the runs ``steps`` names (each with its planned
-    steps; their keys in the grid's ``planned_table`` ``keys``) are likely to
-    take: each at the mean recorded seconds per step of its method at its data set
-    and budget, else of its method, times its steps. Returns the total seconds,
-    the runs costed and those no recorded run can cost. An estimate from runs that
-    may have shared their cores, not a promise."""
-    per_step = table.assign(s=60 * table["train minutes"] / table["steps"])
-    by_budget = per_step.groupby(["method", "data set", "budget"])["s"].mean().to_dict()
-    by_method = per_step.groupby("method")["s"].mean().to_dict()
-    seconds, costed, unknown = 0.0, 0, []
-    for row in keys[keys["run"].isin(list(steps))].to_dict("records"):
-        cost = by_budget.get((row["method"], row["data set"], row["budget"]), by_method.get(row["method"]))
-        if cost is None or not math.isfinite(cost):
-            unknown.append(row["run"])
-            continue
-        seconds += cost * steps[row["run"]]
-        costed += 1
-    return {"seconds": seconds, "costed": costed, "not costed": unknown}
-
-
 def plan(table, half_width: float = 1.0, family=PLANNED, metric: str = "accuracy (%)",
          max_seeds: int = MAX_SEEDS, **where):
     """How many paired seeds each planned comparison needs for a 95 % interval of

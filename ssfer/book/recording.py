@@ -31,7 +31,7 @@ import yaml
 from ssfer.book import pretraining_grid
 from ssfer.book.engine import Engine, Task
 from ssfer.book.pretraining_grid import PlannedPretraining, command_line
-from ssfer.config import Config, ConfigError
+from ssfer.config import Config, ConfigError, TrainConfig
 from ssfer.data.errors import DataError
 from ssfer.errors import RunFolderError
 from ssfer.io import atomic_write_bytes, atomic_write_text, write_error
@@ -338,6 +338,78 @@ def _source(env: dict) -> dict:
             "CPU kind": cpu_kind(env)}
 
 
+def group_key(p: Planned) -> tuple:
+    """What the runs of one grid group share whatever their method and seed: its
+    config, variant, pretraining and every other override."""
+    rest = {k: v for k, v in p.overrides.items() if k not in ("algo.name", "train.seed", "split.seed")}
+    return p.config, p.variant, p.pretraining, json.dumps(rest, sort_keys=True, default=str)
+
+
+def grid_root(grid: str | Path, planned: list[Planned]) -> Path:
+    """The folder the grid's config paths are relative to: the nearest one above the
+    grid file (links followed) that holds every config it names; the repository
+    root for ``results/grid.yaml``, wherever it is read from."""
+    configs = sorted({p.config for p in planned})
+    for folder in Path(grid).resolve().parents:
+        if all((folder / c).is_file() for c in configs):
+            return folder
+    raise ConfigError(f"{grid}: no folder above it holds the configs it names ({', '.join(configs[:3])}, ...)")
+
+
+def planned_steps(p: Planned, root: Path, _configs: dict | None = None) -> int:
+    """The training steps ``p`` is planned to take: its override, else its
+    config's, else the default. Reads only the YAML (``_configs`` caches it by path)."""
+    if "train.steps" in p.overrides:
+        return int(p.overrides["train.steps"])
+    configs = {} if _configs is None else _configs
+    if p.config not in configs:
+        path = root / p.config
+        try:
+            configs[p.config] = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"{path}: cannot read the config: {e}") from e
+    steps = (configs[p.config].get("train") or {}).get("steps")
+    return int(steps) if steps is not None else TrainConfig().steps
+
+
+def cost_left(grid: list[Planned], results_dir: Path, names: list[str], root: Path) -> dict:
+    """The training seconds the runs ``names`` of ``grid`` are likely to take: each
+    at the mean recorded seconds per step (``train_seconds / steps`` of each
+    recorded run's summary.json) of its method in its grid group, else of its
+    method anywhere in the grid, times its planned steps. Returns the total
+    seconds, the runs costed and those no recorded run of their method can cost.
+    An estimate from runs that may have shared their cores, not a promise. Reads
+    summaries only, so that ``status`` stays quick; raises ``RunFolderError``
+    naming a summary it cannot read."""
+    by_group: dict[tuple, list[float]] = {}
+    by_method: dict[str, list[float]] = {}
+    for p in grid:
+        if not is_recorded(results_dir, p.name):
+            continue
+        path = results_dir / p.name / "summary.json"
+        try:
+            s = json.loads(path.read_text())
+            per_step = float(s["train_seconds"]) / int(s["steps"])
+        except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as e:
+            raise RunFolderError(f"{path}: cannot read its train_seconds and steps ({type(e).__name__}: {e})") from None
+        method = p.overrides["algo.name"]
+        by_group.setdefault((group_key(p), method), []).append(per_step)
+        by_method.setdefault(method, []).append(per_step)
+    wanted, configs = set(names), {}
+    seconds, costed, unknown = 0.0, 0, []
+    for p in grid:
+        if p.name not in wanted:
+            continue
+        method = p.overrides["algo.name"]
+        known = by_group.get((group_key(p), method)) or by_method.get(method)
+        if not known:
+            unknown.append(p.name)
+            continue
+        seconds += sum(known) / len(known) * planned_steps(p, root, configs)
+        costed += 1
+    return {"seconds": seconds, "costed": costed, "not costed": unknown}
+
+
 def open_seeds(grid: list[Planned], results_dir: Path, variant: str | None = None) -> list[dict]:
     """The seeds of ``grid`` (of ``variant``'s groups) that are part recorded: per
     grid group and seed with runs both recorded and still to record, the CPU kinds
@@ -347,12 +419,10 @@ def open_seeds(grid: list[Planned], results_dir: Path, variant: str | None = Non
     seeds: dict[tuple, list[Planned]] = {}
     for p in grid:
         if variant is None or p.variant == variant:
-            # a group at one seed: everything but the method and the seed is shared
-            rest = {k: v for k, v in p.overrides.items() if k not in ("algo.name", "train.seed", "split.seed")}
-            key = (p.config, p.variant, json.dumps(rest, sort_keys=True, default=str), p.overrides.get("split.seed", 0))
-            seeds.setdefault(key, []).append(p)
+            seeds.setdefault((group_key(p), p.overrides.get("split.seed", 0)), []).append(p)
     out = []
-    for (_, var, _, seed), runs in seeds.items():
+    for (_, seed), runs in seeds.items():
+        var = runs[0].variant
         done = [p for p in runs if is_recorded(results_dir, p.name)]
         if not done or len(done) == len(runs):
             continue

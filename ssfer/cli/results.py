@@ -137,25 +137,18 @@ def status(args: argparse.Namespace) -> int:
 
 def _print_cost(grid, args: argparse.Namespace, names: list[str]) -> None:
     """About how many CPU hours of training the runs ``names`` still need."""
-    from ssfer.book import ch06_real_faces as ch06, grid_tables, recording
-
-    from ssfer.config import Config
+    from ssfer.book import recording
     from ssfer.errors import RunFolderError
 
     try:
-        table = grid_tables.results_table(recording.load_results(args.results_dir), grid)
-    except (RunFolderError, ValueError, KeyError) as e:
-        # an estimate is no reason for `status` to fail: the unreadable folder is named
+        cost = recording.cost_left(grid, args.results_dir, names, recording.grid_root(args.grid, grid))
+    except (RunFolderError, ConfigError) as e:
+        # an estimate is no reason for `status` to fail: what it could not read is named
         print(f"no estimate of the CPU hours left: {e}")
         return
-    keys = grid_tables.planned_table(grid, ch06.grid_root(args.grid, grid))
-    root = ch06.grid_root(args.grid, grid)
-    steps = {p.name: Config.from_yaml(root / p.config).with_overrides(p.overrides).train.steps
-             for p in grid if p.name in set(names)}
-    cost = grid_tables.cost_left(table, keys, steps)
     left = f"; {len(cost['not costed'])} not costed (no recorded run of their method)" if cost["not costed"] else ""
     print(f"about {cost['seconds'] / 3600:.1f} CPU hours of training for the {cost['costed']} runs costed "
-          f"(each at the mean recorded seconds per step of its method at its budget, times its steps){left}")
+          f"(each at the mean recorded seconds per step of its method in its grid group, times its steps){left}")
 
 
 def family(args: argparse.Namespace) -> int:
