@@ -144,11 +144,14 @@ def changed(pre: Pretrained) -> tuple[str, pd.DataFrame]:
     if not any(measured):
         return ("No comparison on the pretrained start has its runs yet, so nothing can be said yet about what "
                 "pretraining changes; the table gives the verdicts from scratch they will be read against."), frame
-    rows = frame[measured]
-    moved = rows[[_bare(a) != _bare(b) for a, b in zip(rows["from scratch"], rows["pretrained"])]]
-    said = (f"Of the {len(rows)} comparisons measured on the pretrained start, {len(rows) - len(moved)} keep the "
+    # the verdicts themselves, without the interim mark that only counts seeds
+    before = dict(zip(primary.labels, primary.table["family-wise verdict"]))
+    after = zip(ours.labels, ours.table["family-wise verdict"], measured)
+    moved = [label for label, verdict, m in after if m and before.get(label) != verdict]
+    n = sum(measured)
+    said = (f"Of the {n} comparisons measured on the pretrained start, {n - len(moved)} keep the "
             f"family-wise verdict they have from scratch and {len(moved)} change it")
-    return said + (f": {', '.join(moved['comparison'])}." if len(moved) else "."), frame
+    return said + (f": {', '.join(moved)}." if moved else "."), frame
 
 
 INTERIM = " (interim: {} of {} planned seeds)"
@@ -160,7 +163,3 @@ def _verdict(row: pd.Series) -> str:
     planned = int(row.get("planned seeds", 0) or 0)
     seeds = int(row["seeds"])
     return row["family-wise verdict"] + (INTERIM.format(seeds, planned) if 0 < seeds < planned else "")
-
-
-def _bare(verdict: str) -> str:
-    return verdict.split(" (interim: ")[0]
