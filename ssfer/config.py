@@ -152,6 +152,9 @@ class TrainConfig:
     eval_flip: bool = False            # evaluate on each image and its mirror (mean of the two softmaxes)
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.03
+    # every parameter but the classifier head trains at lr x this: below 1, a
+    # pretrained start (model.pretrained_path) keeps more of what it learned
+    backbone_lr_scale: float = 1.0
     momentum: float = 0.9
     weight_decay: float = 5e-4
     warmup_steps: int = 0
@@ -348,6 +351,8 @@ def validate(cfg: Config) -> None:
     _check(t.batch_size > 0, "train.batch_size", f"must be positive, got {t.batch_size}")
     _check(t.mu >= 1, "train.mu", f"must be >= 1, got {t.mu}")
     _check(t.lr > 0, "train.lr", f"must be positive, got {t.lr}")
+    _check(0 < t.backbone_lr_scale <= 1, "train.backbone_lr_scale",
+           f"must be in (0, 1] (a fraction of train.lr), got {t.backbone_lr_scale}")
     _check(0 <= t.momentum < 1, "train.momentum", f"must be in [0, 1), got {t.momentum}")
     _check(t.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {t.weight_decay}")
     _check(0 <= t.warmup_steps < t.steps, "train.warmup_steps", "must be in [0, steps)")

@@ -360,3 +360,25 @@ def test_pseudo_label_source_is_validated():
         Config.default().with_overrides({"algo.name": "custom", "algo.threshold": "fixed", "algo.negatives": "ups",
                                          "algo.negatives_args": {"kappa_neg": 0.005},
                                          "algo.pseudo_labels": "student"})
+
+
+def test_backbone_lr_scale_slows_every_parameter_but_the_head(tiny_overrides):
+    """One plain SGD step from the same start: the head moves as at scale 1, every
+    other parameter by the scale's fraction; at scale 1 the optimizer keeps the two
+    groups (decayed or not) the recorded runs trained with."""
+    plain = {"algo.name": "supervised", "train.momentum": 0.0, "train.weight_decay": 0.0, "train.clip_grad": 0.0}
+    moved, groups = {}, {}
+    for scale in (1.0, 0.1):
+        tr = Trainer(cfg_of(tiny_overrides, **plain, **{"train.backbone_lr_scale": scale}))
+        before = {n: p.detach().clone() for n, p in tr.student.named_parameters()}
+        tr.train_step()
+        moved[scale] = {n: p.detach() - before[n] for n, p in tr.student.named_parameters()}
+        groups[scale] = [(len(g["params"]), g["lr"]) for g in tr.optimizer.param_groups]
+    assert len(groups[1.0]) == 2 and len(groups[0.1]) == 4
+    assert any(moved[1.0]["head.weight"].abs().flatten() > 0)
+    for name, d in moved[1.0].items():
+        share = 1.0 if name.startswith("head.") else 0.1
+        # atol: a float32 parameter near 1 keeps its step only to about 1e-7
+        torch.testing.assert_close(moved[0.1][name], share * d, rtol=1e-3, atol=1e-6, msg=name)
+    with pytest.raises(ValueError, match="train.backbone_lr_scale"):
+        cfg_of(tiny_overrides, **{"train.backbone_lr_scale": 0.0})

@@ -107,10 +107,17 @@ class Trainer:
     # ---- set-up -------------------------------------------------------
     def _optimizer(self) -> torch.optim.Optimizer:
         t = self.cfg.train
-        decay, no_decay = [], []
-        for p in self.student.parameters():
-            (no_decay if p.ndim <= 1 else decay).append(p)
-        groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        parts = {True: ([], []), False: ([], [])}   # head?: (decayed, not decayed)
+        split = t.backbone_lr_scale != 1.0   # at 1, the two groups every recorded run trained with
+        for name, p in self.student.named_parameters():
+            parts[split and name.startswith("head.")][p.ndim <= 1].append(p)
+        groups = []
+        # the head's groups first: the logged "lr" (group 0) is train.lr's schedule
+        for head, lr in ((True, t.lr), (False, t.lr * t.backbone_lr_scale)):
+            decay, no_decay = parts[head]
+            if decay or no_decay:
+                groups += [{"params": decay, "weight_decay": t.weight_decay, "lr": lr},
+                           {"params": no_decay, "weight_decay": 0.0, "lr": lr}]
         fused = {"fused": True} if self.device.type == "cuda" else {}
         if t.optimizer == "sgd":
             return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.momentum > 0, **fused)
