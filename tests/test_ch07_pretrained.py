@@ -107,3 +107,28 @@ def test_a_verdict_short_of_its_planned_seeds_reads_as_interim_beside_the_other(
     row = frame.set_index("comparison")
     assert row.loc["DTA+SNL − FixMatch", "from scratch"].endswith(" (interim: 4 of 6 planned seeds)")
     assert "interim" not in row.loc["FixMatch − supervised", "from scratch"]
+
+
+def test_the_fine_tuning_setting_is_chosen_on_validation_once_every_setting_has_its_seeds():
+    from ssfer.book.recording import Planned
+
+    settings = {"lr 0.003, backbone x1": [60.0, 61.0], "lr 0.001, backbone x0.1": [62.0, 62.5],
+                "lr 0.001, backbone x1": [61.0, 60.0]}
+    rows = []
+    for setting, val in settings.items():
+        # test accuracy runs the other way: it must not enter the choice
+        rows += _runs(ch07.TUNING + setting, "supervised", [80.0 - v for v in val], val)
+    planned = [Planned(f"t{i}", "c.yaml", variant=ch07.TUNING + s) for i, s in enumerate(settings)]
+    values, frame = ch07.tuning(pd.DataFrame(rows), planned)
+    assert list(frame["setting"]) == ["lr 0.001, backbone x0.1", "lr 0.003, backbone x1", "lr 0.001, backbone x1"]
+    assert values["tuning_choice"] == ("lr 0.001, backbone x0.1, at 62.25 % mean validation accuracy over seeds 0 "
+                                       "and 1 (the next, lr 0.003, backbone x1: 60.50 %)")
+    # one setting still without its seed 1: no choice yet, and a setting only planned counts
+    late = [r for r in rows if not (r["variant"].endswith("backbone x1") and r["seed"] == 1
+                                    and "0.001" in r["variant"])]
+    extra = planned + [Planned("t9", "c.yaml", variant=ch07.TUNING + "lr 0.0003, backbone x1")]
+    values, frame = ch07.tuning(pd.DataFrame(late), extra)
+    assert values["tuning_choice"] == "none yet (2 of 4 settings have their runs at seeds 0 and 1)"
+    assert frame["seeds"].tolist()[-1] == 0 and values["n_tuning_settings"] == 4
+    assert ch07.tuning(pd.DataFrame(late).iloc[:0])[0]["tuning_choice"] == \
+        "none yet (the grid names no setting to try yet)"

@@ -29,6 +29,11 @@ FAMILY_KEYS = {FAMILY: (["snl_fix", "fix_sup", "snl_sup"], "pt"),
 GATE_POINTS = 1.0
 GATE_SEEDS = (0, 1, 2)
 GATE_METRIC = "val accuracy (%)"
+# The fine-tuning settings, tried before the gate on the pretrained start: grid
+# variants "BYOL fine-tuning: SETTING", supervised on the primary budget at
+# TUNING_SEEDS, chosen on validation accuracy alone (results/grid.yaml).
+TUNING = "BYOL fine-tuning: "
+TUNING_SEEDS = (0, 1)
 
 
 @dataclass
@@ -87,6 +92,36 @@ def pretraining_values(pre: Pretrained) -> dict:
     return values | {"best_pretraining": f"The best recorded so far is {best['pretraining']}, at "
                                          f"{best['kNN accuracy (%)']:.1f} % validation kNN accuracy after "
                                          f"{best['CPU hours']:.1f} CPU hours ({best['epochs']:.0f} epochs)."}
+
+
+def tuning(every: pd.DataFrame, planned: list[recording.Planned] = ()) -> tuple[dict, pd.DataFrame]:
+    """The fine-tuning settings tried (``TUNING`` variants; those of the grid
+    ``planned`` too, before their runs): one row per setting with its seeds of
+    ``TUNING_SEEDS`` recorded and their mean validation accuracy, best first, and
+    the choice (``tuning_choice``): the best mean, once every setting has every
+    seed. The test split's scores are not read."""
+    where = {k: v for k, v in PRIMARY.items() if k != "variant"}
+    rows = tables.select(every, **where, method="supervised")
+    rows = rows[rows["variant"].str.startswith(TUNING) & rows["seed"].isin(TUNING_SEEDS)]
+    settings = list(dict.fromkeys([p.variant for p in planned if p.variant.startswith(TUNING)]
+                                  + list(rows["variant"])))
+    frame = pd.DataFrame([{"setting": v.removeprefix(TUNING), "seeds": int((rows["variant"] == v).sum()),
+                           "val accuracy (%)": rows.loc[rows["variant"] == v, GATE_METRIC].mean()}
+                          for v in settings], columns=["setting", "seeds", "val accuracy (%)"])
+    frame = frame.sort_values("val accuracy (%)", ascending=False, na_position="last", kind="stable")
+    frame = frame.reset_index(drop=True)
+    seeds = " and ".join(map(str, TUNING_SEEDS))
+    complete = frame[frame["seeds"] == len(TUNING_SEEDS)]
+    if frame.empty or len(complete) < len(frame):
+        said = (f"none yet ({len(complete)} of {len(frame)} settings have their runs at seeds {seeds})"
+                if len(frame) else "none yet (the grid names no setting to try yet)")
+        return {"tuning_choice": said, "n_tuning_settings": len(frame)}, frame
+    best = frame.iloc[0]
+    said = f"{best['setting']}, at {best['val accuracy (%)']:.2f} % mean validation accuracy over seeds {seeds}"
+    if len(frame) > 1:
+        second = frame.iloc[1]
+        said += f" (the next, {second['setting']}: {second['val accuracy (%)']:.2f} %)"
+    return {"tuning_choice": said, "n_tuning_settings": len(frame)}, frame
 
 
 def gate(every: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
