@@ -54,10 +54,15 @@ class PlannedPretraining:
             sets["data.root"] = data_roots[cfg.data.dataset]
         return cfg.with_overrides({**sets, "train.progress": False})
 
-    def command(self, root: Path, data_roots: dict[str, str]) -> str:
-        """The ``ssfer pretrain`` command that pretrains it by hand."""
+    def dataset(self, root: Path) -> str:
+        """The data set its config reads."""
+        return PretrainConfig.from_yaml(root / self.config).data.dataset
+
+    def command(self, root: Path, data_roots: dict[str, str], weights: None = None) -> str:
+        """The ``ssfer pretrain`` command that pretrains it by hand (from random
+        weights: ``weights`` is there so that it reads as a run's ``command``)."""
         sets = dict(self.overrides)
-        ds = PretrainConfig.from_yaml(root / self.config).data.dataset
+        ds = self.dataset(root)
         if ds != "synthfer" and ds in data_roots:
             sets["data.root"] = data_roots[ds]
         return command_line("pretrain", self.config, sets)

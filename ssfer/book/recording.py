@@ -69,10 +69,14 @@ class Planned:
             cfg = cfg.with_overrides({"model.pretrained_path": str(weights)})
         return cfg.with_overrides({"train.progress": False})
 
+    def dataset(self, root: Path) -> str:
+        """The data set its config reads."""
+        return Config.from_yaml(root / self.config).data.dataset
+
     def command(self, root: Path, data_roots: dict[str, str], weights: str | None = None) -> str:
         """The ``ssfer train`` command that trains this run by hand."""
         sets = dict(self.overrides)
-        ds = Config.from_yaml(root / self.config).data.dataset
+        ds = self.dataset(root)
         if ds in data_roots:
             sets["data.root"] = data_roots[ds]
         if self.pretraining:
@@ -218,24 +222,16 @@ def commit(results_dir: Path, name: str, files: dict[str, bytes], command: str) 
     return dest
 
 
-def _dataset(planned: Planned | PlannedPretraining, root: Path) -> str:
-    from ssfer.pretrain.config import PretrainConfig
-
-    kind = Config if isinstance(planned, Planned) else PretrainConfig
-    return kind.from_yaml(root / planned.config).data.dataset
-
-
 def _command(planned: Planned | PlannedPretraining, root: Path, data_roots: dict[str, str], used_root: str | None,
              weights: str | None = None, starts: PlannedPretraining | None = None) -> str:
     roots = dict(data_roots)
     if used_root is not None:  # where the worker found the data: what the run's config says
-        roots[_dataset(planned, root)] = used_root
+        roots[planned.dataset(root)] = used_root
     head = "# recorded by: ssfer results record --only " + planned.name + "\n"
     if starts is not None:  # how the weights it starts from are made again, where they are not
         head += (f"# starts from the weights of {pretraining_grid.FOLDER}/{starts.name}, made by:\n"
                  f"#   {starts.command(root, roots)}\n")
-    cmd = planned.command(root, roots, weights) if isinstance(planned, Planned) else planned.command(root, roots)
-    return head + cmd + "\n"
+    return head + planned.command(root, roots, weights) + "\n"
 
 
 def record(planned: Planned, root: Path, results_dir: Path, data_roots: dict[str, str],
