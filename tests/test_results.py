@@ -341,6 +341,11 @@ def test_the_cost_left_prices_each_run_per_step_of_its_method_in_its_group(tmp_p
     assert out["seconds"] == pytest.approx(0.375 * 4000 + fixmatch * 2000 + 0.06 * 4000 + 0.06 * 10000
                                            + 0.06 * Config.default().train.steps)
     assert out["costed"] == 5 and out["not costed"] == ["d"]
+    # the range: each run at the fastest, then the slowest, of the paces its mean is taken over
+    assert out["fastest"] == pytest.approx(0.3 * 4000 + 0.3 * 2000 + 0.06 * (4000 + 10000)
+                                           + 0.06 * Config.default().train.steps)
+    assert out["slowest"] == pytest.approx(0.45 * 4000 + 1.0 * 2000 + 0.06 * (4000 + 10000)
+                                           + 0.06 * Config.default().train.steps)
     (tmp_path / "res" / "r4" / "summary.json").write_text("{")
     with pytest.raises(RunFolderError, match=r"r4/summary\.json: cannot read its train_seconds and steps"):
         cost_left(grid, tmp_path / "res", ["a"], tmp_path)

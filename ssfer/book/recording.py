@@ -373,8 +373,10 @@ def cost_left(grid: list[Planned], results_dir: Path, names: list[str], root: Pa
     at the mean recorded seconds per step (``train_seconds / steps`` of each
     recorded run's summary.json) of its method in its grid group, else of its
     method anywhere in the grid, times its planned steps. Returns the total
-    seconds, the runs costed and those no recorded run of their method can cost.
-    An estimate from runs that may have shared their cores, not a promise. Reads
+    seconds, the same at the fastest and at the slowest of those recorded paces
+    (``fastest``, ``slowest``), the runs costed and those no recorded run of their
+    method can cost. An estimate from runs that may have shared their cores, on
+    machines whose speed varies, not a promise: hence the range. Reads
     summaries only, so that ``status`` stays quick; raises ``RunFolderError``
     naming a summary it cannot read."""
     by_group: dict[tuple, list[float]] = {}
@@ -392,7 +394,7 @@ def cost_left(grid: list[Planned], results_dir: Path, names: list[str], root: Pa
         by_group.setdefault((group_key(p), method), []).append(per_step)
         by_method.setdefault(method, []).append(per_step)
     wanted, configs = set(names), {}
-    seconds, costed, unknown = 0.0, 0, []
+    seconds, fastest, slowest, costed, unknown = 0.0, 0.0, 0.0, 0, []
     for p in grid:
         if p.name not in wanted:
             continue
@@ -401,9 +403,11 @@ def cost_left(grid: list[Planned], results_dir: Path, names: list[str], root: Pa
         if not known:
             unknown.append(p.name)
             continue
-        seconds += sum(known) / len(known) * planned_steps(p, root, configs)
+        steps = planned_steps(p, root, configs)
+        seconds += sum(known) / len(known) * steps
+        fastest, slowest = fastest + min(known) * steps, slowest + max(known) * steps
         costed += 1
-    return {"seconds": seconds, "costed": costed, "not costed": unknown}
+    return {"seconds": seconds, "fastest": fastest, "slowest": slowest, "costed": costed, "not costed": unknown}
 
 
 def open_seeds(grid: list[Planned], results_dir: Path, variant: str | None = None) -> list[dict]:

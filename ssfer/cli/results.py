@@ -148,7 +148,9 @@ def _print_cost(grid, args: argparse.Namespace, names: list[str]) -> None:
         return
     left = f"; {len(cost['not costed'])} not costed (no recorded run of their method)" if cost["not costed"] else ""
     print(f"about {cost['seconds'] / 3600:.1f} CPU hours of training for the {cost['costed']} runs costed "
-          f"(each at the mean recorded seconds per step of its method in its grid group, times its steps){left}")
+          f"({cost['fastest'] / 3600:.1f} to {cost['slowest'] / 3600:.1f} at the fastest and slowest recorded "
+          f"pace; each run at the mean recorded seconds per step of its method in its grid group, else "
+          f"in the grid, times its steps){left}")
 
 
 def family(args: argparse.Namespace) -> int:
