@@ -257,6 +257,46 @@ def test_embedded_workers_start_children_and_a_dying_run_stops_at_the_stated_cou
                      r"\(attempt 2 of at most 2\)", err), err
 
 
+def _long_until(flag: str) -> tuple[str, int]:
+    # runs until the last short task has run, so it outlasts them whatever the load;
+    # returns its worker and the most tasks seen waiting on that worker meanwhile
+    import time
+    from distributed import get_worker
+
+    worker, queued = get_worker(), 0
+    for _ in range(600):
+        queued = max(queued, len(worker.state.ready))
+        if Path(flag).exists():
+            return worker.address, queued
+        time.sleep(0.05)
+    raise TimeoutError(f"{flag} never appeared: the short tasks waited behind this one")
+
+
+def _short(flag: str | None = None) -> str:
+    from distributed import get_worker
+
+    if flag:
+        Path(flag).write_text("done")
+    return get_worker().address
+
+
+@pytest.mark.slow  # starts a local Dask cluster of two workers
+def test_a_worker_that_finishes_takes_the_next_task_while_another_runs_a_long_one(tmp_path):
+    """The grid's failure: every task submitted at once was placed on a worker at
+    once, and a worker whose queue ran dry sat idle while another held a run and
+    the next one behind it. Here the long task runs until the last short one has
+    run: each short one must go to the free worker, never queue behind it."""
+    flag = str(tmp_path / "last_short_ran")
+    tasks = [Task("long", _long_until, (flag,)), *[Task(f"short{i}", _short) for i in range(3)],
+             Task("short3", _short, (flag,))]
+    with Engine.open(jobs=2) as eng:
+        out = {o.name: o for o in eng.run(tasks)}
+    assert all(not o.error for o in out.values()), {n: o.error for n, o in out.items()}
+    worker, queued = out["long"].value
+    assert all(out[f"short{i}"].value != worker for i in range(4))
+    assert queued == 0, f"{queued} task(s) waited on the long task's worker"
+
+
 @pytest.mark.slow  # trains four short runs in this process and on a local Dask cluster
 def test_embedded_cluster_records_synthfer_and_ferplus_as_in_process(tmp_path, monkeypatch, two_step_overrides):
     sys.path.insert(0, str(REPO / "tests" / "data"))

@@ -9,6 +9,9 @@
 (``book/reproducing.md``, "On a cluster"). ``Engine()`` with no client runs the
 tasks here, one after the other, by the same rules.
 
+The engine keeps no more tasks in flight than the cluster has threads, and hands
+the next one, in the order given, to whichever worker is free.
+
 A task returns data; the submitting command writes it. Faults:
 
 - a task that raises in its own code comes back once, as its traceback's last
@@ -42,6 +45,7 @@ from ssfer.errors import ConfigError, SsferError
 SCHEDULER_ENV = "SSFER_SCHEDULER"
 RETRIES = 2          # a task whose worker died is submitted again at most this many times
 TOPIC = "ssfer-attempt"  # the event each attempt logs when it starts on a worker
+POLL_SECONDS = 5     # how often the engine looks for workers that joined while every task ran
 
 # The embedded cluster's settings, each for a reason:
 LOCAL_CONFIG = {
@@ -213,25 +217,52 @@ class Engine:
             yield _outcome(t.name, status, value, worker, 1)
 
     def _on_cluster(self, tasks: list[Task]) -> Iterator[Outcome]:
-        from distributed import as_completed
+        from distributed import wait
+        from distributed.client import FuturesCancelledError
 
         submitted: dict[Any, tuple[Task, int]] = {}
         # the tasks start in the order given (the scheduler's own order is not
         # submission order): --seed-major's whole seeds first
         self._priority = {t.name: len(tasks) - i for i, t in enumerate(tasks)}
+        waiting = list(tasks)
         self.client.subscribe_topic(TOPIC, self._started)
         try:
-            done = as_completed([self._submit(t, 1, submitted) for t in tasks])
-            for fut in done:
-                task, attempt = submitted.pop(fut)
-                out = self._finished(fut, task, attempt)
-                if out is None:  # its worker died: submitted again
-                    done.add(self._submit(task, attempt + 1, submitted))
-                else:
-                    yield out
+            while waiting or submitted:
+                # No more in flight than the cluster has threads. Submitted all at
+                # once, each task its own task group, the scheduler placed them on
+                # workers at once, and a worker whose queue ran dry sat idle for the
+                # length of a run while another worker held two. Checked again every
+                # POLL_SECONDS, so that workers which join (dask-jobqueue) get work.
+                while waiting and len(submitted) < self._slots():
+                    self._submit(waiting.pop(0), 1, submitted)
+                try:
+                    finished = wait(list(submitted), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
+                except TimeoutError:
+                    continue
+                except FuturesCancelledError:  # the scheduler went away: each future says how it ended
+                    finished = {f for f in submitted if f.done()}
+                    if not finished:
+                        raise EngineError(f"{self.where} went away; what finished is kept: run the same command "
+                                          "again for the rest") from None
+                # what finished is handed over before a cancelled task ends the command
+                for fut in sorted(finished, key=lambda f: (f.status != "finished",
+                                                           -self._priority[submitted[f][0].name])):
+                    task, attempt = submitted.pop(fut)
+                    out = self._finished(fut, task, attempt)
+                    if out is None:  # its worker died: submitted again
+                        self._submit(task, attempt + 1, submitted)
+                    else:
+                        yield out
         finally:
             with contextlib.suppress(Exception):  # the scheduler may be gone
                 self.client.unsubscribe_topic(TOPIC)
+
+    def _slots(self) -> int:
+        """How many tasks may be in flight: the cluster's threads now, at least one."""
+        try:
+            return max(1, sum(self.client.nthreads().values()))
+        except (OSError, TimeoutError):  # the scheduler is gone: what is in flight tells
+            return 1
 
     def _submit(self, task: Task, attempt: int, submitted: dict) -> Any:
         # a fresh key per submission: the scheduler's failure count is per key, and two
