@@ -17,7 +17,7 @@ PRE = {**PRIMARY, "variant": ch07.VARIANT}
 
 def _record(accuracies: list[float], seconds_per_epoch: float, crop: float = 0.4) -> PretrainRecord:
     cfg = PretrainConfig.from_yaml(REPO / "configs" / "synthfer_pretrain.yaml").with_overrides(
-        {"train.epochs": 5 * len(accuracies), "views.crop_scale": [crop, 1.0]})
+        {"train.epochs": 5 * len(accuracies), "views.crop_scale": [crop, 1.0], "probe.every": 5})
     history = [{"epoch": 5 * (i + 1), "step": 10 * (i + 1), "probe_accuracy": a,
                 "seconds": 5 * (i + 1) * seconds_per_epoch, "cpu_seconds": 5 * (i + 1) * seconds_per_epoch}
                for i, a in enumerate(accuracies)]
@@ -25,10 +25,12 @@ def _record(accuracies: list[float], seconds_per_epoch: float, crop: float = 0.4
                                          "cpu_seconds": 5 * len(accuracies) * seconds_per_epoch})
 
 
-def _pre(rows: list[dict], pretrainings: dict | None = None) -> ch07.Pretrained:
+def _pre(rows: list[dict], pretrainings: dict | None = None, finals: dict | None = None) -> ch07.Pretrained:
     every = pd.DataFrame(rows, columns=["run", *PRIMARY, "method", "seed", "accuracy (%)", "val accuracy (%)"])
     families = grid_tables.load_families(REPO / "results" / "grid.yaml")
     planned = {n: pretraining_grid.PlannedPretraining(n, "p.yaml") for n in ("pilot_a", "pilot_b")}
+    planned |= {n: pretraining_grid.PlannedPretraining(n, str(REPO / "configs" / "synthfer_pretrain.yaml"), sets)
+                for n, sets in (finals or {}).items()}
     return ch07.Pretrained(ch06.Recorded({}, [], every, families=families), planned, pretrainings or {})
 
 
@@ -132,3 +134,47 @@ def test_the_fine_tuning_setting_is_chosen_on_validation_once_every_setting_has_
     assert frame["seeds"].tolist()[-1] == 0 and values["n_tuning_settings"] == 4
     assert ch07.tuning(pd.DataFrame(late).iloc[:0])[0]["tuning_choice"] == \
         "none yet (the grid names no setting to try yet)"
+
+
+def test_the_pilot_rule_takes_the_higher_pilot_and_buys_epochs_while_its_curve_still_rises():
+    # pilot_a ends higher (40 %) and rose 4 points over its last 10 epochs: 8 CPU hours
+    # at 150 s an epoch buy 192 epochs, 190 in whole probe intervals of 5
+    pilots = {"pilot_a": _record([0.30, 0.36, 0.38, 0.40], 150.0),
+              "pilot_b": _record([0.31, 0.35, 0.37, 0.39], 100.0, crop=0.2)}
+    c = ch07.pilot_choice(pilots)
+    assert (c.pilot, c.crop_floor, c.epochs, c.rose) == ("pilot_a", 0.4, 190, True)
+    assert c.rise == pytest.approx(4.0) and c.cpu_seconds_per_epoch == pytest.approx(150.0)
+    said = ch07.pilot_values(_pre([], pilots))["pilot_rule"]
+    assert said == ("By the rule, the final pretraining takes crop floor 0.4 from pilot_a, whose pilot ended at "
+                    "40.0 % validation kNN accuracy (pilot_b: 39.0 %); its curve rose +4.00 points over its last "
+                    "10 epochs, so 190 epochs, what 8 CPU hours buy at its 150 CPU seconds an epoch. "
+                    "The grid names no final pretraining yet.")
+
+
+def test_the_pilot_rule_doubles_the_best_probe_epoch_once_the_curve_has_flattened():
+    # pilot_b wins; over its last 10 epochs it moved -0.1 points, its best probe was at epoch 15
+    pilots = {"pilot_a": _record([0.30, 0.36, 0.38, 0.40, 0.41], 150.0),
+              "pilot_b": _record([0.30, 0.41, 0.425, 0.40, 0.424], 150.0, crop=0.2)}
+    c = ch07.pilot_choice(pilots)
+    assert (c.pilot, c.crop_floor, c.rose, c.best_epoch, c.epochs) == ("pilot_b", 0.2, False, 15, 30)
+    # a rise of exactly 0.5 points counts as still rising; a tie in final accuracy goes to the first pilot
+    edge = {"pilot_a": _record([0.355, 0.358, 0.360], 360.0), "pilot_b": _record([0.30, 0.33, 0.36], 360.0, 0.2)}
+    c = ch07.pilot_choice(edge)
+    assert (c.pilot, c.rose, c.epochs) == ("pilot_a", True, 80)
+
+
+def test_the_pilot_rule_waits_for_every_pilot_and_checks_the_final_pretraining_the_grid_names():
+    a, b = _record([0.30, 0.36, 0.38, 0.40], 150.0), _record([0.31, 0.35, 0.37, 0.39], 100.0, crop=0.2)
+    assert ch07.pilot_values(_pre([], {"pilot_a": a}))["pilot_rule"] == \
+        "The rule is read once every pilot is recorded (1 of 2 so far)."
+    right = {"final": {"views.crop_scale": [0.4, 1.0], "train.epochs": 190}}
+    wrong = {"final": {"views.crop_scale": [0.2, 1.0], "train.epochs": 190}}
+    assert ch07.pilot_values(_pre([], {"pilot_a": a, "pilot_b": b}, right))["pilot_rule"].endswith(
+        "The grid names final: crop floor 0.4, 190 epochs, as the rule gives.")
+    assert ch07.pilot_values(_pre([], {"pilot_a": a, "pilot_b": b}, wrong))["pilot_rule"].endswith(
+        "The grid names final: crop floor 0.2, 190 epochs, which is not what the rule gives.")
+    # a pilot too short to read its last 10 epochs is named, not guessed at
+    short = {"pilot_a": _record([0.30, 0.40], 150.0), "pilot_b": _record([0.30, 0.35], 150.0, 0.2)}
+    assert ch07.pilot_values(_pre([], short))["pilot_rule"] == (
+        "The rule cannot be read: pretraining pilot_a has no probe 10 epochs before its last (10): the rule "
+        "cannot say whether its curve still rose.")

@@ -394,6 +394,7 @@ KEYS: dict[str, dict[str, str]] = {
         "n_pretrainings_planned": "pretrainings named in results/grid.yaml",
         "n_pretrained_runs": "runs that start from the pretrained weights",
         "best_pretraining": "a sentence: the recorded pretraining with the best final validation kNN accuracy",
+        "pilot_rule": "a sentence: what the pilot's rule gives, and whether the grid's final pretraining is that",
         "tuning_choice": "the fine-tuning setting chosen on validation, or why none is yet",
         "n_tuning_settings": "fine-tuning settings tried (or named) on the pretrained start",
         "gate_mean": "the gate: mean paired difference in validation accuracy (points)",
