@@ -29,7 +29,8 @@ book: $(STAMP)
 # Sphinx warning, such as a glued key that renders nothing, fails it); the tests
 # then check its pages (and a headless Chromium loads them). Last, nbval
 # re-executes the smoke chapters and lab solutions with an empty run cache and
-# checks that every output repeats exactly (tests/nbval_rerun.py).
+# checks that every output repeats exactly (tests/nbval_rerun.py). pytest prints its
+# 25 slowest tests, so that a CI log shows where the time goes.
 # Every kernel also checks each figure it shows for a legend over axis text
 # (tests/figure_check_startup.py, read by tests/test_book.py).
 FIGCHECK := SSFER_FIGURE_CHECK=$(CURDIR)/_build/smoke/figure_check.txt IPYTHONDIR=$(CURDIR)/_build/ipython
@@ -38,7 +39,7 @@ test: $(STAMP)
 	mkdir -p _build/smoke _build/ipython/profile_default/startup
 	cp tests/figure_check_startup.py _build/ipython/profile_default/startup/00_figure_check.py
 	$(FIGCHECK) $(VENV)/bin/ssfer reproduce --profile smoke --build-dir _build/smoke --strict
-	SSFER_BOOK_HTML=_build/smoke/_build/html $(PY) -m pytest
+	SSFER_BOOK_HTML=_build/smoke/_build/html $(PY) -m pytest --durations=25
 	$(FIGCHECK) $(PY) tests/nbval_rerun.py _build/smoke
 
 # The edit-test loop: no notebook, book, browser, subprocess or long training.
