@@ -141,7 +141,7 @@ def test_the_pilot_rule_takes_the_higher_pilot_and_buys_epochs_while_its_curve_s
     # at 150 s an epoch buy 192 epochs, 190 in whole probe intervals of 5
     pilots = {"pilot_a": _record([0.30, 0.36, 0.38, 0.40], 150.0),
               "pilot_b": _record([0.31, 0.35, 0.37, 0.39], 100.0, crop=0.2)}
-    c = ch07.pilot_choice(pilots)
+    c = pretraining_grid.pilot_choice(pilots)
     assert (c.pilot, c.crop_floor, c.epochs, c.rose) == ("pilot_a", 0.4, 190, True)
     assert c.rise == pytest.approx(4.0) and c.cpu_seconds_per_epoch == pytest.approx(150.0)
     said = ch07.pilot_values(_pre([], pilots))["pilot_rule"]
@@ -155,11 +155,11 @@ def test_the_pilot_rule_doubles_the_best_probe_epoch_once_the_curve_has_flattene
     # pilot_b wins; over its last 10 epochs it moved -0.1 points, its best probe was at epoch 15
     pilots = {"pilot_a": _record([0.30, 0.36, 0.38, 0.40, 0.41], 150.0),
               "pilot_b": _record([0.30, 0.41, 0.425, 0.40, 0.424], 150.0, crop=0.2)}
-    c = ch07.pilot_choice(pilots)
+    c = pretraining_grid.pilot_choice(pilots)
     assert (c.pilot, c.crop_floor, c.rose, c.best_epoch, c.epochs) == ("pilot_b", 0.2, False, 15, 30)
     # a rise of exactly 0.5 points counts as still rising; a tie in final accuracy goes to the first pilot
     edge = {"pilot_a": _record([0.355, 0.358, 0.360], 360.0), "pilot_b": _record([0.30, 0.33, 0.36], 360.0, 0.2)}
-    c = ch07.pilot_choice(edge)
+    c = pretraining_grid.pilot_choice(edge)
     assert (c.pilot, c.rose, c.epochs) == ("pilot_a", True, 80)
 
 

@@ -86,6 +86,41 @@ def test_only_may_choose_a_pretraining_alone_and_status_names_it(tmp_path, monke
         p.resolve(tmp_path, {})
 
 
+def test_status_reads_the_pilots_rule_once_every_pilot_is_recorded(tmp_path, monkeypatch, capsys):
+    from ssfer.pretrain.config import PretrainConfig
+    from ssfer.pretrain.record import PretrainRecord
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(REPO / "configs" / "synthfer_dta_snl.yaml", tmp_path / "c.yaml")
+    shutil.copy(REPO / "configs" / "synthfer_pretrain.yaml", tmp_path / "p.yaml")
+    pilots = {"synth_pilot_a": (0.4, [0.30, 0.36, 0.38, 0.40]), "synth_pilot_b": (0.2, [0.31, 0.35, 0.37, 0.39])}
+    g = {"pretrainings": [{"name": n, "config": "p.yaml", "set": {"train.epochs": 20, "views.crop_scale": [c, 1.0]}}
+                          for n, (c, _) in pilots.items()]
+         + [{"name": "synth_final", "config": "p.yaml", "set": {"train.epochs": 190}}],
+         "groups": [{"name": "synth_{algorithm}_s{seed}", "config": "c.yaml", "algorithms": ["supervised"],
+                     "seeds": [0]}]}
+    (tmp_path / "grid.yaml").write_text(json.dumps(g))
+
+    def status() -> str:
+        assert main(["results", "status", "--grid", "grid.yaml", "--results-dir", "results"]) == 0
+        return capsys.readouterr().out
+
+    assert "the pilot's rule: the rule is read once every pilot is recorded (0 of 2 so far)." in status()
+    for name, (crop, accuracies) in pilots.items():
+        cfg = PretrainConfig.from_yaml(tmp_path / "p.yaml").with_overrides(
+            {"train.epochs": 20, "views.crop_scale": [crop, 1.0], "probe.every": 5})
+        history = [{"epoch": 5 * (i + 1), "step": 10 * (i + 1), "probe_accuracy": a, "seconds": 750.0 * (i + 1),
+                    "cpu_seconds": 750.0 * (i + 1)} for i, a in enumerate(accuracies)]
+        folder = pretraining_grid.folder(tmp_path / "results", name)
+        PretrainRecord(cfg, history, {"probe_accuracy": accuracies[-1], "cpu_seconds": 3000.0}).save(folder)
+        (folder / "command.txt").write_text("ssfer pretrain --config p.yaml\n")
+    said = status()
+    # 8 CPU hours at 150 s an epoch: 192 epochs, 190 in whole probe intervals
+    assert ("the pilot's rule: by the rule, the final pretraining takes crop floor 0.4 from synth_pilot_a, whose "
+            "pilot ended at 40.0 % validation kNN accuracy (synth_pilot_b: 39.0 %)") in said
+    assert "The grid names synth_final: crop floor 0.4, 190 epochs, as the rule gives." in said
+
+
 @pytest.mark.parametrize("group, message", [
     ({"pretraining": "other"}, "pretraining 'other' is not among the grid's pretrainings \\(synth_byol\\)"),
     ({"variant": ""}, "a group that starts from a pretraining needs a variant"),

@@ -6,7 +6,7 @@ changed against the from-scratch verdicts."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +15,6 @@ from ssfer.book import ch06_families as family_wise
 from ssfer.book import ch06_real_faces as ch06
 from ssfer.book import pretraining_grid, recording, tables, verdicts
 from ssfer.book.grid_tables import PRIMARY
-from ssfer.pretrain.config import PretrainConfig
 from ssfer.pretrain.record import PretrainRecord
 
 VARIANT = "BYOL-pretrained"      # the grid variant of the runs that fine-tune from the final pretraining
@@ -35,16 +34,6 @@ GATE_METRIC = "val accuracy (%)"
 # TUNING_SEEDS, chosen on validation accuracy alone (results/grid.yaml).
 TUNING = "BYOL fine-tuning: "
 TUNING_SEEDS = (0, 1)
-# The pilot's rule, written into results/grid.yaml before the pilot ran: the final
-# pretraining takes the crop floor of the pilot that ends at the higher validation
-# kNN accuracy; if that pilot's curve still rose by RISE_POINTS or more over its
-# last RISE_EPOCHS epochs, as many epochs as FINAL_CPU_HOURS buy at its measured
-# cost (rounded down to whole probe intervals, so that the last epoch is probed),
-# else twice the epoch of its best probe. The grid's pilots have "pilot" in their names.
-PILOT = "pilot"
-RISE_EPOCHS = 10
-RISE_POINTS = 0.5
-FINAL_CPU_HOURS = 8.0
 
 
 @dataclass
@@ -105,96 +94,12 @@ def pretraining_values(pre: Pretrained) -> dict:
                                          f"{best['CPU hours']:.1f} CPU hours ({best['epochs']:.0f} epochs)."}
 
 
-@dataclass(frozen=True)
-class PilotChoice:
-    """What the pilot's rule gives: the pilot it follows, its crop floor and the
-    final pretraining's epochs, with the figures the rule read."""
-
-    pilot: str
-    crop_floor: float
-    epochs: int
-    final_accuracy: float          # % validation kNN accuracy at the pilot's last probe
-    rise: float                    # points gained over its last RISE_EPOCHS epochs
-    cpu_seconds_per_epoch: float
-    best_epoch: int
-
-    @property
-    def rose(self) -> bool:
-        # rounded, so that a rise printed as 0.50 is read as 0.5
-        return round(self.rise, 6) >= RISE_POINTS
-
-
-def pilot_choice(pilots: dict[str, PretrainRecord]) -> PilotChoice:
-    """The pilot's rule applied to the recorded ``pilots`` (in the grid's order:
-    a tie in final accuracy goes to the first). A ``ValueError`` says why the rule
-    cannot be read, e.g. a pilot with no probe ``RISE_EPOCHS`` before its end."""
-    if not pilots:
-        raise ValueError("no pilot is recorded")
-    finals = {}
-    for name, rec in pilots.items():
-        curve = rec.probe_curve()
-        if not curve:
-            raise ValueError(f"pretraining {name} logged no probe")
-        finals[name] = 100 * curve[-1]["probe_accuracy"]
-    name = max(finals, key=lambda n: finals[n])      # max keeps the first of equals
-    rec = pilots[name]
-    curve = rec.probe_curve()
-    last = curve[-1]["epoch"]
-    before = [r for r in curve if r["epoch"] <= last - RISE_EPOCHS]
-    if not before:
-        raise ValueError(f"pretraining {name} has no probe {RISE_EPOCHS} epochs before its last ({last}): "
-                         f"the rule cannot say whether its curve still rose")
-    rise = finals[name] - 100 * before[-1]["probe_accuracy"]
-    best = max(curve, key=lambda r: r["probe_accuracy"])["epoch"]   # the earliest of equals
-    cost = rec.summary["cpu_seconds"] / rec.config.train.epochs
-    every = rec.config.probe.every or 1
-    bought = max(every, int(FINAL_CPU_HOURS * 3600 / cost) // every * every)
-    choice = PilotChoice(name, rec.config.views.crop_scale[0], bought, finals[name], rise, cost, int(best))
-    return choice if choice.rose else replace(choice, epochs=2 * int(best))
-
-
-def _named_finals(pre: Pretrained) -> dict[str, tuple[float, int]]:
-    """The grid's pretrainings that are not pilots: crop floor and epochs, by name."""
-    out = {}
-    for name, pp in pre.planned.items():
-        if PILOT not in name:
-            cfg = PretrainConfig.from_yaml(ch06.repo_path(pp.config)).with_overrides(pp.overrides)
-            out[name] = (cfg.views.crop_scale[0], cfg.train.epochs)
-    return out
-
-
 def pilot_values(pre: Pretrained) -> dict:
     """``pilot_rule``: what the pilot's rule gives, once every pilot the grid names
-    is recorded, and whether the final pretraining the grid names is that."""
-    names = [n for n in pre.planned if PILOT in n]
-    done = {n: pre.pretrainings[n] for n in names if n in pre.pretrainings}
-    if not names:
-        return {"pilot_rule": "The grid names no pilot."}
-    if len(done) < len(names):
-        return {"pilot_rule": f"The rule is read once every pilot is recorded ({len(done)} of {len(names)} so far)."}
-    try:
-        c = pilot_choice(done)
-    except ValueError as e:
-        return {"pilot_rule": f"The rule cannot be read: {e}."}
-    others = "; ".join(f"{n}: {a:.1f} %" for n, a in
-                       ((n, 100 * r.probe_curve()[-1]["probe_accuracy"]) for n, r in done.items()) if n != c.pilot)
-    said = (f"By the rule, the final pretraining takes crop floor {c.crop_floor:g} from {c.pilot}, whose pilot ended "
-            f"at {c.final_accuracy:.1f} % validation kNN accuracy" + (f" ({others})" if others else "")
-            + f"; its curve rose {c.rise:+.2f} points over its last {RISE_EPOCHS} epochs, ")
-    if c.rose:
-        said += (f"so {c.epochs} epochs, what {FINAL_CPU_HOURS:g} CPU hours buy at its "
-                 f"{c.cpu_seconds_per_epoch:.0f} CPU seconds an epoch.")
-    else:
-        said += (f"less than {verdicts.amount(RISE_POINTS)}, so {c.epochs} epochs, twice the epoch of its best "
-                 f"probe ({c.best_epoch}).")
-    finals = _named_finals(pre)
-    if not finals:
-        return {"pilot_rule": said + " The grid names no final pretraining yet."}
-    for name, (floor, epochs) in finals.items():
-        agrees = floor == c.crop_floor and epochs == c.epochs
-        said += (f" The grid names {name}: crop floor {floor:g}, {epochs} epochs, "
-                 + ("as the rule gives." if agrees else "which is not what the rule gives."))
-    return {"pilot_rule": said}
+    is recorded, and whether the final pretraining the grid names is that
+    (``pretraining_grid.pilot_reading``)."""
+    return {"pilot_rule": pretraining_grid.pilot_reading(pre.planned, pre.pretrainings,
+                                                         ch06.repo_path("configs").parent)}
 
 
 def tuning(every: pd.DataFrame, planned: list[recording.Planned] = ()) -> tuple[dict, pd.DataFrame]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,16 @@ from ssfer.pretrain.record import PretrainRecord
 FOLDER = "pretraining"   # results/pretraining/<name>/: beside the run folders, never read as runs
 FILES = ("config.yaml", "metrics.jsonl", "summary.json", "environment.json")  # what the pretraining writes
 ARTIFACTS = (*FILES, "command.txt")
+# The pilot's rule, written into results/grid.yaml before the pilot ran: the final
+# pretraining takes the crop floor of the pilot that ends at the higher validation
+# kNN accuracy; if that pilot's curve still rose by RISE_POINTS or more over its
+# last RISE_EPOCHS epochs, as many epochs as FINAL_CPU_HOURS buy at its measured
+# cost (rounded down to whole probe intervals, so that the last epoch is probed),
+# else twice the epoch of its best probe. The grid's pilots have "pilot" in their names.
+PILOT = "pilot"
+RISE_EPOCHS = 10
+RISE_POINTS = 0.5
+FINAL_CPU_HOURS = 8.0
 
 
 def command_line(verb: str, config: str, sets: dict[str, Any]) -> str:
@@ -131,3 +141,86 @@ def load_all(results_dir: str | Path) -> dict[str, PretrainRecord]:
     names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")) \
         if root.is_dir() else []
     return {n: load_recorded(results_dir, n) for n in names}
+
+
+@dataclass(frozen=True)
+class PilotChoice:
+    """What the pilot's rule gives: the pilot it follows, its crop floor and the
+    final pretraining's epochs, with the figures the rule read."""
+
+    pilot: str
+    crop_floor: float
+    epochs: int
+    final_accuracy: float          # % validation kNN accuracy at the pilot's last probe
+    rise: float                    # points gained over its last RISE_EPOCHS epochs
+    cpu_seconds_per_epoch: float
+    best_epoch: int
+
+    @property
+    def rose(self) -> bool:
+        # rounded, so that a rise printed as 0.50 is read as 0.5
+        return round(self.rise, 6) >= RISE_POINTS
+
+
+def pilot_choice(pilots: dict[str, PretrainRecord]) -> PilotChoice:
+    """The pilot's rule applied to the recorded ``pilots`` (in the grid's order:
+    a tie in final accuracy goes to the first). A ``ValueError`` says why the rule
+    cannot be read, e.g. a pilot with no probe ``RISE_EPOCHS`` before its end."""
+    if not pilots:
+        raise ValueError("no pilot is recorded")
+    curves = {name: rec.probe_curve() for name, rec in pilots.items()}
+    for name, curve in curves.items():
+        if not curve:
+            raise ValueError(f"pretraining {name} logged no probe")
+    name = max(curves, key=lambda n: curves[n][-1]["probe_accuracy"])      # max keeps the first of equals
+    rec, curve = pilots[name], curves[name]
+    last = curve[-1]["epoch"]
+    before = [r for r in curve if r["epoch"] <= last - RISE_EPOCHS]
+    if not before:
+        raise ValueError(f"pretraining {name} has no probe {RISE_EPOCHS} epochs before its last ({last}): "
+                         f"the rule cannot say whether its curve still rose")
+    final = 100 * curve[-1]["probe_accuracy"]
+    best = max(curve, key=lambda r: r["probe_accuracy"])["epoch"]          # the earliest of equals
+    cost = rec.summary["cpu_seconds"] / rec.config.train.epochs
+    every = rec.config.probe.every or 1
+    bought = max(every, int(FINAL_CPU_HOURS * 3600 / cost) // every * every)
+    choice = PilotChoice(name, rec.config.views.crop_scale[0], bought, final,
+                         final - 100 * before[-1]["probe_accuracy"], cost, int(best))
+    return choice if choice.rose else replace(choice, epochs=2 * int(best))
+
+
+def pilot_reading(planned: dict[str, PlannedPretraining], recorded: dict[str, PretrainRecord], root: Path) -> str:
+    """A sentence: what the pilot's rule gives once every pilot ``planned`` names is
+    ``recorded``, and whether each final pretraining it names (the others; their
+    configs relative to ``root``) is that."""
+    names = [n for n in planned if PILOT in n]
+    done = {n: recorded[n] for n in names if n in recorded}
+    if not names:
+        return "The grid names no pilot."
+    if len(done) < len(names):
+        return f"The rule is read once every pilot is recorded ({len(done)} of {len(names)} so far)."
+    try:
+        c = pilot_choice(done)
+    except ValueError as e:
+        return f"The rule cannot be read: {e}."
+    others = "; ".join(f"{n}: {100 * r.probe_curve()[-1]['probe_accuracy']:.1f} %"
+                       for n, r in done.items() if n != c.pilot)
+    said = (f"By the rule, the final pretraining takes crop floor {c.crop_floor:g} from {c.pilot}, whose pilot ended "
+            f"at {c.final_accuracy:.1f} % validation kNN accuracy" + (f" ({others})" if others else "")
+            + f"; its curve rose {c.rise:+.2f} points over its last {RISE_EPOCHS} epochs, ")
+    if c.rose:
+        said += (f"so {c.epochs} epochs, what {FINAL_CPU_HOURS:g} CPU hours buy at its "
+                 f"{c.cpu_seconds_per_epoch:.0f} CPU seconds an epoch.")
+    else:
+        said += (f"less than {RISE_POINTS:g} points, so {c.epochs} epochs, twice the epoch of its best "
+                 f"probe ({c.best_epoch}).")
+    finals = {n: pp for n, pp in planned.items() if PILOT not in n}
+    if not finals:
+        return said + " The grid names no final pretraining yet."
+    for name, pp in finals.items():
+        cfg = PretrainConfig.from_yaml(Path(root) / pp.config).with_overrides(pp.overrides)
+        floor, epochs = cfg.views.crop_scale[0], cfg.train.epochs
+        agrees = floor == c.crop_floor and epochs == c.epochs
+        said += (f" The grid names {name}: crop floor {floor:g}, {epochs} epochs, "
+                 + ("as the rule gives." if agrees else "which is not what the rule gives."))
+    return said

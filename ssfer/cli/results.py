@@ -126,6 +126,11 @@ def status(args: argparse.Namespace) -> int:
               f"{args.results_dir}/{pretraining_grid.FOLDER}/")
         for pp in first:
             print(f"  {'weights needed' if pp.name in recorded else 'to record'}: {pp.name}")
+        if any(pretraining_grid.PILOT in n for n in pretrainings):
+            pilots = {n: pretraining_grid.load_recorded(args.results_dir, n) for n in recorded
+                      if pretraining_grid.PILOT in n}
+            said = pretraining_grid.pilot_reading(pretrainings, pilots, recording.grid_root(args.grid, grid))
+            print(f"the pilot's rule: {said[0].lower()}{said[1:]}")
     print(f"{len(done)} of {len(grid)} runs of {args.grid} recorded in {args.results_dir}/")
     for p in todo:
         print(f"  to record: {p.name}" + (f" (starts from {p.pretraining})" if p.pretraining else ""))
