@@ -60,14 +60,19 @@ def test_the_pretrainings_table_and_curves_say_what_is_recorded_and_the_best():
 
 @pytest.mark.parametrize("lead, said", [(1.2, "passes"), (0.8, "fails")])
 def test_the_gate_reads_the_mean_paired_validation_difference_against_1_point(lead, said):
-    scratch = [60.0, 61.0, 59.5]
-    rows = _runs(PRIMARY["variant"], "supervised", [70.0] * 3, scratch) \
-        + _runs(ch07.VARIANT, "supervised", [50.0] * 3, [v + lead + d for v, d in zip(scratch, (0.1, -0.1, 0.0))])
+    # seeds 0 and 1 are the fine-tuning settings' (a lead of 5 points there); the gate reads seeds 2-4
+    scratch = [60.0, 60.5, 60.0, 61.0, 59.5]
+    pretrained = [65.0, 65.5] + [v + lead + d for v, d in zip(scratch[2:], (0.1, -0.1, 0.0))]
+    rows = _runs(PRIMARY["variant"], "supervised", [70.0] * 5, scratch) \
+        + _runs(ch07.VARIANT, "supervised", [50.0] * 5, pretrained)
     values, frame = ch07.gate(pd.DataFrame(rows))
-    assert len(frame) == 3 and values["gate_n"] == 3
+    assert frame["seed"].tolist() == [2, 3, 4] and values["gate_n"] == 3
     assert values["gate_verdict"].startswith(f"the pretrained start {said} the gate ({lead:+.2f} points")
     # test accuracy never enters the gate
     assert frame["difference"].mean() == pytest.approx(lead)
+    # and the tuning seeds alone do not make a gate
+    values, _ = ch07.gate(pd.DataFrame([r for r in rows if r["seed"] < 2]))
+    assert values["gate_verdict"] == "not measured yet (0 of 3 paired seeds recorded)"
 
 
 def test_the_gate_before_its_runs_says_it_is_not_measured():

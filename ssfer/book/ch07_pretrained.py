@@ -24,10 +24,12 @@ INTERACTIONS = "pretrained against from scratch"
 FAMILY_KEYS = {FAMILY: (["snl_fix", "fix_sup", "snl_sup"], "pt"),
                INTERACTIONS: (["snl_fix", "fix_sup"], "ix")}
 # The gate, named in results/grid.yaml before it is measured: supervised on 10 % of
-# the labels, pretrained start against from scratch, seeds 0-2, validation accuracy;
-# it passes at a mean paired difference of at least GATE_POINTS.
+# the labels, pretrained start against from scratch, seeds 2-4, validation accuracy;
+# it passes at a mean paired difference of at least GATE_POINTS. Its seeds are not
+# the fine-tuning settings' (TUNING_SEEDS): the setting chosen as the best of four
+# on seeds 0 and 1 would flatter a gate read on the same runs.
 GATE_POINTS = 1.0
-GATE_SEEDS = (0, 1, 2)
+GATE_SEEDS = (2, 3, 4)
 GATE_METRIC = "val accuracy (%)"
 # The fine-tuning settings, tried before the gate on the pretrained start: grid
 # variants "BYOL fine-tuning: SETTING", supervised on the primary budget at
