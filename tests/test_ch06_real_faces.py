@@ -318,3 +318,17 @@ def test_the_claim_sentence_says_matches_only_inside_the_margin():
     assert "it falls short of it at 1 % labeled" in text and "5 % labeled is not recorded yet" in text
     empty = ch06.Recorded({}, [], pd.DataFrame(rows[:5]), families=[fam])
     assert family_wise.claim_sentence(family_wise.read_families(empty)[0]).startswith("No budget of the paper's claim has 3")
+
+
+def test_the_budget_grid_counts_its_own_runs_not_the_primary_grid_nor_other_variants():
+    def row(run, budget, method, variant="no label smoothing", data="FERPlus"):
+        return {"run": run, "data set": data, "budget": budget, "method": method, "seed": 0, "variant": variant}
+
+    planned = pd.DataFrame([row("a1", "1 % labeled", "FixMatch"), row("a2", "1 % labeled", "DTA+SNL"),
+                            row("c1", "all labels", "supervised"), row("c2", "all labels", "supervised"),
+                            row("p1", "10 % labeled", "FixMatch"), row("s1", "1 % labeled", "FixMatch", "other"),
+                            row("f1", "100 per class", "FixMatch", data="FER2013")])
+    recorded = planned[planned["run"].isin(["a1", "c1", "p1", "s1", "f1"])]
+    assert family_wise.budget_progress(recorded, planned) == {"n_budget_runs": 2, "n_budget_planned": 4,
+                                                              "n_ceiling": 1}
+    assert family_wise.budget_progress(recorded.iloc[:0], planned)["n_budget_runs"] == 0

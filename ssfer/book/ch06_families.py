@@ -149,6 +149,22 @@ def budget_runs(every: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return fractions, ceiling
 
 
+def budget_progress(every: pd.DataFrame, planned_keys: pd.DataFrame) -> dict:
+    """How far the label-budget grid is recorded: the runs planned on the primary
+    profile at a budget other than the primary one's, or with every label
+    (``n_budget_planned``), how many of them are recorded (``n_budget_runs``) and
+    how many of those are supervised with every label (``n_ceiling``)."""
+    def budget_grid(rows: pd.DataFrame) -> pd.DataFrame:
+        rows = tables.select(rows, **{"data set": "FERPlus", "variant": CONTROL})
+        return rows[rows["budget"] != grid_tables.PRIMARY["budget"]]
+
+    planned = set(budget_grid(planned_keys)["run"])
+    done = budget_grid(every)
+    done = done[done["run"].isin(planned)]
+    return {"n_budget_runs": len(done), "n_budget_planned": len(planned),
+            "n_ceiling": int((done["budget"] == "all labels").sum())}
+
+
 def budget_classes(fractions: pd.DataFrame, classes: pd.DataFrame, ceiling: pd.DataFrame,
                    of=("fear",)) -> pd.DataFrame:
     """Mean class accuracy and each class of ``of``'s recall per budget and method
