@@ -339,3 +339,17 @@ def test_family_summary_counts_each_kind_of_answer():
         "1 rules out a difference of 1 point or more (A2 − B), "
         "1 shows no difference but cannot rule out one that large (A3 − B) and "
         "2 have fewer than 3 paired seeds, too few for a claim.")
+
+
+def test_pair_values_format_with_the_spec_asked_for_so_an_end_near_0_does_not_read_as_0():
+    from ssfer.book import grid_tables
+
+    # FlexMatch − FixMatch over three seeds: +0.30, +0.60, +0.91 (mean +0.60)
+    rows = pd.DataFrame([{"method": m, "seed": s, "accuracy (%)": 70.0 + (d if m == "FlexMatch" else 0.0)}
+                         for s, d in enumerate((0.30, 0.60, 0.91)) for m in ("FlexMatch", "FixMatch")])
+    one = grid_tables.pair_values("lead", rows, "FlexMatch", "FixMatch")
+    two = grid_tables.pair_values("lead", rows, "FlexMatch", "FixMatch", spec="+.2f")
+    p = paired([0.30, 0.60, 0.91], [0.0, 0.0, 0.0])
+    assert two["lead_low"] == format(p.low, "+.2f") and one["lead_low"] == format(p.low, "+.1f")
+    assert two["lead_mean"] == "+0.60" and one["lead_mean"] == "+0.6"
+    assert two["lead_verdict"] == one["lead_verdict"]

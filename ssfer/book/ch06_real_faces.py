@@ -648,9 +648,11 @@ def threshold_free_lead(prim: pd.DataFrame, rec: Recorded) -> dict:
     nearly every face) − FixMatch, beside DTA+SNL − FixMatch, with each method's
     share of unlabeled faces accepted. Exploration, outside the planned family."""
     values = acceptance_values(acceptance(rec, prim), "lead_accept")
+    # two decimals, as the planned family's: an interval whose end rounds to +0.0 at one
+    # decimal would read as holding 0 beside a verdict that it excludes it
     for key, (a, b) in (("lead_flex_fix", ("FlexMatch", "FixMatch")), ("lead_snl_fix", ("DTA+SNL", "FixMatch")),
                         ("lead_snl_flex", ("DTA+SNL", "FlexMatch"))):
-        values |= grid_tables.pair_values(key, prim, a, b)
+        values |= grid_tables.pair_values(key, prim, a, b, spec="+.2f")
     return values
 
 

@@ -120,15 +120,16 @@ def comparisons(table, metric: str, **where):
 
 
 def pair_values(name: str, table, a: str, b: str, metric: str = "accuracy (%)", by: str = "method",
-                **where) -> dict:
+                spec: str = "+.1f", **where) -> dict:
     """What the prose cites of the paired comparison of ``a`` and ``b`` (values of
     column ``by``) in the runs matching ``where`` (``verdicts.comparison_values``'
-    keys); when either has no recorded run yet, the same keys say so."""
+    keys, the numbers formatted with ``spec``); when either has no recorded run
+    yet, the same keys say so."""
     rows = select(table, **where)
     if not {a, b} <= set(rows[by]):
         return {f"{name}_mean": "—", f"{name}_low": "—", f"{name}_high": "—", f"{name}_wins": 0, f"{name}_n": 0,
                 f"{name}_verdict": "not recorded yet: no claim"}
-    return comparison_values(name, compare(rows, a, b, metric, by=by))
+    return comparison_values(name, compare(rows, a, b, metric, by=by), spec)
 
 
 def planned_table(grid: list[Planned], root: Path) -> pd.DataFrame:
