@@ -173,7 +173,26 @@ def test_plan_gives_seeds_needed_and_cpu_time_from_the_paired_sd():
     capped = plan(t, 0.01, family=(("FixMatch", "supervised"),), max_seeds=15, variant="v").iloc[0]
     assert capped["seeds needed"] == 15
     total = plan_total(t, frame, variant="v")
-    assert total["seeds needed"] == row["seeds needed"] and "DTA" in total["not timed"]
+    assert total["seeds needed"] == row["seeds needed"] and total["not timed"] == []
+    assert total["runs to record"] == 2 * row["more seeds"]
+
+
+def test_the_whole_plan_takes_each_method_to_its_own_comparisons_needs_not_to_the_most_seeds_any_method_has():
+    from ssfer.book.grid_tables import plan, plan_total
+
+    base = [70.0, 71.0, 72.0, 73.0, 70.5, 71.5]
+    # FixMatch and DTA+SNL hold six seeds, supervised four; each comparison already has its half-width
+    t = _table({"supervised": base[:4], "FixMatch": [b + 1 for b in base],
+                "DTA+SNL": [b + 1.5 + 0.1 * (s % 2) for s, b in enumerate(base)]})
+    family = (("DTA+SNL", "FixMatch"), ("FixMatch", "supervised"), ("DTA", "FlexMatch"))
+    frame = plan(t, 1.0, family=family, variant="v")
+    assert frame["more seeds"].iloc[:2].tolist() == [0, 0]
+    total = plan_total(t, frame, variant="v")
+    # supervised is not planned up to FixMatch's six seeds; DTA and FlexMatch, with no run, get the
+    # most seeds any comparison needs, and are named as not timed
+    most = int(frame["seeds needed"].iloc[:2].max())
+    assert total["complete seeds"] == 0 and total["seeds needed"] == most
+    assert total["runs to record"] == 2 * most and sorted(total["not timed"]) == ["DTA", "FlexMatch"]
 
 
 def test_class_comparisons_give_no_verdict_for_a_class_with_few_test_faces():

@@ -186,19 +186,24 @@ def plan(table, half_width: float = 1.0, family=PLANNED, metric: str = "accuracy
 
 
 def plan_total(table, plan_frame, **where) -> dict:
-    """The grid's whole plan: every method of the family runs at every seed, so
-    the family needs the most seeds any comparison needs. Returns the seeds
-    recorded for every method, the seeds needed, and the CPU hours of the runs
-    still to record (mean recorded ``train_seconds`` per run of each method)."""
+    """The grid's whole plan: each method needs the most seeds any of its
+    comparisons in ``plan_frame`` needs (a comparison not measured yet: the most
+    any comparison needs), so a method that only some comparisons hold at more
+    seeds is not planned up to them. Returns the seeds recorded for every method,
+    the most seeds any comparison needs, and the runs still to record with their
+    CPU hours (mean recorded ``train_seconds`` per run of each method)."""
     rows = select(table, **where)
-    methods = list(dict.fromkeys(m for pair in PLANNED for m in pair))
+    pairs = {c: tuple(c.split(" − ")) for c in plan_frame["comparison"]}
+    methods = list(dict.fromkeys(m for pair in pairs.values() for m in pair))
     per_method = {m: set(rows.loc[rows["method"] == m, "seed"]) for m in methods}
-    complete = set.intersection(*per_method.values())
-    needed = [v for v in plan_frame["seeds needed"] if isinstance(v, (int, float)) and math.isfinite(v)]
-    need = max([int(v) for v in needed] + [len(s) for s in per_method.values()]) if needed else 0
+    complete = set.intersection(*per_method.values()) if per_method else set()
+    needed = {c: int(v) for c, v in zip(plan_frame["comparison"], plan_frame["seeds needed"])
+              if isinstance(v, (int, float)) and math.isfinite(v)}
+    most = max(needed.values(), default=0)
+    need = {m: max(needed.get(c, most) for c, pair in pairs.items() if m in pair) for m in methods}
     seconds = seconds_per_run(rows)
-    todo = {m: max(0, need - len(seeds)) for m, seeds in per_method.items()}
-    return {"complete seeds": len(complete), "seeds needed": need, "runs to record": sum(todo.values()),
+    todo = {m: max(0, need[m] - len(per_method[m])) for m in methods}
+    return {"complete seeds": len(complete), "seeds needed": most, "runs to record": sum(todo.values()),
             "CPU hours": sum(n * seconds[m] for m, n in todo.items() if m in seconds) / 3600,
             "not timed": [m for m, n in todo.items() if n and m not in seconds]}
 

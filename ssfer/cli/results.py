@@ -188,8 +188,9 @@ def plan(args: argparse.Namespace) -> int:
     print(f"planned comparisons on {grid_tables.PRIMARY_NAME}; target 95 % half-width {verdicts.amount(args.halfwidth)} "
           f"(test accuracy), at most {grid_tables.MAX_SEEDS} seeds:")
     print(frame.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    print(f"the family: {total['complete seeds']} seeds recorded for every method; {total['seeds needed']} "
-          f"needed; {total['runs to record']} runs to record, about {total['CPU hours']:.1f} CPU hours "
+    print(f"the family: {total['complete seeds']} seeds recorded for every method; the most any comparison needs: "
+          f"{total['seeds needed']}; {total['runs to record']} runs to record (each method up to its comparisons' "
+          f"needs), about {total['CPU hours']:.1f} CPU hours "
           "(mean recorded train_seconds per run"
           + (f"; {', '.join(total['not timed'])} not counted: no run recorded yet)" if total["not timed"] else ")"))
     print(f"\nseeds each comparison would need, at its observed mean and sd, for its 95 % interval to clear 0 "
