@@ -57,6 +57,10 @@ def test_a_pretraining_is_recorded_without_weights_and_its_group_starts_from_the
     cmd = (results / "synth_byol_supervised_s0" / "command.txt").read_text()
     assert "# starts from the weights of pretraining/synth_byol, made by:" in cmd
     assert "ssfer pretrain --config p.yaml" in cmd and "--set model.pretrained_path=" in cmd
+    # both say what making the weights again costs, from the pretraining's record
+    took = pretraining_grid.cost(made.summary, made.environment)
+    assert f"#   which took {took}\n" in cmd and "CPU hours" in took and made.environment["cpu_model"] in took
+    assert f"# took {took}\n" in (folder / "command.txt").read_text()
     # the pretraining's folder is not a run
     assert list(load_results(results)) == ["synth_byol_supervised_s0"]
 

@@ -96,6 +96,15 @@ def load_pretrainings(spec: dict, path: Path) -> dict[str, PlannedPretraining]:
     return out
 
 
+def cost(summary: dict, environment: dict) -> str:
+    """What a pretraining took, from its record: CPU hours, threads, wall hours
+    and the CPU kind (what making its weights again costs there)."""
+    kind = ", ".join(str(environment[k]) for k in ("cpu_capability", "cpu_model") if environment.get(k)) \
+        or "a CPU kind not recorded"
+    return (f"{summary['cpu_seconds'] / 3600:.1f} CPU hours ({summary['threads']} thread(s), "
+            f"{summary['seconds'] / 3600:.1f} h wall) on {kind}")
+
+
 def folder(results_dir: Path, name: str) -> Path:
     return Path(results_dir) / FOLDER / name
 

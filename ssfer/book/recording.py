@@ -223,15 +223,35 @@ def commit(results_dir: Path, name: str, files: dict[str, bytes], command: str) 
 
 
 def _command(planned: Planned | PlannedPretraining, root: Path, data_roots: dict[str, str], used_root: str | None,
-             weights: str | None = None, starts: PlannedPretraining | None = None) -> str:
+             weights: str | None = None, starts: PlannedPretraining | None = None, took: str = "",
+             starts_took: str = "") -> str:
+    """``command.txt``: the command that makes the record again by hand; ``took``:
+    what a pretraining took (``pretraining_grid.cost``), ``starts_took`` the same
+    for the pretraining a run starts from, so that its reader knows what making
+    the weights again costs."""
     roots = dict(data_roots)
     if used_root is not None:  # where the worker found the data: what the run's config says
         roots[planned.dataset(root)] = used_root
     head = "# recorded by: ssfer results record --only " + planned.name + "\n"
+    if took:
+        head += f"# took {took}\n"
     if starts is not None:  # how the weights it starts from are made again, where they are not
         head += (f"# starts from the weights of {pretraining_grid.FOLDER}/{starts.name}, made by:\n"
-                 f"#   {starts.command(root, roots)}\n")
+                 f"#   {starts.command(root, roots)}\n" + (f"#   which took {starts_took}\n" if starts_took else ""))
     return head + planned.command(root, roots, weights) + "\n"
+
+
+def _took(files: dict[str, bytes]) -> str:
+    """``pretraining_grid.cost`` of a pretraining's files as they came back."""
+    return pretraining_grid.cost(json.loads(files["summary.json"]), json.loads(files["environment.json"]))
+
+
+def _recorded_took(results_dir: Path, name: str | None) -> str:
+    """``pretraining_grid.cost`` of the recorded pretraining ``name`` ("" when none is)."""
+    if not name or not pretraining_grid.is_recorded(results_dir, name):
+        return ""
+    rec = pretraining_grid.load_recorded(results_dir, name)
+    return pretraining_grid.cost(rec.summary, rec.environment)
 
 
 def record(planned: Planned, root: Path, results_dir: Path, data_roots: dict[str, str],
@@ -465,7 +485,8 @@ def _pretrain_first(todo: list[PlannedPretraining], held: contextlib.ExitStack, 
         if not err and out.name in mine:
             try:
                 commit(into, out.name, out.value["files"],
-                       _command(by_name[out.name], root, data_roots, out.value["data_root"]))
+                       _command(by_name[out.name], root, data_roots, out.value["data_root"],
+                                took=_took(out.value["files"])))
             except OSError as e:
                 err = f"writing its record: {e}"
             done[out.name] = err
@@ -520,7 +541,8 @@ def record_grid(grid: list[Planned], root: Path, results_dir: Path, data_roots: 
                     p = by_name[out.name]
                     commit(results_dir, out.name, out.value["files"],
                            _command(p, root, data_roots, out.value["data_root"], weights.get(p.pretraining),
-                                    pretrainings.get(p.pretraining)))
+                                    pretrainings.get(p.pretraining),
+                                    starts_took=_recorded_took(results_dir, p.pretraining)))
                 except OSError as e:
                     err = f"writing its record: {e}"
             done[out.name] = err
