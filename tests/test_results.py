@@ -65,6 +65,31 @@ def test_pending_can_take_one_variant_and_whole_seeds_first(tmp_path, two_step_o
                                              (0, "dta_snl"), (1, "supervised")]]
 
 
+def test_then_records_stages_in_turn_each_seed_major(tmp_path, two_step_overrides):
+    primary = load_grid(REPO / "results" / "grid.yaml")
+    chosen = pending(primary, tmp_path / "none", only=["ferplus_fraction_25_ls0_*"], seed_major=True,
+                     then=["ferplus_fraction_5_ls0_*", "ferplus_fraction_1_ls0_*"])
+    budgets = [p.name.split("_")[2] for p in chosen]
+    # the order, 25 % then 5 % then 1 %, each stage whole seeds first
+    assert budgets == ["25"] * 15 + ["5"] * 15 + ["1"] * 15
+    assert [p.name for p in chosen[15:19]] == ["ferplus_fraction_5_ls0_supervised_s0", "ferplus_fraction_5_ls0_fixmatch_s0",
+                                               "ferplus_fraction_5_ls0_dta_snl_s0", "ferplus_fraction_5_ls0_supervised_s1"]
+    # a run is in the first stage that matches it, once
+    again = pending(primary, tmp_path / "none", only=["ferplus_fraction_25_ls0_*"], then=["ferplus_fraction_*_ls0_*"])
+    assert len(again) == len({p.name for p in again})
+    assert [p.name.split("_")[2] for p in again[:15]] == ["25"] * 15
+    grid = load_grid(_grid(tmp_path, two_step_overrides))
+    with pytest.raises(ConfigError, match="--then synth_typo_\\*: no run of the grid matches"):
+        pending(grid, tmp_path / "none", only=["synth_*_s1"], then=["synth_typo_*"])
+    with pytest.raises(ConfigError, match="give --only as well"):
+        pending(grid, tmp_path / "none", then=["synth_*_s1"])
+    # a later stage never takes a run that an earlier one chose
+    assert [p.name for p in pending(grid, tmp_path / "none", only=["synth_*"], then=["synth_*_s0"])] == \
+        [p.name for p in grid]
+    assert main(["results", "status", "--grid", str(tmp_path / "grid.yaml"), "--results-dir", str(tmp_path / "none"),
+                 "--only", "synth_*_s1", "--then", "synth_*_s0"]) == 0
+
+
 def test_a_missing_data_root_and_a_bad_grid_are_named(tmp_path):
     g = tmp_path / "g.yaml"
     g.write_text("groups:\n  - {name: a, config: configs/ferplus_fraction_10_cpu.yaml, algorithms: [supervised], "

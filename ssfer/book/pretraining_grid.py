@@ -190,11 +190,11 @@ def pilot_choice(pilots: dict[str, PretrainRecord]) -> PilotChoice:
                          f"the rule cannot say whether its curve still rose")
     final = 100 * curve[-1]["probe_accuracy"]
     best = max(curve, key=lambda r: r["probe_accuracy"])["epoch"]          # the earliest of equals
-    cost = rec.summary["cpu_seconds"] / rec.config.train.epochs
+    per_epoch = rec.summary["cpu_seconds"] / rec.config.train.epochs
     every = rec.config.probe.every or 1
-    bought = max(every, int(FINAL_CPU_HOURS * 3600 / cost) // every * every)
+    bought = max(every, int(FINAL_CPU_HOURS * 3600 / per_epoch) // every * every)
     choice = PilotChoice(name, rec.config.views.crop_scale[0], bought, final,
-                         final - 100 * before[-1]["probe_accuracy"], cost, int(best))
+                         final - 100 * before[-1]["probe_accuracy"], per_epoch, int(best))
     return choice if choice.rose else replace(choice, epochs=2 * int(best))
 
 

@@ -314,14 +314,25 @@ def _matches(name: str, only: list[str] | None) -> bool:
 
 
 def pending(grid: list[Planned], results_dir: Path, only: list[str] | None = None, variant: str | None = None,
-            seed_major: bool = False, also: list[str] | tuple[str, ...] = ()) -> list[Planned]:
+            seed_major: bool = False, also: list[str] | tuple[str, ...] = (),
+            then: list[str] | tuple[str, ...] = ()) -> list[Planned]:
     """The runs of ``grid`` not yet recorded, in grid order: those whose name
     matches a glob of ``only`` and, with ``variant``, of that grid group's variant
     ("" for the profile's). ``seed_major``: every method of a seed before the next
     seed, so that a machine that records a few runs records whole seeds, and each
     seed's paired comparisons come from one CPU kind. ``also``: other names of
-    the grid (its pretrainings) that ``only`` may choose instead."""
-    chosen = [p for p in grid if _matches(p.name, only) and (variant is None or p.variant == variant)]
+    the grid (its pretrainings) that ``only`` may choose instead. ``then``: globs
+    of later stages, each stage's runs after the earlier stages' (``only`` is the
+    first), each in the order above: one command records stages in turn, and
+    the engine keeps every core busy across their boundaries."""
+    if then and not only:
+        raise ConfigError("--then GLOB orders stages after those --only chooses: give --only as well")
+    stages = [only or []] + [[g] for g in then]
+
+    def stage(p: Planned) -> int | None:
+        return next((i for i, globs in enumerate(stages) if _matches(p.name, globs)), None)
+
+    chosen = [p for p in grid if stage(p) is not None and (variant is None or p.variant == variant)]
     if not chosen and not (only and variant is None and any(_matches(n, only) for n in also)) \
             and (only or variant is not None):
         # a typo in a glob or a variant would otherwise record nothing and say nothing
@@ -329,9 +340,12 @@ def pending(grid: list[Planned], results_dir: Path, only: list[str] | None = Non
                              + ([f"--variant {variant!r}"] if variant is not None else []))
         variants = sorted({repr(p.variant) for p in grid})
         raise ConfigError(f"{asked}: no run of the grid matches (its variants: {', '.join(variants) or 'none'})")
+    for glob in then:
+        if not any(fnmatch.fnmatch(p.name, glob) for p in grid):
+            raise ConfigError(f"--then {glob}: no run of the grid matches")
     todo = [p for p in chosen if not is_recorded(results_dir, p.name)]
-    if seed_major:
-        todo.sort(key=lambda p: p.overrides.get("split.seed", 0))  # stable: grid order within a seed
+    # sorted is stable: grid order within a stage (and, seed-major, within a seed)
+    todo.sort(key=lambda p: (stage(p), p.overrides.get("split.seed", 0) if seed_major else 0))
     return todo
 
 
@@ -502,7 +516,8 @@ def _pretrain_first(todo: list[PlannedPretraining], held: contextlib.ExitStack, 
 def record_grid(grid: list[Planned], root: Path, results_dir: Path, data_roots: dict[str, str],
                 only: list[str] | None = None, cache_dir: str | None = None, variant: str | None = None,
                 seed_major: bool = False, engine: Engine | None = None,
-                pretrainings: dict[str, PlannedPretraining] | None = None) -> dict[str, str]:
+                pretrainings: dict[str, PlannedPretraining] | None = None,
+                then: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
     """Record every missing run of the grid (``pending``'s choice and order)
     through ``engine`` (default: here, one at a time; each run sets its own thread
     count in its config), committing each as it comes back; returns {name: error
@@ -516,7 +531,7 @@ def record_grid(grid: list[Planned], root: Path, results_dir: Path, data_roots: 
     code = training_code_digest()
     done: dict[str, str] = {}
     with contextlib.ExitStack() as held:
-        mine = claim(held, results_dir, pending(grid, results_dir, only, variant, seed_major, list(pretrainings)),
+        mine = claim(held, results_dir, pending(grid, results_dir, only, variant, seed_major, list(pretrainings), then),
                      engine.say)
         first = pretrainings_to_run(pretrainings, mine, results_dir, only, variant)
         weights = _pretrain_first(first, held, root, results_dir, data_roots, cache_dir, engine, done) if first else {}

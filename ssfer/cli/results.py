@@ -27,6 +27,9 @@ def _choice_flags(p: argparse.ArgumentParser) -> None:
                         "e.g. 'no label smoothing' for the primary grid")
     p.add_argument("--seed-major", action="store_true",
                    help="every method of a seed before the next seed: whole seeds on one machine")
+    p.add_argument("--then", action="append", default=[], metavar="GLOB",
+                   help="a later stage (repeatable): the runs it matches after those of --only and of each "
+                        "earlier --then, in one command that keeps every core busy across the boundaries")
 
 
 def _root_flag(p: argparse.ArgumentParser) -> None:
@@ -117,7 +120,8 @@ def status(args: argparse.Namespace) -> int:
     from ssfer.book import pretraining_grid, recording
 
     grid, pretrainings = recording.read_grid(args.grid)
-    todo = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major, list(pretrainings))
+    todo = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major, list(pretrainings),
+                             args.then)
     first = recording.pretrainings_to_run(pretrainings, todo, args.results_dir, args.only, args.variant)
     done = [p.name for p in grid if recording.is_recorded(args.results_dir, p.name)]
     if pretrainings:
@@ -224,7 +228,8 @@ def record(args: argparse.Namespace) -> int:
     from ssfer.book import recording
 
     grid, pretrainings = recording.read_grid(args.grid)
-    todo = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major, list(pretrainings))
+    todo = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major, list(pretrainings),
+                             args.then)
     first = recording.pretrainings_to_run(pretrainings, todo, args.results_dir, args.only, args.variant)
     _print_open_seeds([s for s in recording.open_seeds(grid, args.results_dir, args.variant)
                        if {p.name for p in todo} & set(s["left"])])
@@ -238,9 +243,9 @@ def record(args: argparse.Namespace) -> int:
             out = recording.record_grid(grid, Path.cwd(), args.results_dir, dict(args.root or []),
                                         only=args.only, cache_dir=str(args.cache_dir) if args.cache_dir else None,
                                         variant=args.variant, seed_major=args.seed_major, engine=runner,
-                                        pretrainings=pretrainings)
+                                        pretrainings=pretrainings, then=args.then)
     except KeyboardInterrupt:
-        left = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major)
+        left = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major, then=args.then)
         print(f"ssfer: interrupted; every finished run is recorded, {len(left)} are not: "
               "the same command records them", file=sys.stderr)
         return 130
