@@ -123,6 +123,16 @@ def test_status_reads_the_pilots_rule_once_every_pilot_is_recorded(tmp_path, mon
     assert ("the pilot's rule: by the rule, the final pretraining takes crop floor 0.4 from synth_pilot_a, whose "
             "pilot ended at 40.0 % validation kNN accuracy (synth_pilot_b: 39.0 %)") in said
     assert "The grid names synth_final: crop floor 0.4, 190 epochs, as the rule gives." in said
+    # before the grid names a fine-tuning of the pretrained start, nothing waits on it
+    assert "fine-tuning choice" not in said and "the gate:" not in said
+    g["groups"].append({"name": "synth_tune_{algorithm}_s{seed}", "variant": "BYOL fine-tuning: lr 0.001",
+                        "pretraining": "synth_final", "config": "c.yaml", "algorithms": ["supervised"],
+                        "seeds": [0, 1], "set": {"train.lr": 0.001}})
+    (tmp_path / "grid.yaml").write_text(json.dumps(g))
+    said = status()
+    # the next steps of the order: the setting chosen on validation, then the gate
+    assert "the fine-tuning choice: none yet (0 of 1 settings have their runs at seeds 0 and 1)" in said
+    assert "the gate: not measured yet (0 of 3 paired seeds recorded)" in said
 
 
 @pytest.mark.parametrize("group, message", [

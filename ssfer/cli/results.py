@@ -135,6 +135,7 @@ def status(args: argparse.Namespace) -> int:
                       if pretraining_grid.PILOT in n}
             said = pretraining_grid.pilot_reading(pretrainings, pilots, recording.grid_root(args.grid, grid))
             print(f"the pilot's rule: {said[0].lower()}{said[1:]}")
+    _print_pretrained_steps(grid, args)
     print(f"{len(done)} of {len(grid)} runs of {args.grid} recorded in {args.results_dir}/")
     for p in todo:
         print(f"  to record: {p.name}" + (f" (starts from {p.pretraining})" if p.pretraining else ""))
@@ -142,6 +143,24 @@ def status(args: argparse.Namespace) -> int:
         _print_cost(grid, args, [p.name for p in todo])
     _print_open_seeds(recording.open_seeds(grid, args.results_dir, args.variant))
     return 0
+
+
+def _print_pretrained_steps(grid, args: argparse.Namespace) -> None:
+    """Once the grid names fine-tunings of the pretrained start, what the next step
+    of issue 32's order waits on: the fine-tuning setting chosen on validation, and
+    the gate's verdict (chapter 07's own readings)."""
+    from ssfer.book import ch07_pretrained as ch07
+    from ssfer.errors import RunFolderError
+
+    if not any(p.variant.startswith(ch07.TUNING) or p.variant == ch07.VARIANT for p in grid):
+        return
+    try:
+        every = ch07.load(args.results_dir, args.grid).rec.every
+    except (RunFolderError, ConfigError) as e:
+        print(f"the fine-tuning choice and the gate cannot be read: {e}")
+        return
+    print(f"the fine-tuning choice: {ch07.tuning(every, grid)[0]['tuning_choice']}")
+    print(f"the gate: {ch07.gate(every)[0]['gate_verdict']}")
 
 
 def _print_cost(grid, args: argparse.Namespace, names: list[str]) -> None:
