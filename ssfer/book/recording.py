@@ -246,9 +246,9 @@ def _took(files: dict[str, bytes]) -> str:
     return pretraining_grid.cost(json.loads(files["summary.json"]), json.loads(files["environment.json"]))
 
 
-def _recorded_took(results_dir: Path, name: str | None) -> str:
-    """``pretraining_grid.cost`` of the recorded pretraining ``name`` ("" when none is)."""
-    if not name or not pretraining_grid.is_recorded(results_dir, name):
+def _recorded_took(results_dir: Path, name: str) -> str:
+    """``pretraining_grid.cost`` of the recorded pretraining ``name`` ("" when it is not)."""
+    if not pretraining_grid.is_recorded(results_dir, name):
         return ""
     rec = pretraining_grid.load_recorded(results_dir, name)
     return pretraining_grid.cost(rec.summary, rec.environment)
@@ -341,7 +341,7 @@ def pending(grid: list[Planned], results_dir: Path, only: list[str] | None = Non
         variants = sorted({repr(p.variant) for p in grid})
         raise ConfigError(f"{asked}: no run of the grid matches (its variants: {', '.join(variants) or 'none'})")
     for glob in then:
-        if not any(fnmatch.fnmatch(p.name, glob) for p in grid):
+        if not any(_matches(p.name, [glob]) for p in grid):
             raise ConfigError(f"--then {glob}: no run of the grid matches")
     todo = [p for p in chosen if not is_recorded(results_dir, p.name)]
     # sorted is stable: grid order within a stage (and, seed-major, within a seed)
@@ -536,6 +536,8 @@ def record_grid(grid: list[Planned], root: Path, results_dir: Path, data_roots: 
         first = pretrainings_to_run(pretrainings, mine, results_dir, only, variant)
         weights = _pretrain_first(first, held, root, results_dir, data_roots, cache_dir, engine, done) if first else {}
         by_name = {p.name: p for p in mine}
+        # read once per pretraining, not once per run that starts from it
+        took = {name: _recorded_took(results_dir, name) for name in weights}
         tasks = []
         for p in mine:
             if p.pretraining and p.pretraining not in weights:
@@ -557,7 +559,7 @@ def record_grid(grid: list[Planned], root: Path, results_dir: Path, data_roots: 
                     commit(results_dir, out.name, out.value["files"],
                            _command(p, root, data_roots, out.value["data_root"], weights.get(p.pretraining),
                                     pretrainings.get(p.pretraining),
-                                    starts_took=_recorded_took(results_dir, p.pretraining)))
+                                    starts_took=took.get(p.pretraining, "")))
                 except OSError as e:
                     err = f"writing its record: {e}"
             done[out.name] = err
