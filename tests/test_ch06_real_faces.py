@@ -316,6 +316,20 @@ def test_the_claim_sentence_says_matches_only_inside_the_margin():
     assert text.startswith("DTA+SNL passes supervised training with every label at 25 % labeled")
     assert "it matches it, within 1 point, at 10 % labeled" in text
     assert "it falls short of it at 1 % labeled" in text and "5 % labeled is not recorded yet" in text
+    # every budget recorded, three short of it: one list, and no "so far"
+    short = rows[:5] + [{**PRIMARY, "budget": b, "run": f"{b}_s{s}", "method": "DTA+SNL", "seed": s,
+                         "accuracy (%)": 70.0 + 0.1 * s + d}
+                        for b in ("1 % labeled", "5 % labeled", "10 % labeled")
+                        for s, d in enumerate([0.1, -0.1, 0.05, -0.05, 0.0])]
+    short += [r for r in rows if r["budget"] == "25 % labeled"]
+    text = family_wise.claim_sentence(family_wise.read_families(ch06.Recorded({}, [], pd.DataFrame(short),
+                                                                              families=[fam]))[0])
+    assert text == ("DTA+SNL passes supervised training with every label at 25 % labeled; it falls short of it at "
+                    "1 %, 5 % and 10 % labeled.")
+    text = family_wise.claim_sentence(family_wise.read_families(ch06.Recorded({}, [], pd.DataFrame(short[:-5]),
+                                                                              families=[fam]))[0])
+    assert text.startswith("At no budget recorded so far does DTA+SNL match or pass supervised training with every "
+                           "label; it falls short of it at 1 %, 5 % and 10 % labeled; 25 % labeled is not recorded")
     empty = ch06.Recorded({}, [], pd.DataFrame(rows[:5]), families=[fam])
     assert family_wise.claim_sentence(family_wise.read_families(empty)[0]).startswith("No budget of the paper's claim has 3")
 

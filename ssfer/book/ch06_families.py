@@ -95,6 +95,15 @@ def headline(readings: list[FamilyReading]) -> str:
     return lead + ". ".join(s[0].upper() + s[1:] for s in sentences) + "."
 
 
+def _budgets(names: list[str]) -> str:
+    """Budgets as a reader says them: "1 %, 5 % and 10 % labeled", not each with its own "labeled"."""
+    unit = " labeled"
+    shared = all(n.endswith(unit) for n in names)
+    bare = [n.removesuffix(unit) for n in names] if shared else list(names)
+    listed = bare[0] if len(bare) == 1 else f"{', '.join(bare[:-1])} and {bare[-1]}"
+    return listed + (unit if shared else "")
+
+
 def claim_sentence(reading: FamilyReading | None) -> str:
     """Whether DTA+SNL at a label budget matches or passes supervised training with
     every label (the paper's claim family), plainly: "matches" only where the 95 %
@@ -122,18 +131,19 @@ def claim_sentence(reading: FamilyReading | None) -> str:
                 "training with every label yet, so the runs cannot yet say whether DTA+SNL matches or passes it.")
     said = []
     if passes:
-        said.append(f"DTA+SNL passes supervised training with every label at {', '.join(passes)}")
+        said.append(f"DTA+SNL passes supervised training with every label at {_budgets(passes)}")
     if matches:
-        said.append(f"it matches it, within {verdicts.amount(verdicts.MARGIN)}, at {', '.join(matches)}")
+        said.append(f"it matches it, within {verdicts.amount(verdicts.MARGIN)}, at {_budgets(matches)}")
     if short:
-        said.append(f"it falls short of it at {', '.join(short)}")
+        said.append(f"it falls short of it at {_budgets(short)}")
     if open_:
-        said.append(f"the runs cannot tell at {', '.join(open_)}")
+        said.append(f"the runs cannot tell at {_budgets(open_)}")
     if missing:
-        said.append(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not recorded yet"
+        said.append(f"{_budgets(missing)} {'is' if len(missing) == 1 else 'are'} not recorded yet"
                     f" (fewer than {verdicts.MIN_SEEDS} paired seeds)")
     if not passes and not matches:
-        said.insert(0, "At no budget recorded so far does DTA+SNL match or pass supervised training with every label")
+        said.insert(0, f"At no budget{' recorded so far' if missing else ''} does DTA+SNL match or pass supervised "
+                       "training with every label")
     text = "; ".join(said)
     return text[0].upper() + text[1:] + "."
 
