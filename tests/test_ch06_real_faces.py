@@ -1,14 +1,26 @@
 """What chapter 06 reads off the recorded runs (ssfer.book.ch06_real_faces): each section's
 values for the prose and its table, from synthetic tables with known answers and
 from the committed results/ themselves."""
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
-import pandas as pd
-import pytest
+import matplotlib
 
-from ssfer.book import ch06_families as family_wise, ch06_real_faces as ch06, grid_tables, recording, verdicts
-from ssfer.config import ConfigError
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from ssfer.book import (  # noqa: E402
+    ch06_families as family_wise,
+    ch06_real_faces as ch06,
+    figures,
+    grid_tables,
+    recording,
+    verdicts,
+)
+from ssfer.config import ConfigError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PRIMARY = dict(grid_tables.PRIMARY)
@@ -346,3 +358,56 @@ def test_the_budget_grid_counts_its_own_runs_not_the_primary_grid_nor_other_vari
     assert family_wise.budget_progress(recorded, planned) == {"n_budget_runs": 2, "n_budget_planned": 4,
                                                               "n_ceiling": 1}
     assert family_wise.budget_progress(recorded.iloc[:0], planned)["n_budget_runs"] == 0
+
+
+def _budget_state(rec: ch06.Recorded, seeds: dict[str, range]) -> ch06.Recorded:
+    """``rec`` with its runs at 1, 5 and 25 % replaced by runs made up from the
+    10 % ones (the planned config, the accuracy moved by the budget): at each
+    budget of ``seeds``, every planned method at those seeds."""
+    shift = {"25": 2.5, "5": -4.0, "1": -12.0}
+    records = {n: r for n, r in rec.records.items() if not n.startswith(("ferplus_fraction_1_", "ferplus_fraction_5_",
+                                                                        "ferplus_fraction_25_"))}
+    for p in rec.planned:
+        parts = p.name.split("_")          # ferplus_fraction_25_ls0_dta_snl_s1
+        if parts[:2] != ["ferplus", "fraction"] or parts[2] not in seeds or int(parts[-1][1:]) not in seeds[parts[2]]:
+            continue
+        template = rec.records[p.name.replace(f"_{parts[2]}_", "_10_")]
+        summary = dict(template.summary, accuracy=template.summary["accuracy"] + shift[parts[2]] / 100)
+        records[p.name] = dataclasses.replace(template, config=p.resolve(REPO, {}), summary=summary)
+    every = grid_tables.results_table(records, rec.planned)
+    return dataclasses.replace(rec, records=records, every=every)
+
+
+@pytest.mark.parametrize("seeds", [{}, {"25": range(2)}, {"25": range(5), "5": range(1)},
+                                   {"25": range(5), "5": range(5), "1": range(3)}],
+                         ids=["none", "25 % at 2 seeds", "5 % at 1 seed", "1 % at 3 seeds"])
+def test_the_budget_section_reads_every_stage_of_its_grid_with_the_same_glue(committed, seeds):
+    """The grid fills over several sessions, a run committed as it finishes: at
+    every stage the section must build, glue the same names and say no more than
+    its seeds allow."""
+    rec = _budget_state(committed, seeds)
+    section = family_wise.budget_section(rec, family_wise.read_families(rec))
+    full = family_wise.budget_section(committed, family_wise.read_families(committed))
+    assert set(section.values) == set(full.values)
+    for budget, prefix in (("25", "b25"), ("5", "b5"), ("1", "b1")):
+        n = len(seeds.get(budget, ()))
+        assert section.values[f"{prefix}_snl_fix_n"] == n
+        assert section.values[f"claim_{prefix}_n"] == n
+        if n < verdicts.MIN_SEEDS:
+            assert section.values[f"{prefix}_snl_fix_fw"].endswith("no claim")
+        else:
+            assert not section.values[f"{prefix}_snl_fix_fw"].endswith("no claim")
+    assert sorted(section.fractions["budget"].unique()) == sorted(
+        ["10 % labeled", *(f"{b} % labeled" for b, s in seeds.items() if len(s))])
+    assert set(section.classes["budget"]) == {*section.fractions["budget"], "all labels"}
+    missing = [f"{b} %" for b in ("1", "5", "25") if len(seeds.get(b, ())) < verdicts.MIN_SEEDS]
+    claim = section.values["claim"]
+    assert ("not recorded yet" in claim) == bool(missing)
+    if missing:      # the family's order; one "labeled" for the list
+        listed = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
+        assert claim.split("; ")[-1].startswith(f"{listed} labeled {'is' if len(missing) == 1 else 'are'} not recorded")
+    else:
+        assert "so far" not in claim
+    fig = plt.figure()
+    figures.plot_label_efficiency(section.fractions, section.ceiling)
+    plt.close(fig)

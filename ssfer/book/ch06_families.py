@@ -191,6 +191,32 @@ def budget_classes(fractions: pd.DataFrame, classes: pd.DataFrame, ceiling: pd.D
     return out.sort_values(["labeled (%)", "method"], kind="stable").drop(columns="labeled (%)")
 
 
+@dataclass
+class BudgetSection:
+    """What the label-budget section shows: its glued values, the fraction runs
+    and the ceiling (the figure), the budget families and the paper's claim, read
+    family-wise, and mean class accuracy and fear recall per budget."""
+
+    values: dict
+    fractions: pd.DataFrame
+    ceiling: pd.DataFrame
+    readings: list[FamilyReading]
+    classes: pd.DataFrame
+
+
+def budget_section(rec: Recorded, readings: list[FamilyReading]) -> BudgetSection:
+    """The label-budget section from the recorded runs at any stage of its grid,
+    none recorded to all: ``readings`` is ``read_families(rec)``."""
+    fractions, ceiling = budget_runs(rec.every)
+    claim = next((r for r in readings if r.family.name == "the paper's claim"), None)
+    values = {"claim": claim_sentence(claim)} | budget_progress(rec.every, rec.planned_keys)
+    budgets = [r for r in readings if r.family.name in BUDGET_KEYS]
+    for reading in budgets:
+        values |= family_values(reading, *BUDGET_KEYS[reading.family.name])
+    classes = grid_tables.class_table(rec.records, rec.planned)
+    return BudgetSection(values, fractions, ceiling, budgets, budget_classes(fractions, classes, ceiling))
+
+
 README_START = "<!-- headline:"
 README_END = "<!-- /headline -->"
 
