@@ -1,4 +1,5 @@
 import os
+import signal
 
 import pytest
 
@@ -26,3 +27,13 @@ def two_step_overrides():
         "data.n_train": 300, "data.n_test": 40, "data.size": 16, "split.n_per_class": 2, "train.steps": 2,
         "train.batch_size": 4, "train.mu": 2, "train.eval_every": 0, "train.log_every": 1, "train.progress": False,
     }
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """This process's Ctrl-C raises KeyboardInterrupt for the test, as at a terminal.
+    A shell starts background jobs (`make test &`, nohup) with SIGINT ignored, and
+    Python then installs no handler; a test that sends itself SIGINT would wait in vain."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)

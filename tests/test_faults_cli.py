@@ -121,9 +121,8 @@ def test_data_check_of_a_data_set_it_cannot_check_is_one_line(capsys):
 
 # ---------------------------------------------------------------- Ctrl-C outside training
 
-@pytest.mark.skipif(signal.getsignal(signal.SIGINT) is not signal.default_int_handler,
-                    reason="SIGINT is handled otherwise in this test process")
-def test_ctrl_c_while_decoding_is_one_line_exit_130_and_leaves_no_cache_entry(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_while_decoding_is_one_line_exit_130_and_leaves_no_cache_entry(tmp_path, monkeypatch, capsys,
+                                                                              ctrl_c_raises):
     """A real SIGINT to this process while ``ssfer data``'s decode cache is being
     written (here, by ``ssfer eval``): before, a KeyboardInterrupt traceback."""
     from ssfer.config import Config

@@ -244,9 +244,8 @@ def test_ctrl_c_names_the_last_checkpoint_exits_130_and_the_same_command_resumes
            {k: v for k, v in reference.summary.items() if k not in ("train_seconds", "resumed")}
 
 
-@pytest.mark.skipif(signal.getsignal(signal.SIGINT) is not signal.default_int_handler,
-                    reason="SIGINT is handled otherwise in this test process")
-def test_ctrl_c_before_a_checkpoint_says_the_same_command_starts_again(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_before_a_checkpoint_says_the_same_command_starts_again(tmp_path, monkeypatch, capsys,
+                                                                            ctrl_c_raises):
     """A real SIGINT to this process, sent from the first training step, for the
     words of a run with no checkpoint yet."""
     import ssfer.train.loop as loop
