@@ -390,6 +390,67 @@ def test_the_cost_left_prices_each_run_per_step_of_its_method_in_its_group(tmp_p
                                            + 0.06 * Config.default().train.steps)
     assert out["slowest"] == pytest.approx(0.45 * 4000 + 1.0 * 2000 + 0.06 * (4000 + 10000)
                                            + 0.06 * Config.default().train.steps)
+    # steps a resumed checkpoint already trained are not priced again; a checkpoint past the plan costs nothing
+    part = cost_left(grid, tmp_path / "res", ["a", "b", "c", "d", "e", "f"], tmp_path, trained={"a": 1000, "c": 9999})
+    assert out["seconds"] - part["seconds"] == pytest.approx(0.375 * 1000 + 0.06 * 4000)
+    assert part["costed"] == out["costed"]
     (tmp_path / "res" / "r4" / "summary.json").write_text("{")
     with pytest.raises(RunFolderError, match=r"r4/summary\.json: cannot read its train_seconds and steps"):
         cost_left(grid, tmp_path / "res", ["a"], tmp_path)
+
+
+def test_status_counts_the_steps_of_a_checkpoint_that_recording_resumes(tmp_path, monkeypatch, capsys,
+                                                                         two_step_overrides):
+    """A session that stops leaves each unfinished run's checkpoint in the cache:
+    status says how far it got and whether `results record` resumes it."""
+    import ssfer.train.loop as loop
+    from ssfer.book.progress import partial_runs
+    from ssfer.errors import NonFiniteLoss
+    from ssfer.train import run
+
+    monkeypatch.chdir(tmp_path)
+    grid = load_grid(_grid(tmp_path, {**two_step_overrides, "train.steps": 6, "train.ckpt_every": 2,
+                                      "train.log_every": 2}))
+    victim = next(p for p in grid if p.name == "synth_supervised_s0")
+    real, calls = loop.supervised_loss, []
+
+    def nan_from_step_5(*args, **kwargs):   # the run stops at step 6, its step-4 checkpoint kept
+        calls.append(1)
+        return real(*args, **kwargs) * (float("nan") if len(calls) >= 5 else 1.0)
+
+    monkeypatch.setattr(loop, "supervised_loss", nan_from_step_5)
+    with pytest.raises(NonFiniteLoss):
+        run(victim.resolve(tmp_path, {}), cache_dir=tmp_path / "c")
+    monkeypatch.setattr(loop, "supervised_loss", real)
+
+    partial = partial_runs(grid, tmp_path, tmp_path / "c")
+    assert list(partial) == ["synth_supervised_s0"]
+    found = partial["synth_supervised_s0"]
+    assert (found.step, found.steps, found.resumes) == (4, 6, True)
+    assert main(["results", "status", "--grid", "grid.yaml", "--results-dir", "results", "--cache-dir", "c"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    line = next(x for x in lines if "synth_supervised_s0" in x and "to record" in x)
+    assert line.startswith("  to record: synth_supervised_s0 (checkpoint at step 4 of 6, written ")
+    assert line.endswith("; recording resumes from it)")
+    assert [x for x in lines if "to record: synth_fixmatch_s0" in x] == ["  to record: synth_fixmatch_s0"]
+    # another cache knows nothing of it
+    assert partial_runs(grid, tmp_path, tmp_path / "other") == {}
+
+    # the same checkpoint under another key (as other training code or data leave it) is not resumed
+    moved = found.folder.with_name("0" * 20)
+    found.folder.rename(moved)
+    stale = partial_runs(grid, tmp_path, tmp_path / "c")["synth_supervised_s0"]
+    assert (stale.step, stale.resumes) == (4, False) and "another run key" in stale.says()
+    # a checkpoint that cannot be read is named as such, not counted
+    good = (moved / "checkpoint.pt").read_bytes()
+    (moved / "checkpoint.pt").write_bytes(b"truncated")
+    broken = partial_runs(grid, tmp_path, tmp_path / "c")["synth_supervised_s0"]
+    assert broken.step is None and not broken.resumes and broken.says().startswith("a checkpoint it cannot read (")
+
+    # what status says recording resumes, recording resumes
+    (moved / "checkpoint.pt").write_bytes(good)
+    moved.rename(found.folder)
+    record_grid(grid, tmp_path, tmp_path / "results", {}, only=["synth_supervised_s0"], cache_dir=str(tmp_path / "c"))
+    assert json.loads((tmp_path / "results" / "synth_supervised_s0" / "summary.json").read_text())["resumed"] is True
+    assert partial_runs(grid, tmp_path, tmp_path / "c") == {}
+

@@ -402,11 +402,13 @@ def planned_steps(p: Planned, root: Path, _configs: dict | None = None) -> int:
     return int(steps) if steps is not None else TrainConfig().steps
 
 
-def cost_left(grid: list[Planned], results_dir: Path, names: list[str], root: Path) -> dict:
+def cost_left(grid: list[Planned], results_dir: Path, names: list[str], root: Path,
+              trained: dict[str, int] | None = None) -> dict:
     """The training seconds the runs ``names`` of ``grid`` are likely to take: each
     at the mean recorded seconds per step (``train_seconds / steps`` of each
     recorded run's summary.json) of its method in its grid group, else of its
-    method anywhere in the grid, times its planned steps. Returns the total
+    method anywhere in the grid, times its planned steps less those ``trained``
+    already (a checkpoint recording resumes, by name). Returns the total
     seconds, the same at the fastest and at the slowest of those recorded paces
     (``fastest``, ``slowest``), the runs costed and those no recorded run of their
     method can cost. An estimate from runs that may have shared their cores, on
@@ -437,7 +439,7 @@ def cost_left(grid: list[Planned], results_dir: Path, names: list[str], root: Pa
         if not known:
             unknown.append(p.name)
             continue
-        steps = planned_steps(p, root, configs)
+        steps = max(planned_steps(p, root, configs) - (trained or {}).get(p.name, 0), 0)
         seconds += sum(known) / len(known) * steps
         fastest, slowest = fastest + min(known) * steps, slowest + max(known) * steps
         costed += 1

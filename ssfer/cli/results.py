@@ -55,9 +55,13 @@ def add_cli(sub) -> argparse.ArgumentParser:
                           "own $SSFER_DATA_ROOT); the records come back to --results-dir here")
     rec.set_defaults(func=record)
 
-    st = rsub.add_parser("status", help="what is recorded, what remains, and the part-recorded seeds")
+    st = rsub.add_parser("status", help="what is recorded, what remains (and how far its checkpoints got), "
+                                        "and the part-recorded seeds")
     _grid_flags(st)
     _choice_flags(st)
+    st.add_argument("--cache-dir", type=Path, default=None,
+                    help="the run cache whose checkpoints `results record` resumes here "
+                         "(default $SSFER_CACHE or ~/.cache/ssfer)")
     st.set_defaults(func=status)
 
     pl = rsub.add_parser("plan", help="the paired seeds each planned comparison still needs, and their CPU time")
@@ -117,7 +121,7 @@ def _print_open_seeds(seeds: list[dict]) -> None:
 
 
 def status(args: argparse.Namespace) -> int:
-    from ssfer.book import pretraining_grid, recording
+    from ssfer.book import pretraining_grid, progress, recording
 
     grid, pretrainings = recording.read_grid(args.grid)
     todo = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major, list(pretrainings),
@@ -137,10 +141,14 @@ def status(args: argparse.Namespace) -> int:
             print(f"the pilot's rule: {said[0].lower()}{said[1:]}")
     _print_pretrained_steps(grid, args)
     print(f"{len(done)} of {len(grid)} runs of {args.grid} recorded in {args.results_dir}/")
+    partial = progress.partial_runs(todo, recording.grid_root(args.grid, grid), args.cache_dir) if todo else {}
     for p in todo:
-        print(f"  to record: {p.name}" + (f" (starts from {p.pretraining})" if p.pretraining else ""))
+        said = [f"starts from {p.pretraining}"] if p.pretraining else []
+        said += [partial[p.name].says()] if p.name in partial else []
+        print(f"  to record: {p.name}" + (f" ({'; '.join(said)})" if said else ""))
     if todo:
-        _print_cost(grid, args, [p.name for p in todo])
+        _print_cost(grid, args, [p.name for p in todo],
+                    {n: q.step for n, q in partial.items() if q.resumes and q.step is not None})
     _print_open_seeds(recording.open_seeds(grid, args.results_dir, args.variant))
     return 0
 
@@ -163,13 +171,14 @@ def _print_pretrained_steps(grid, args: argparse.Namespace) -> None:
     print(f"the gate: {ch07.gate(every)[0]['gate_verdict']}")
 
 
-def _print_cost(grid, args: argparse.Namespace, names: list[str]) -> None:
-    """About how many CPU hours of training the runs ``names`` still need."""
+def _print_cost(grid, args: argparse.Namespace, names: list[str], trained: dict[str, int]) -> None:
+    """About how many CPU hours of training the runs ``names`` still need, less the
+    steps ``trained`` already (by name: the checkpoints recording resumes)."""
     from ssfer.book import recording
     from ssfer.errors import RunFolderError
 
     try:
-        cost = recording.cost_left(grid, args.results_dir, names, recording.grid_root(args.grid, grid))
+        cost = recording.cost_left(grid, args.results_dir, names, recording.grid_root(args.grid, grid), trained)
     except (RunFolderError, ConfigError) as e:
         # an estimate is no reason for `status` to fail: what it could not read is named
         print(f"no estimate of the CPU hours left: {e}")
@@ -178,7 +187,7 @@ def _print_cost(grid, args: argparse.Namespace, names: list[str]) -> None:
     print(f"about {cost['seconds'] / 3600:.1f} CPU hours of training for the {cost['costed']} runs costed "
           f"({cost['fastest'] / 3600:.1f} to {cost['slowest'] / 3600:.1f} at the fastest and slowest recorded "
           f"pace; each run at the mean recorded seconds per step of its method in its grid group, else "
-          f"in the grid, times its steps){left}")
+          f"in the grid, times its steps{' left after its checkpoint' if trained else ''}){left}")
 
 
 def family(args: argparse.Namespace) -> int:
