@@ -403,30 +403,19 @@ def test_status_counts_the_steps_of_a_checkpoint_that_recording_resumes(tmp_path
                                                                          two_step_overrides):
     """A session that stops leaves each unfinished run's checkpoint in the cache:
     status says how far it got and whether `results record` resumes it."""
-    import ssfer.train.loop as loop
     from ssfer.book.progress import partial_runs
-    from ssfer.errors import NonFiniteLoss
-    from ssfer.train import run
+    from ssfer.train import run_dir_for
+    from ssfer.train.loop import Trainer
 
     monkeypatch.chdir(tmp_path)
-    grid = load_grid(_grid(tmp_path, {**two_step_overrides, "train.steps": 6, "train.ckpt_every": 2,
-                                      "train.log_every": 2}))
-    victim = next(p for p in grid if p.name == "synth_supervised_s0")
-    real, calls = loop.supervised_loss, []
-
-    def nan_from_step_5(*args, **kwargs):   # the run stops at step 6, its step-4 checkpoint kept
-        calls.append(1)
-        return real(*args, **kwargs) * (float("nan") if len(calls) >= 5 else 1.0)
-
-    monkeypatch.setattr(loop, "supervised_loss", nan_from_step_5)
-    with pytest.raises(NonFiniteLoss):
-        run(victim.resolve(tmp_path, {}), cache_dir=tmp_path / "c")
-    monkeypatch.setattr(loop, "supervised_loss", real)
+    grid = load_grid(_grid(tmp_path, {**two_step_overrides, "train.steps": 6, "train.ckpt_every": 2}))
+    cfg = next(p for p in grid if p.name == "synth_supervised_s0").resolve(tmp_path, {})
+    assert Trainer(cfg, run_dir_for(cfg, tmp_path / "c")).fit(stop_after=5) is None   # its step-4 checkpoint kept
 
     partial = partial_runs(grid, tmp_path, tmp_path / "c")
     assert list(partial) == ["synth_supervised_s0"]
     found = partial["synth_supervised_s0"]
-    assert (found.step, found.steps, found.resumes) == (4, 6, True)
+    assert (found.done, found.planned, found.unit, found.resumes) == (4, 6, "step", True)
     assert main(["results", "status", "--grid", "grid.yaml", "--results-dir", "results", "--cache-dir", "c"]) == 0
     lines = capsys.readouterr().out.splitlines()
     line = next(x for x in lines if "synth_supervised_s0" in x and "to record" in x)
@@ -440,12 +429,12 @@ def test_status_counts_the_steps_of_a_checkpoint_that_recording_resumes(tmp_path
     moved = found.folder.with_name("0" * 20)
     found.folder.rename(moved)
     stale = partial_runs(grid, tmp_path, tmp_path / "c")["synth_supervised_s0"]
-    assert (stale.step, stale.resumes) == (4, False) and "another run key" in stale.says()
+    assert (stale.done, stale.resumes) == (4, False) and "another cache key" in stale.says()
     # a checkpoint that cannot be read is named as such, not counted
     good = (moved / "checkpoint.pt").read_bytes()
     (moved / "checkpoint.pt").write_bytes(b"truncated")
     broken = partial_runs(grid, tmp_path, tmp_path / "c")["synth_supervised_s0"]
-    assert broken.step is None and not broken.resumes and broken.says().startswith("a checkpoint it cannot read (")
+    assert broken.done is None and not broken.resumes and broken.says().startswith("a checkpoint it cannot read (")
 
     # what status says recording resumes, recording resumes
     (moved / "checkpoint.pt").write_bytes(good)

@@ -1,69 +1,129 @@
-"""Planned runs that are part-trained in a run cache: how far their checkpoint
-got, and whether ``ssfer results record`` resumes it.
+"""Planned runs and pretrainings that are part-trained in a run cache: how far
+their checkpoint got, and whether ``ssfer results record`` resumes it.
 
 A recording session that stops (a closed laptop, a session's end) leaves each
 unfinished run's ``checkpoint.pt`` in the cache; the next ``results record``
 resumes it. ``results status`` reads these so that what it says is left, and
 what that costs, counts the steps already trained. It reads configs and
-checkpoints only, and computes a run key (which scans the data set's files)
-only for a run whose checkpoint matches its config.
+checkpoints only, and computes a cache key (which scans the data set's files)
+only for a folder whose config is a planned one's.
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from ssfer.config import Config
 from ssfer.errors import SsferError
 
 
 @dataclass(frozen=True)
 class Partial:
-    """One planned run's checkpoint in the cache."""
+    """One planned run's (or pretraining's) checkpoint in the cache."""
     name: str
     folder: Path
-    step: int | None          # None when the checkpoint cannot be read
-    steps: int
+    done: int | None          # steps (epochs, for a pretraining) behind it; None when it cannot be read
+    planned: int
+    unit: str                 # "step" or "epoch"
     written: dt.datetime      # the checkpoint's modification time, UTC
-    resumes: bool             # the folder is the run's key under this code and data
+    resumes: bool             # the folder is the run's cache key under this code and data
     why_not: str = ""         # when it does not resume (or cannot be read): why
 
     def says(self) -> str:
         """The phrase ``results status`` appends to the run's line."""
-        when = self.written.strftime("%Y-%m-%d %H:%M UTC")
-        if self.step is None:
+        if self.done is None:
             return f"a checkpoint it cannot read ({self.why_not})"
-        at = f"checkpoint at step {self.step:,} of {self.steps:,}, written {when}"
+        at = (f"checkpoint at {self.unit} {self.done:,} of {self.planned:,}, "
+              f"written {self.written.strftime('%Y-%m-%d %H:%M UTC')}")
         return f"{at}; recording resumes from it" if self.resumes else f"{at}; recording starts over: {self.why_not}"
 
 
-def _candidates(cache_dir: Path) -> list[tuple[Path, Config]]:
-    """Run folders of the cache with a checkpoint and no finished record, each
-    with its config (folders of other kinds, such as pretrainings, are left out)."""
-    from ssfer.train.loop import CHECKPOINT
+@dataclass(frozen=True)
+class _Kind:
+    """Where a kind of run lies in the cache and how to read its folder."""
+    folder: str                                   # under the cache root
+    read_config: Callable[[Path], object]         # config.yaml -> its config (raises SsferError if not one)
+    resolve: Callable[[object, Path, object], object | None]   # planned, root, found config -> config
+    run_dir: Callable[[object, Path], Path]       # config, cache -> its folder here
+    done: Callable[[dict], int]                   # checkpoint -> steps (epochs) behind it
+    planned: Callable[[object], int]              # config -> steps (epochs) planned
+    unit: str
 
+
+def _training() -> _Kind:
+    from ssfer.config import Config
+    from ssfer.train import run_dir_for
+
+    def resolve(p, root: Path, found):
+        weights = found.model.pretrained_path if p.pretraining else None
+        if p.pretraining and weights is None:
+            return None
+        return p.resolve(root, {found.data.dataset: str(found.data.root)}, weights)
+
+    return _Kind("runs", Config.from_yaml, resolve, run_dir_for, lambda s: int(s["step"]),
+                 lambda cfg: cfg.train.steps, "step")
+
+
+def _pretraining() -> _Kind:
+    from ssfer.pretrain.config import PretrainConfig
+    from ssfer.pretrain.run import run_dir_for
+
+    def epochs(s: dict) -> int:
+        # saved at an epoch's end: the history's last row is at that epoch
+        return max((int(round(row["epoch"])) for row in s["history"]), default=0)
+
+    return _Kind("pretrain", PretrainConfig.from_yaml,
+                 lambda p, root, found: p.resolve(root, {found.data.dataset: str(found.data.root)}),
+                 run_dir_for, epochs, lambda cfg: cfg.train.epochs, "epoch")
+
+
+def _candidates(cache: Path, kind: _Kind) -> list[tuple[Path, object]]:
+    """Folders of ``kind`` in the cache with a checkpoint and no finished record,
+    each with its config (a folder this code cannot read as one is left out)."""
     out = []
-    for folder in sorted((cache_dir / "runs").glob("*/")):
-        if not (folder / CHECKPOINT).is_file() or (folder / "summary.json").exists():
+    for folder in sorted((cache / kind.folder).glob("*/")):
+        if not (folder / "checkpoint.pt").is_file() or (folder / "summary.json").exists():
             continue
         try:
-            out.append((folder, Config.from_yaml(folder / "config.yaml")))
+            out.append((folder, kind.read_config(folder / "config.yaml")))
         except (SsferError, OSError):
-            continue   # not a training run's folder, or not one this code reads: not ours to report
+            continue
     return out
 
 
-def _planned_config(p, root: Path, found: Config) -> Config | None:
-    """``p``'s config with the data root (and weights) of the folder's config, the
-    parts a grid leaves to the command line; None where it cannot be built."""
-    weights = found.model.pretrained_path if p.pretraining else None
-    if p.pretraining and weights is None:
-        return None
+def _read(p, folder: Path, cfg, cache: Path, kind: _Kind) -> Partial:
+    from ssfer.io import load_weights_file
+
+    ckpt = folder / "checkpoint.pt"
+    written = dt.datetime.fromtimestamp(ckpt.stat().st_mtime, dt.timezone.utc)
     try:
-        return p.resolve(root, {found.data.dataset: str(found.data.root)}, weights)
-    except SsferError:
-        return None
+        done = kind.done(load_weights_file(ckpt, map_location="cpu"))
+    except (SsferError, KeyError, TypeError, ValueError) as e:
+        return Partial(p.name, folder, None, kind.planned(cfg), kind.unit, written, False, str(e))
+    try:
+        resumes = kind.run_dir(cfg, cache).resolve() == folder.resolve()
+        why = "" if resumes else "its folder is another cache key (other training code or other data files)"
+    except SsferError as e:
+        resumes, why = False, f"its cache key cannot be computed here ({e})"
+    return Partial(p.name, folder, done, kind.planned(cfg), kind.unit, written, resumes, why)
+
+
+def _partial(planned: list, root: Path, cache: Path, kind: _Kind) -> dict[str, Partial]:
+    out: dict[str, Partial] = {}
+    for folder, found in _candidates(cache, kind):
+        want = found.hash()
+        for p in planned:
+            if p.name in out and out[p.name].resumes:
+                continue
+            try:
+                cfg = kind.resolve(p, root, found)
+            except SsferError:
+                continue
+            if cfg is not None and cfg.hash() == want:
+                out[p.name] = _read(p, folder, cfg, cache, kind)
+                break
+    return out
 
 
 def partial_runs(planned: list, root: Path, cache_dir: Path | None = None) -> dict[str, Partial]:
@@ -72,30 +132,14 @@ def partial_runs(planned: list, root: Path, cache_dir: Path | None = None) -> di
     ``~/.cache/ssfer``), by name. A checkpoint belongs to a run when its folder's
     config is the run's; it resumes when the folder is also the run's key here
     (the same training code, the same data files), as ``ssfer train`` computes it."""
-    from ssfer.io import cache_root, load_weights_file
-    from ssfer.train import run_dir_for
-    from ssfer.train.loop import CHECKPOINT
+    from ssfer.io import cache_root
 
-    cache = Path(cache_dir) if cache_dir is not None else cache_root()
-    out: dict[str, Partial] = {}
-    for folder, found in _candidates(cache):
-        want = found.hash()
-        for p in planned:
-            cfg = _planned_config(p, root, found)
-            if cfg is None or cfg.hash() != want or (p.name in out and out[p.name].resumes):
-                continue
-            ckpt = folder / CHECKPOINT
-            written = dt.datetime.fromtimestamp(ckpt.stat().st_mtime, dt.timezone.utc)
-            try:
-                step = int(load_weights_file(ckpt, map_location="cpu")["step"])
-            except (SsferError, KeyError, TypeError, ValueError) as e:
-                out[p.name] = Partial(p.name, folder, None, cfg.train.steps, written, False, str(e))
-                break
-            try:
-                resumes = run_dir_for(cfg, cache).resolve() == folder.resolve()
-                why = "" if resumes else "its folder is another run key (other training code or other data files)"
-            except SsferError as e:
-                resumes, why = False, f"its run key cannot be computed here ({e})"
-            out[p.name] = Partial(p.name, folder, step, cfg.train.steps, written, resumes, why)
-            break
-    return out
+    return _partial(planned, root, Path(cache_dir) if cache_dir is not None else cache_root(), _training())
+
+
+def partial_pretrainings(planned: list, root: Path, cache_dir: Path | None = None) -> dict[str, Partial]:
+    """As ``partial_runs``, for pretrainings (``pretraining_grid.PlannedPretraining``):
+    how many epochs their checkpoint holds."""
+    from ssfer.io import cache_root
+
+    return _partial(planned, root, Path(cache_dir) if cache_dir is not None else cache_root(), _pretraining())

@@ -132,8 +132,10 @@ def status(args: argparse.Namespace) -> int:
         recorded = [n for n in pretrainings if pretraining_grid.is_recorded(args.results_dir, n)]
         print(f"{len(recorded)} of {len(pretrainings)} pretrainings of {args.grid} recorded in "
               f"{args.results_dir}/{pretraining_grid.FOLDER}/")
+        partial = progress.partial_pretrainings(first, recording.grid_root(args.grid, grid), args.cache_dir)
         for pp in first:
-            print(f"  {'weights needed' if pp.name in recorded else 'to record'}: {pp.name}")
+            print(f"  {'weights needed' if pp.name in recorded else 'to record'}: {pp.name}"
+                  + (f" ({partial[pp.name].says()})" if pp.name in partial else ""))
         if any(pretraining_grid.PILOT in n for n in pretrainings):
             pilots = {n: pretraining_grid.load_recorded(args.results_dir, n) for n in recorded
                       if pretraining_grid.PILOT in n}
@@ -148,7 +150,7 @@ def status(args: argparse.Namespace) -> int:
         print(f"  to record: {p.name}" + (f" ({'; '.join(said)})" if said else ""))
     if todo:
         _print_cost(grid, args, [p.name for p in todo],
-                    {n: q.step for n, q in partial.items() if q.resumes and q.step is not None})
+                    {n: q.done for n, q in partial.items() if q.resumes and q.done is not None})
     _print_open_seeds(recording.open_seeds(grid, args.results_dir, args.variant))
     return 0
 
