@@ -176,7 +176,7 @@ def test_status_says_which_epoch_an_unfinished_pretraining_reached(tmp_path, mon
     from ssfer.pretrain.run import run_dir_for
 
     monkeypatch.chdir(tmp_path)
-    grid, pretrainings = read_grid(_grid(tmp_path, two_step_overrides))
+    _, pretrainings = read_grid(_grid(tmp_path, two_step_overrides))
     cfg = pretrainings["synth_byol"].resolve(tmp_path, {})
     first = Pretrainer(cfg, run_dir_for(cfg))
     assert first.fit(stop_after=first.steps_per_epoch + 3) is None   # mid-way through the second epoch

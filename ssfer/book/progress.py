@@ -11,9 +11,9 @@ only for a folder whose config is a planned one's.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ssfer.errors import SsferError
 
@@ -71,7 +71,7 @@ def _pretraining() -> _Kind:
 
     def epochs(s: dict) -> int:
         # saved at an epoch's end: the history's last row is at that epoch
-        return max((int(round(row["epoch"])) for row in s["history"]), default=0)
+        return max((round(row["epoch"]) for row in s["history"]), default=0)
 
     return _Kind("pretrain", PretrainConfig.from_yaml,
                  lambda p, root, found: p.resolve(root, {found.data.dataset: str(found.data.root)}),
