@@ -171,7 +171,7 @@ def test_a_pretraining_another_command_is_recording_is_left_to_it_with_its_runs(
 
 
 def test_status_says_which_epoch_an_unfinished_pretraining_reached(tmp_path, monkeypatch, capsys, two_step_overrides):
-    from ssfer.book.progress import partial_pretrainings
+    from ssfer.book.progress import partial
     from ssfer.pretrain.loop import Pretrainer
     from ssfer.pretrain.run import run_dir_for
 
@@ -180,7 +180,7 @@ def test_status_says_which_epoch_an_unfinished_pretraining_reached(tmp_path, mon
     cfg = pretrainings["synth_byol"].resolve(tmp_path, {})
     first = Pretrainer(cfg, run_dir_for(cfg))
     assert first.fit(stop_after=first.steps_per_epoch + 3) is None   # mid-way through the second epoch
-    found = partial_pretrainings(list(pretrainings.values()), tmp_path)["synth_byol"]
+    found = partial(list(pretrainings.values()), tmp_path, kind="pretraining")["synth_byol"]
     assert (found.done, found.planned, found.unit, found.resumes) == (1, 2, "epoch", True)
     assert main(["results", "status", "--grid", "grid.yaml", "--results-dir", "results"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("  to record: synth_byol "))

@@ -403,7 +403,7 @@ def test_status_counts_the_steps_of_a_checkpoint_that_recording_resumes(tmp_path
                                                                          two_step_overrides):
     """A session that stops leaves each unfinished run's checkpoint in the cache:
     status says how far it got and whether `results record` resumes it."""
-    from ssfer.book.progress import partial_runs
+    from ssfer.book import progress
     from ssfer.train import run_dir_for
     from ssfer.train.loop import Trainer
 
@@ -412,9 +412,9 @@ def test_status_counts_the_steps_of_a_checkpoint_that_recording_resumes(tmp_path
     cfg = next(p for p in grid if p.name == "synth_supervised_s0").resolve(tmp_path, {})
     assert Trainer(cfg, run_dir_for(cfg, tmp_path / "c")).fit(stop_after=5) is None   # its step-4 checkpoint kept
 
-    partial = partial_runs(grid, tmp_path, tmp_path / "c")
-    assert list(partial) == ["synth_supervised_s0"]
-    found = partial["synth_supervised_s0"]
+    parts = progress.partial(grid, tmp_path, tmp_path / "c")
+    assert list(parts) == ["synth_supervised_s0"]
+    found = parts["synth_supervised_s0"]
     assert (found.done, found.planned, found.unit, found.resumes) == (4, 6, "step", True)
     assert main(["results", "status", "--grid", "grid.yaml", "--results-dir", "results", "--cache-dir", "c"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -423,17 +423,19 @@ def test_status_counts_the_steps_of_a_checkpoint_that_recording_resumes(tmp_path
     assert line.endswith("; recording resumes from it)")
     assert [x for x in lines if "to record: synth_fixmatch_s0" in x] == ["  to record: synth_fixmatch_s0"]
     # another cache knows nothing of it
-    assert partial_runs(grid, tmp_path, tmp_path / "other") == {}
+    assert progress.partial(grid, tmp_path, tmp_path / "other") == {}
+    with pytest.raises(ValueError, match="kind must be one of"):
+        progress.partial(grid, tmp_path, tmp_path / "c", kind="runs")
 
     # the same checkpoint under another key (as other training code or data leave it) is not resumed
     moved = found.folder.with_name("0" * 20)
     found.folder.rename(moved)
-    stale = partial_runs(grid, tmp_path, tmp_path / "c")["synth_supervised_s0"]
+    stale = progress.partial(grid, tmp_path, tmp_path / "c")["synth_supervised_s0"]
     assert (stale.done, stale.resumes) == (4, False) and "another cache key" in stale.says()
     # a checkpoint that cannot be read is named as such, not counted
     good = (moved / "checkpoint.pt").read_bytes()
     (moved / "checkpoint.pt").write_bytes(b"truncated")
-    broken = partial_runs(grid, tmp_path, tmp_path / "c")["synth_supervised_s0"]
+    broken = progress.partial(grid, tmp_path, tmp_path / "c")["synth_supervised_s0"]
     assert broken.done is None and not broken.resumes and broken.says().startswith("a checkpoint it cannot read (")
 
     # what status says recording resumes, recording resumes
@@ -441,5 +443,5 @@ def test_status_counts_the_steps_of_a_checkpoint_that_recording_resumes(tmp_path
     moved.rename(found.folder)
     record_grid(grid, tmp_path, tmp_path / "results", {}, only=["synth_supervised_s0"], cache_dir=str(tmp_path / "c"))
     assert json.loads((tmp_path / "results" / "synth_supervised_s0" / "summary.json").read_text())["resumed"] is True
-    assert partial_runs(grid, tmp_path, tmp_path / "c") == {}
+    assert progress.partial(grid, tmp_path, tmp_path / "c") == {}
 

@@ -43,6 +43,7 @@ class Partial:
 class _Kind:
     """Where a kind of run lies in the cache and how to read its folder."""
     folder: str                                   # under the cache root
+    checkpoint: str                               # the file its loop saves
     read_config: Callable[[Path], object]         # config.yaml -> its config (raises SsferError if not one)
     resolve: Callable[[object, Path, object], object | None]   # planned, root, found config -> config
     run_dir: Callable[[object, Path], Path]       # config, cache -> its folder here
@@ -54,6 +55,7 @@ class _Kind:
 def _training() -> _Kind:
     from ssfer.config import Config
     from ssfer.train import run_dir_for
+    from ssfer.train.loop import CHECKPOINT
 
     def resolve(p, root: Path, found):
         weights = found.model.pretrained_path if p.pretraining else None
@@ -61,21 +63,25 @@ def _training() -> _Kind:
             return None
         return p.resolve(root, {found.data.dataset: str(found.data.root)}, weights)
 
-    return _Kind("runs", Config.from_yaml, resolve, run_dir_for, lambda s: int(s["step"]),
+    return _Kind("runs", CHECKPOINT, Config.from_yaml, resolve, run_dir_for, lambda s: int(s["step"]),
                  lambda cfg: cfg.train.steps, "step")
 
 
 def _pretraining() -> _Kind:
     from ssfer.pretrain.config import PretrainConfig
+    from ssfer.pretrain.loop import CHECKPOINT
     from ssfer.pretrain.run import run_dir_for
 
     def epochs(s: dict) -> int:
         # saved at an epoch's end: the history's last row is at that epoch
         return max((round(row["epoch"]) for row in s["history"]), default=0)
 
-    return _Kind("pretrain", PretrainConfig.from_yaml,
+    return _Kind("pretrain", CHECKPOINT, PretrainConfig.from_yaml,
                  lambda p, root, found: p.resolve(root, {found.data.dataset: str(found.data.root)}),
                  run_dir_for, epochs, lambda cfg: cfg.train.epochs, "epoch")
+
+
+_KINDS = {"run": _training, "pretraining": _pretraining}
 
 
 def _candidates(cache: Path, kind: _Kind) -> list[tuple[Path, object]]:
@@ -83,7 +89,7 @@ def _candidates(cache: Path, kind: _Kind) -> list[tuple[Path, object]]:
     each with its config (a folder this code cannot read as one is left out)."""
     out = []
     for folder in sorted((cache / kind.folder).glob("*/")):
-        if not (folder / "checkpoint.pt").is_file() or (folder / "summary.json").exists():
+        if not (folder / kind.checkpoint).is_file() or (folder / "summary.json").exists():
             continue
         try:
             out.append((folder, kind.read_config(folder / "config.yaml")))
@@ -95,7 +101,7 @@ def _candidates(cache: Path, kind: _Kind) -> list[tuple[Path, object]]:
 def _read(p, folder: Path, cfg, cache: Path, kind: _Kind) -> Partial:
     from ssfer.io import load_weights_file
 
-    ckpt = folder / "checkpoint.pt"
+    ckpt = folder / kind.checkpoint
     written = dt.datetime.fromtimestamp(ckpt.stat().st_mtime, dt.timezone.utc)
     try:
         done = kind.done(load_weights_file(ckpt, map_location="cpu"))
@@ -126,20 +132,16 @@ def _partial(planned: list, root: Path, cache: Path, kind: _Kind) -> dict[str, P
     return out
 
 
-def partial_runs(planned: list, root: Path, cache_dir: Path | None = None) -> dict[str, Partial]:
-    """The runs of ``planned`` (``recording.Planned``, configs under ``root``) with
-    a checkpoint in the run cache ``cache_dir`` (default ``$SSFER_CACHE`` or
-    ``~/.cache/ssfer``), by name. A checkpoint belongs to a run when its folder's
-    config is the run's; it resumes when the folder is also the run's key here
-    (the same training code, the same data files), as ``ssfer train`` computes it."""
+def partial(planned: list, root: Path, cache_dir: Path | None = None, kind: str = "run") -> dict[str, Partial]:
+    """The entries of ``planned`` (configs under ``root``) with a checkpoint in the
+    run cache ``cache_dir`` (default ``$SSFER_CACHE`` or ``~/.cache/ssfer``), by
+    name. ``kind`` is ``"run"`` (``recording.Planned``: steps trained) or
+    ``"pretraining"`` (``pretraining_grid.PlannedPretraining``: epochs). A
+    checkpoint belongs to an entry when its folder's config is the entry's; it
+    resumes when the folder is also the entry's key here (the same training code,
+    the same data files), as ``ssfer train`` and ``ssfer pretrain`` compute it."""
     from ssfer.io import cache_root
 
-    return _partial(planned, root, Path(cache_dir) if cache_dir is not None else cache_root(), _training())
-
-
-def partial_pretrainings(planned: list, root: Path, cache_dir: Path | None = None) -> dict[str, Partial]:
-    """As ``partial_runs``, for pretrainings (``pretraining_grid.PlannedPretraining``):
-    how many epochs their checkpoint holds."""
-    from ssfer.io import cache_root
-
-    return _partial(planned, root, Path(cache_dir) if cache_dir is not None else cache_root(), _pretraining())
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {sorted(_KINDS)}, not {kind!r}")
+    return _partial(planned, root, Path(cache_dir) if cache_dir is not None else cache_root(), _KINDS[kind]())

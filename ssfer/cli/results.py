@@ -128,28 +128,29 @@ def status(args: argparse.Namespace) -> int:
                              args.then)
     first = recording.pretrainings_to_run(pretrainings, todo, args.results_dir, args.only, args.variant)
     done = [p.name for p in grid if recording.is_recorded(args.results_dir, p.name)]
+    root = recording.grid_root(args.grid, grid)
     if pretrainings:
         recorded = [n for n in pretrainings if pretraining_grid.is_recorded(args.results_dir, n)]
         print(f"{len(recorded)} of {len(pretrainings)} pretrainings of {args.grid} recorded in "
               f"{args.results_dir}/{pretraining_grid.FOLDER}/")
-        partial = progress.partial_pretrainings(first, recording.grid_root(args.grid, grid), args.cache_dir)
+        partial = progress.partial(first, root, args.cache_dir, kind="pretraining")
         for pp in first:
             print(f"  {'weights needed' if pp.name in recorded else 'to record'}: {pp.name}"
                   + (f" ({partial[pp.name].says()})" if pp.name in partial else ""))
         if any(pretraining_grid.PILOT in n for n in pretrainings):
             pilots = {n: pretraining_grid.load_recorded(args.results_dir, n) for n in recorded
                       if pretraining_grid.PILOT in n}
-            said = pretraining_grid.pilot_reading(pretrainings, pilots, recording.grid_root(args.grid, grid))
+            said = pretraining_grid.pilot_reading(pretrainings, pilots, root)
             print(f"the pilot's rule: {said[0].lower()}{said[1:]}")
     _print_pretrained_steps(grid, args)
     print(f"{len(done)} of {len(grid)} runs of {args.grid} recorded in {args.results_dir}/")
-    partial = progress.partial_runs(todo, recording.grid_root(args.grid, grid), args.cache_dir) if todo else {}
+    partial = progress.partial(todo, root, args.cache_dir) if todo else {}
     for p in todo:
         said = [f"starts from {p.pretraining}"] if p.pretraining else []
         said += [partial[p.name].says()] if p.name in partial else []
         print(f"  to record: {p.name}" + (f" ({'; '.join(said)})" if said else ""))
     if todo:
-        _print_cost(grid, args, [p.name for p in todo],
+        _print_cost(grid, args, root, [p.name for p in todo],
                     {n: q.done for n, q in partial.items() if q.resumes and q.done is not None})
     _print_open_seeds(recording.open_seeds(grid, args.results_dir, args.variant))
     return 0
@@ -173,14 +174,14 @@ def _print_pretrained_steps(grid, args: argparse.Namespace) -> None:
     print(f"the gate: {ch07.gate(every)[0]['gate_verdict']}")
 
 
-def _print_cost(grid, args: argparse.Namespace, names: list[str], trained: dict[str, int]) -> None:
+def _print_cost(grid, args: argparse.Namespace, root: Path, names: list[str], trained: dict[str, int]) -> None:
     """About how many CPU hours of training the runs ``names`` still need, less the
     steps ``trained`` already (by name: the checkpoints recording resumes)."""
     from ssfer.book import recording
     from ssfer.errors import RunFolderError
 
     try:
-        cost = recording.cost_left(grid, args.results_dir, names, recording.grid_root(args.grid, grid), trained)
+        cost = recording.cost_left(grid, args.results_dir, names, root, trained)
     except (RunFolderError, ConfigError) as e:
         # an estimate is no reason for `status` to fail: what it could not read is named
         print(f"no estimate of the CPU hours left: {e}")
