@@ -331,6 +331,53 @@ def test_status_says_whether_this_machine_completes_a_part_recorded_seed_alike(t
     assert seed1.endswith("this machine completes it alike")
 
 
+
+def test_record_refuses_to_complete_a_seed_on_another_cpu_kind_unless_a_replay_pairs_it(tmp_path, monkeypatch,
+                                                                                        capsys, two_step_overrides):
+    """Runs of one seed are paired: one recorded on another CPU kind or code
+    differs from what this machine trains (a session on a new machine found seed
+    2 at 5 % half-recorded on AVX2 and this one AVX512), so `record` stops before
+    training, naming the runs, until an identical replay here pairs them, or
+    --mix-seeds says to."""
+    from ssfer.book import recording
+    from ssfer.record import this_cpu_kind, training_code_digest
+
+    monkeypatch.chdir(tmp_path)
+    grid = load_grid(_grid(tmp_path, two_step_overrides))
+    other = {"cpu_capability": "SSE9", "cpu_model": "Other", "code_fingerprint": "f" * 64, "git_commit": "abcdef1234"}
+    (tmp_path / "results" / "synth_supervised_s0").mkdir(parents=True)
+    for f in ARTIFACTS:
+        (tmp_path / "results" / "synth_supervised_s0" / f).write_text(json.dumps(other) if f == "environment.json"
+                                                                      else "")
+    trained = []
+    monkeypatch.setattr(recording, "record_grid", lambda *a, **k: trained.append(k["only"]) or {})
+    record = ["results", "record", "--grid", "grid.yaml", "--results-dir", "results", "--only", "synth_*_s0"]
+    assert main(record) == 2 and trained == []
+    err = capsys.readouterr().err
+    assert "seed 0 (synth_supervised_s0)" in err and "--mix-seeds" in err and "results replay RUN --log" in err
+    [seed] = recording.open_seeds(grid, tmp_path / "results")
+    here, code = this_cpu_kind(), training_code_digest()[:8]
+    assert recording.unpaired_runs(seed, tmp_path / "results", here, code) == ["synth_supervised_s0"]
+
+    # a replay that differed, or one of another recording, or one on another kind, pairs nothing
+    def replayed(identical, commit="abcdef1", kind=here):
+        return json.dumps({"run": "synth_supervised_s0", "identical": identical, "recorded code": "ffffffff",
+                           "recorded commit": commit, "recorded CPU kind": "SSE9, Other", "replayed code": code,
+                           "replayed CPU kind": kind}) + "\n"
+    (tmp_path / "results" / recording.REPLAYS).write_text(
+        replayed(False) + replayed(True, commit="0000000") + replayed(True, kind="SSE9, Other"))
+    assert recording.unpaired_runs(seed, tmp_path / "results", here, code) == ["synth_supervised_s0"]
+    assert main(record) == 2
+    capsys.readouterr()
+    assert main(record + ["--mix-seeds"]) == 0 and trained == [["synth_*_s0"]]
+    # an identical replay of this very recording, here, pairs it
+    with open(tmp_path / "results" / recording.REPLAYS, "a") as f:
+        f.write(replayed(True))
+    assert recording.unpaired_runs(seed, tmp_path / "results", here, code) == []
+    assert main(record) == 0 and len(trained) == 2
+    assert "each of its runs replayed identical here (replays.jsonl): this machine completes it alike" \
+        in capsys.readouterr().out
+
 def test_a_selection_that_matches_nothing_and_a_replay_that_compares_nothing_are_refused(
         tmp_path, monkeypatch, capsys, two_step_overrides):
     """They did nothing and exited 0 ("0 logged rows ... identical" even entered

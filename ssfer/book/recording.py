@@ -470,6 +470,24 @@ def open_seeds(grid: list[Planned], results_dir: Path, variant: str | None = Non
     return out
 
 
+
+def unpaired_runs(seed: dict, results_dir: Path, here: str, code: str) -> list[str]:
+    """The recorded runs of the part-recorded ``seed`` (an ``open_seeds`` entry) that
+    a run trained on CPU kind ``here`` with training code ``code`` (short) is not
+    known to pair with: each came from another kind or code, and no replay of that
+    recording on this kind and code was logged identical (``replays.jsonl``). An
+    empty list: this machine completes the seed alike."""
+    vouched = {(r["run"], r.get("recorded code"), r.get("recorded commit"), r.get("recorded CPU kind"))
+               for r in load_replays(results_dir)
+               if r.get("identical") and r.get("replayed CPU kind") == here and r.get("replayed code") == code}
+    out = []
+    for name in seed["recorded"]:
+        src = _source(json.loads((Path(results_dir) / name / "environment.json").read_text()))
+        if (src["CPU kind"], src["code"]) != (here, code) and \
+                (name, src["code"], src["commit"], src["CPU kind"]) not in vouched:
+            out.append(name)
+    return out
+
 def _pretrain_first(todo: list[PlannedPretraining], held: contextlib.ExitStack, root: Path, results_dir: Path,
                     data_roots: dict[str, str], cache_dir: str | None, engine: Engine,
                     done: dict[str, str]) -> dict[str, str]:

@@ -49,6 +49,9 @@ def add_cli(sub) -> argparse.ArgumentParser:
     rec.add_argument("--jobs", type=int, default=1,
                      help="worker processes of the embedded Dask cluster: runs side by side (each uses the "
                           "threads its config sets); ignored with --scheduler")
+    rec.add_argument("--mix-seeds", action="store_true",
+                     help="complete part-recorded seeds even where their recorded runs came from another CPU "
+                          "kind or training code and no identical replay here pairs them (refused without it)")
     rec.add_argument("--cache-dir", type=Path, default=None,
                      help="run cache, on each worker (default its $SSFER_CACHE or ~/.cache/ssfer)")
     engine.add_flags(rec, "each worker needs this project at this commit and the data at --root (or under its "
@@ -101,23 +104,54 @@ def old_spelling(argv: list[str]) -> list[str]:
     return argv
 
 
-def _print_open_seeds(seeds: list[dict]) -> None:
-    """Which part-recorded seeds this machine would complete on their own CPU kind and code."""
+def _print_open_seeds(seeds: list[dict], results_dir: Path) -> list[dict]:
+    """Say which part-recorded seeds this machine would complete on their own CPU
+    kind and code (or with replays logged identical here); return those it would
+    not, each with its ``unpaired`` runs."""
     if not seeds:
-        return
+        return []
+    from ssfer.book.recording import REPLAYS, unpaired_runs
     from ssfer.record import this_cpu_kind, training_code_digest
 
     here, code = this_cpu_kind(), training_code_digest()[:8]
     print(f"part-recorded seeds (this machine: {here}; training code {code}):")
+    mixing = []
     for s in seeds:
         mixes = [what for what, theirs, ours in (("CPU kinds", s["kinds"], here), ("code versions", s["codes"], code))
                  if theirs != [ours]]
+        unpaired = unpaired_runs(s, results_dir, here, code) if mixes else []
         of = f" of {s['variant']!r}" if s["variant"] else ""
         n = len(s["recorded"]) + len(s["left"])
         kinds = "; ".join("a CPU kind not recorded" if k == "not recorded" else k for k in s["kinds"])
+        if not mixes:
+            said = "this machine completes it alike"
+        elif unpaired:
+            said = f"completing it here mixes {' and '.join(mixes)}"
+            mixing.append({**s, "unpaired": unpaired})
+        else:
+            said = (f"recorded with other {' and '.join(mixes)}, but each of its runs replayed identical here "
+                    f"({REPLAYS}): this machine completes it alike")
         print(f"  seed {s['seed']}{of}: {len(s['recorded'])} of {n} runs recorded on {kinds}, "
-              f"code {', '.join(s['codes'])} (commit {', '.join(s['commits'])}); "
-              + (f"completing it here mixes {' and '.join(mixes)}" if mixes else "this machine completes it alike"))
+              f"code {', '.join(s['codes'])} (commit {', '.join(s['commits'])}); {said}")
+    return mixing
+
+
+def _refuse_mixing(mixing: list[dict]) -> None:
+    """`results record` does not pair runs of two CPU kinds or code versions
+    within a seed unless told to: their difference would enter every paired
+    comparison of that seed."""
+    if not mixing:
+        return
+    from ssfer.book.recording import REPLAYS
+
+    seeds = "; ".join(f"seed {s['seed']}" + (f" of {s['variant']!r}" if s["variant"] else "")
+                      + f" ({', '.join(s['unpaired'])})" for s in mixing)
+    raise ConfigError(
+        f"recording here would complete part-recorded seeds with runs of another CPU kind or training code: "
+        f"{seeds}. Record them on that kind and commit (`git worktree add DIR COMMIT`); or replay those runs "
+        f"here (`ssfer results replay RUN --log`: an identical replay in {REPLAYS} pairs them); or remove their "
+        f"folders so that the seed is recorded whole here; or leave them out with --only; or pass --mix-seeds "
+        f"to pair them anyway")
 
 
 def status(args: argparse.Namespace) -> int:
@@ -152,7 +186,7 @@ def status(args: argparse.Namespace) -> int:
     if todo:
         _print_cost(grid, args, root, [p.name for p in todo],
                     {n: q.done for n, q in partial.items() if q.resumes and q.done is not None})
-    _print_open_seeds(recording.open_seeds(grid, args.results_dir, args.variant))
+    _print_open_seeds(recording.open_seeds(grid, args.results_dir, args.variant), args.results_dir)
     return 0
 
 
@@ -262,8 +296,10 @@ def record(args: argparse.Namespace) -> int:
     todo = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major, list(pretrainings),
                              args.then)
     first = recording.pretrainings_to_run(pretrainings, todo, args.results_dir, args.only, args.variant)
-    _print_open_seeds([s for s in recording.open_seeds(grid, args.results_dir, args.variant)
-                       if {p.name for p in todo} & set(s["left"])])
+    mixing = _print_open_seeds([s for s in recording.open_seeds(grid, args.results_dir, args.variant)
+                                if {p.name for p in todo} & set(s["left"])], args.results_dir)
+    if not args.mix_seeds:
+        _refuse_mixing(mixing)
     if not todo and not first:
         print(f"every chosen run of {args.grid} is recorded in {args.results_dir}/", file=sys.stderr)
         return 0
