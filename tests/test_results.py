@@ -331,7 +331,6 @@ def test_status_says_whether_this_machine_completes_a_part_recorded_seed_alike(t
     assert seed1.endswith("this machine completes it alike")
 
 
-
 def test_record_refuses_to_complete_a_seed_on_another_cpu_kind_unless_a_replay_pairs_it(tmp_path, monkeypatch,
                                                                                         capsys, two_step_overrides):
     """Runs of one seed are paired: one recorded on another CPU kind or code
@@ -377,6 +376,7 @@ def test_record_refuses_to_complete_a_seed_on_another_cpu_kind_unless_a_replay_p
     assert main(record) == 0 and len(trained) == 2
     assert "each of its runs replayed identical here (replays.jsonl): this machine completes it alike" \
         in capsys.readouterr().out
+
 
 def test_a_selection_that_matches_nothing_and_a_replay_that_compares_nothing_are_refused(
         tmp_path, monkeypatch, capsys, two_step_overrides):

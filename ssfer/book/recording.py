@@ -470,7 +470,6 @@ def open_seeds(grid: list[Planned], results_dir: Path, variant: str | None = Non
     return out
 
 
-
 def unpaired_runs(seed: dict, results_dir: Path, here: str, code: str) -> list[str]:
     """The recorded runs of the part-recorded ``seed`` (an ``open_seeds`` entry) that
     a run trained on CPU kind ``here`` with training code ``code`` (short) is not
@@ -487,6 +486,7 @@ def unpaired_runs(seed: dict, results_dir: Path, here: str, code: str) -> list[s
                 (name, src["code"], src["commit"], src["CPU kind"]) not in vouched:
             out.append(name)
     return out
+
 
 def _pretrain_first(todo: list[PlannedPretraining], held: contextlib.ExitStack, root: Path, results_dir: Path,
                     data_roots: dict[str, str], cache_dir: str | None, engine: Engine,
