@@ -378,6 +378,46 @@ def test_record_refuses_to_complete_a_seed_on_another_cpu_kind_unless_a_replay_p
         in capsys.readouterr().out
 
 
+def test_a_run_back_from_a_worker_of_another_cpu_kind_is_not_recorded_beside_its_seed(tmp_path, monkeypatch,
+                                                                                       two_step_overrides):
+    """`record` checks part-recorded seeds against its own machine before
+    training, but a remote cluster's worker may be of another kind: so each run
+    is checked again as it comes back, against its seed's runs committed by
+    then, and one that would mix kinds within a seed is not committed."""
+    from ssfer.book import recording
+    from ssfer.record import training_code_digest
+
+    monkeypatch.chdir(tmp_path)
+    grid = load_grid(_grid(tmp_path, two_step_overrides))
+    code = training_code_digest()
+    kinds = {"synth_supervised_s0": "AVX2", "synth_fixmatch_s0": "AVX512",
+             "synth_supervised_s1": "AVX512", "synth_fixmatch_s1": "AVX512"}
+
+    def trained_on_a_worker(cfg, cache_dir, argv, code_):
+        name = f"synth_{cfg['algo']['name']}_s{cfg['split']['seed']}"
+        env = {"cpu_capability": kinds[name], "cpu_model": "EPYC", "code_fingerprint": code, "git_commit": "abc1234"}
+        return {"files": {f: (json.dumps(env) if f == "environment.json" else "{}").encode()
+                          for f in recording.RUN_FILES}, "data_root": None}
+
+    monkeypatch.setattr(recording, "train_run", trained_on_a_worker)
+    results = tmp_path / "results"
+    out = record_grid(grid, tmp_path, results, {}, seed_major=True)
+    # seed 0's first run sets its kind; its second came from another and is left out
+    assert out["synth_supervised_s0"] == "" and out["synth_supervised_s1"] == out["synth_fixmatch_s1"] == ""
+    assert "synth_supervised_s0 came from another CPU kind" in out["synth_fixmatch_s0"]
+    assert "AVX512, EPYC" in out["synth_fixmatch_s0"] and "--mix-seeds" in out["synth_fixmatch_s0"]
+    assert not (results / "synth_fixmatch_s0").exists() and recording.is_recorded(results, "synth_fixmatch_s1")
+    fixmatch_s0 = next(p for p in grid if p.name == "synth_fixmatch_s0")
+    seed_kind = json.loads((results / "synth_supervised_s0" / "environment.json").read_text())
+    assert recording.mixes_seed(grid, results, fixmatch_s0, seed_kind) == []
+    # on a worker of the seed's own kind it is recorded; or anywhere, told to mix
+    kinds["synth_fixmatch_s0"] = "AVX2"
+    assert record_grid(grid, tmp_path, results, {}) == {"synth_fixmatch_s0": ""}
+    shutil.rmtree(results / "synth_fixmatch_s0")
+    kinds["synth_fixmatch_s0"] = "AVX512"
+    assert record_grid(grid, tmp_path, results, {}, mix_seeds=True) == {"synth_fixmatch_s0": ""}
+
+
 def test_a_selection_that_matches_nothing_and_a_replay_that_compares_nothing_are_refused(
         tmp_path, monkeypatch, capsys, two_step_overrides):
     """They did nothing and exited 0 ("0 logged rows ... identical" even entered

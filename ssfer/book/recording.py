@@ -488,6 +488,36 @@ def unpaired_runs(seed: dict, results_dir: Path, here: str, code: str) -> list[s
     return out
 
 
+def seed_mates(grid: list[Planned], p: Planned) -> list[Planned]:
+    """The other runs of ``p``'s grid group at its seed: those it is paired with."""
+    key, seed = group_key(p), p.overrides.get("split.seed", 0)
+    return [q for q in grid if q.name != p.name and group_key(q) == key and q.overrides.get("split.seed", 0) == seed]
+
+
+def mixes_seed(grid: list[Planned], results_dir: Path, p: Planned, env: dict) -> list[str]:
+    """The recorded runs of ``p``'s seed that ``p``, trained where ``env`` (its
+    ``environment.json``) says, is not known to pair with (``unpaired_runs``).
+    A worker of a remote cluster may be of another CPU kind than the machine
+    that checked the seed before training, so each run is checked again as it
+    comes back, against the runs committed by then."""
+    src = _source(env)
+    recorded = [q.name for q in seed_mates(grid, p) if is_recorded(results_dir, q.name)]
+    return unpaired_runs({"recorded": recorded}, results_dir, src["CPU kind"], src["code"]) if recorded else []
+
+
+def _mixing_error(results_dir: Path, p: Planned, files: dict[str, bytes], grid: list[Planned], worker: str) -> str:
+    """Why the run ``p`` that came back as ``files`` from ``worker`` is not
+    committed beside its seed's recorded runs ("" when it pairs with them)."""
+    env = json.loads(files["environment.json"])
+    unpaired = mixes_seed(grid, results_dir, p, env)
+    if not unpaired:
+        return ""
+    src = _source(env)
+    return (f"trained on {worker or 'a worker'} ({src['CPU kind']}, code {src['code']}), but its seed's recorded "
+            f"runs {', '.join(unpaired)} came from another CPU kind or code: not recorded, so as not to pair them "
+            f"(it stays in that worker's run cache). Record it on their kind, or pass --mix-seeds to pair them anyway")
+
+
 def _pretrain_first(todo: list[PlannedPretraining], held: contextlib.ExitStack, root: Path, results_dir: Path,
                     data_roots: dict[str, str], cache_dir: str | None, engine: Engine,
                     done: dict[str, str]) -> dict[str, str]:
@@ -537,13 +567,15 @@ def record_grid(grid: list[Planned], root: Path, results_dir: Path, data_roots: 
                 only: list[str] | None = None, cache_dir: str | None = None, variant: str | None = None,
                 seed_major: bool = False, engine: Engine | None = None,
                 pretrainings: dict[str, PlannedPretraining] | None = None,
-                then: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+                then: list[str] | tuple[str, ...] = (), mix_seeds: bool = False) -> dict[str, str]:
     """Record every missing run of the grid (``pending``'s choice and order)
     through ``engine`` (default: here, one at a time; each run sets its own thread
     count in its config), committing each as it comes back; returns {name: error
     or ""} for the runs (and pretrainings) this command took on. The grid's
     ``pretrainings`` that ``pretrainings_to_run`` names go first: a run that
-    starts from one trains only once its weights are here and are the recorded ones."""
+    starts from one trains only once its weights are here and are the recorded ones.
+    A run that came back from another CPU kind or code than its seed's recorded
+    runs is not committed (``mixes_seed``) unless ``mix_seeds``."""
     from ssfer.record import training_code_digest
 
     engine = engine or Engine()
@@ -573,9 +605,11 @@ def record_grid(grid: list[Planned], root: Path, results_dir: Path, data_roots: 
                 tasks.append(task)
         for out in engine.run(tasks):
             err = f"on {out.worker}: {out.error}" if out.error else ""
+            p = by_name[out.name]
+            if not err and not mix_seeds:
+                err = _mixing_error(results_dir, p, out.value["files"], grid, out.worker)
             if not err:
                 try:
-                    p = by_name[out.name]
                     commit(results_dir, out.name, out.value["files"],
                            _command(p, root, data_roots, out.value["data_root"], weights.get(p.pretraining),
                                     pretrainings.get(p.pretraining),

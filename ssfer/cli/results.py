@@ -51,7 +51,8 @@ def add_cli(sub) -> argparse.ArgumentParser:
                           "threads its config sets); ignored with --scheduler")
     rec.add_argument("--mix-seeds", action="store_true",
                      help="complete part-recorded seeds even where their recorded runs came from another CPU "
-                          "kind or training code and no identical replay here pairs them (refused without it)")
+                          "kind or training code and no identical replay here pairs them (refused without it, "
+                          "here before training and for each run that comes back from a worker)")
     rec.add_argument("--cache-dir", type=Path, default=None,
                      help="run cache, on each worker (default its $SSFER_CACHE or ~/.cache/ssfer)")
     engine.add_flags(rec, "each worker needs this project at this commit and the data at --root (or under its "
@@ -310,7 +311,8 @@ def record(args: argparse.Namespace) -> int:
             out = recording.record_grid(grid, Path.cwd(), args.results_dir, dict(args.root or []),
                                         only=args.only, cache_dir=str(args.cache_dir) if args.cache_dir else None,
                                         variant=args.variant, seed_major=args.seed_major, engine=runner,
-                                        pretrainings=pretrainings, then=args.then)
+                                        pretrainings=pretrainings, then=args.then,
+                                        mix_seeds=args.mix_seeds)
     except KeyboardInterrupt:
         left = recording.pending(grid, args.results_dir, args.only, args.variant, args.seed_major, then=args.then)
         print(f"ssfer: interrupted; every finished run is recorded, {len(left)} are not: "
