@@ -446,6 +446,11 @@ def cost_left(grid: list[Planned], results_dir: Path, names: list[str], root: Pa
     return {"seconds": seconds, "fastest": fastest, "slowest": slowest, "costed": costed, "not costed": unknown}
 
 
+def _seed_key(p: Planned) -> tuple:
+    """The pairing unit: ``p``'s grid group and labeled-split seed."""
+    return group_key(p), p.overrides.get("split.seed", 0)
+
+
 def open_seeds(grid: list[Planned], results_dir: Path, variant: str | None = None) -> list[dict]:
     """The seeds of ``grid`` (of ``variant``'s groups) that are part recorded: per
     grid group and seed with runs both recorded and still to record, the CPU kinds
@@ -455,7 +460,7 @@ def open_seeds(grid: list[Planned], results_dir: Path, variant: str | None = Non
     seeds: dict[tuple, list[Planned]] = {}
     for p in grid:
         if variant is None or p.variant == variant:
-            seeds.setdefault((group_key(p), p.overrides.get("split.seed", 0)), []).append(p)
+            seeds.setdefault(_seed_key(p), []).append(p)
     out = []
     for (_, seed), runs in seeds.items():
         var = runs[0].variant
@@ -490,8 +495,8 @@ def unpaired_runs(seed: dict, results_dir: Path, here: str, code: str) -> list[s
 
 def seed_mates(grid: list[Planned], p: Planned) -> list[Planned]:
     """The other runs of ``p``'s grid group at its seed: those it is paired with."""
-    key, seed = group_key(p), p.overrides.get("split.seed", 0)
-    return [q for q in grid if q.name != p.name and group_key(q) == key and q.overrides.get("split.seed", 0) == seed]
+    key = _seed_key(p)
+    return [q for q in grid if q.name != p.name and _seed_key(q) == key]
 
 
 def mixes_seed(grid: list[Planned], results_dir: Path, p: Planned, env: dict) -> list[str]:
