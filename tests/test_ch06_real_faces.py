@@ -346,6 +346,26 @@ def test_the_claim_sentence_says_matches_only_inside_the_margin():
     assert family_wise.claim_sentence(family_wise.read_families(empty)[0]).startswith("No budget of the paper's claim has 3")
 
 
+def test_the_lead_over_fixmatch_is_read_at_each_budget_in_its_own_family_smallest_budget_first():
+    families = [f for f in grid_tables.load_families(REPO / "results" / "grid.yaml")
+                if f.name in ("primary", "25 % labeled", "1 % labeled", "the paper's claim", "pretrained")]
+    rows = []
+    for budget, lead in (("1 % labeled", -3.0), ("10 % labeled", 0.0), ("25 % labeled", 2.0)):
+        for s, d in enumerate([0.1, -0.1, 0.05, -0.05, 0.0]):
+            rows += [{**PRIMARY, "budget": budget, "run": f"{budget}_{m}_s{s}", "method": m, "seed": s,
+                      "accuracy (%)": 60.0 + s + (lead + d if m == "DTA+SNL" else 0.0)}
+                     for m in ("supervised", "FixMatch", "DTA+SNL")]
+    readings = family_wise.read_families(ch06.Recorded({}, [], pd.DataFrame(rows), families=families))
+    text = family_wise.lead_by_budget(readings)
+    # one clause per budget family that plans the comparison: not the claim's, nor the pretrained start's
+    assert text.count("; at ") == 2 and "pretrained" not in text
+    assert text.index("at 1 % labeled: FixMatch scores higher, by 1 point or more") \
+        < text.index("at 10 % labeled: no difference family-wise; the runs rule out one of 1 point or more") \
+        < text.index("at 25 % labeled: DTA+SNL scores higher, by 1 point or more")
+    assert "(-3.00 points [" in text and ", 5 seeds)" in text
+    assert family_wise.lead_by_budget(readings[:0]) == "No planned family of a label budget holds DTA+SNL − FixMatch."
+
+
 def test_the_budget_grid_counts_its_own_runs_not_the_primary_grid_nor_other_variants():
     def row(run, budget, method, variant="no label smoothing", data="FERPlus"):
         return {"run": run, "data set": data, "budget": budget, "method": method, "seed": 0, "variant": variant}

@@ -61,21 +61,42 @@ def family_values(reading: FamilyReading, keys: list[str], prefix: str) -> dict:
     return values
 
 
+def _clause(reading: FamilyReading, i: int, label: str | None = None) -> str:
+    """Comparison ``i`` of a family in one clause: ``label`` (its name by default),
+    its family-wise verdict, then the numbers it rests on."""
+    row, c = reading.table.iloc[i], reading.comparisons[i]
+    label = row["comparison"] if label is None else label
+    if c is None or c.paired.n < verdicts.MIN_SEEDS:
+        return f"{label}: {row['family-wise verdict']}"
+    p = c.paired
+    planned = int(row.get("planned seeds", 0) or 0)
+    seeds = f"{p.n} of {planned} planned seeds so far" if p.n < planned else f"{p.n} seeds"
+    return (f"{label}: {row['family-wise verdict']} ({p.mean:+.2f} points "
+            f"[{p.low:+.2f}, {p.high:+.2f}], Holm p {verdicts.p_text(row['Holm p'])}, {seeds})")
+
+
 def _sentence(reading: FamilyReading, rows: list[int]) -> str:
-    """Comparisons ``rows`` of a family in one clause each: label, family-wise
-    verdict, then the numbers it rests on."""
-    parts = []
-    for i in rows:
-        row, c = reading.table.iloc[i], reading.comparisons[i]
-        if c is None or c.paired.n < verdicts.MIN_SEEDS:
-            parts.append(f"{row['comparison']}: {row['family-wise verdict']}")
+    """Comparisons ``rows`` of a family in one clause each (``_clause``)."""
+    return "; ".join(_clause(reading, i) for i in rows)
+
+
+def lead_by_budget(readings: list[FamilyReading], a: str = "DTA+SNL", b: str = "FixMatch") -> str:
+    """``a − b`` at every label budget of the primary profile whose planned family
+    holds it, smallest budget first, each read family-wise in its own family: where
+    a per-class threshold should matter most (few labels) beside where it should
+    not. True whatever the numbers."""
+    found = []
+    for reading in readings:
+        where = reading.family.where
+        if where.get("variant") != CONTROL or not str(where.get("budget", "")).endswith("% labeled"):
             continue
-        p = c.paired
-        planned = int(row.get("planned seeds", 0) or 0)
-        seeds = f"{p.n} of {planned} planned seeds so far" if p.n < planned else f"{p.n} seeds"
-        parts.append(f"{row['comparison']}: {row['family-wise verdict']} ({p.mean:+.2f} points "
-                     f"[{p.low:+.2f}, {p.high:+.2f}], Holm p {verdicts.p_text(row['Holm p'])}, {seeds})")
-    return "; ".join(parts)
+        for i, (x, y) in enumerate(reading.family.pairs):
+            if x == {**where, "method": a} and y == {**where, "method": b}:
+                found.append((float(str(where["budget"]).split(" ")[0]), str(where["budget"]), reading, i))
+    if not found:
+        return f"No planned family of a label budget holds {a} − {b}."
+    clauses = [_clause(reading, i, f"at {budget}") for _, budget, reading, i in sorted(found, key=lambda f: f[0])]
+    return f"{a} − {b}, read in each budget's own family: " + "; ".join(clauses) + "."
 
 
 def headline(readings: list[FamilyReading]) -> str:
@@ -209,7 +230,8 @@ def budget_section(rec: Recorded, readings: list[FamilyReading]) -> BudgetSectio
     none recorded to all: ``readings`` is ``read_families(rec)``."""
     fractions, ceiling = budget_runs(rec.every)
     claim = next((r for r in readings if r.family.name == "the paper's claim"), None)
-    values = {"claim": claim_sentence(claim)} | budget_progress(rec.every, rec.planned_keys)
+    values = {"claim": claim_sentence(claim), "budget_lead": lead_by_budget(readings)} | \
+        budget_progress(rec.every, rec.planned_keys)
     budgets = [r for r in readings if r.family.name in BUDGET_KEYS]
     for reading in budgets:
         values |= family_values(reading, *BUDGET_KEYS[reading.family.name])
