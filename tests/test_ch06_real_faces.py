@@ -366,6 +366,26 @@ def test_the_lead_over_fixmatch_is_read_at_each_budget_in_its_own_family_smalles
     assert family_wise.lead_by_budget(readings[:0]) == "No planned family of a label budget holds DTA+SNL − FixMatch."
 
 
+def test_the_share_accepted_is_read_per_budget_fewest_labels_first_and_never_for_supervised():
+    def run(name, budget, method, seed, rates):
+        return {"run": name, "budget": budget, "method": method, "seed": seed, "mean class accuracy (%)": 50.0,
+                "labeled (%)": float(budget.split(" ")[0])}, SimpleNamespace(history=[{"mask_rate": r} for r in rates])
+
+    made = [run("f10", "10 % labeled", "FixMatch", 0, [0.2, 0.4]), run("f10b", "10 % labeled", "FixMatch", 1, [0.5]),
+            run("d10", "10 % labeled", "DTA+SNL", 0, [0.6]), run("s10", "10 % labeled", "supervised", 0, []),
+            run("f1", "1 % labeled", "FixMatch", 0, [0.9]), run("d1", "1 % labeled", "DTA+SNL", 0, [0.8])]
+    rec = SimpleNamespace(records={r["run"]: record for r, record in made})
+    fractions = family_wise.accepted_by_run(rec, pd.DataFrame([r for r, _ in made]))
+    assert fractions[family_wise.ACCEPTED].isna().tolist() == [False, False, False, True, False, False]
+    classes = family_wise.budget_classes(fractions, pd.DataFrame(columns=["class", "run", "method", "recall (%)", "test faces"]),
+                                         fractions.iloc[:0])
+    # each run's mean over its logged steps, then the mean over the seeds: FixMatch at 10 % is (30 + 50) / 2
+    assert family_wise.acceptance_by_budget(classes) == (
+        "Share of the unlabeled faces that passed the threshold over training (mean over the seeds): "
+        "at 1 % labeled, FixMatch 90.0 % and DTA+SNL 80.0 %; at 10 % labeled, FixMatch 40.0 % and DTA+SNL 60.0 %.")
+    assert family_wise.acceptance_by_budget(classes.drop(columns=family_wise.ACCEPTED)).startswith("No run")
+
+
 def test_the_budget_grid_counts_its_own_runs_not_the_primary_grid_nor_other_variants():
     def row(run, budget, method, variant="no label smoothing", data="FERPlus"):
         return {"run": run, "data set": data, "budget": budget, "method": method, "seed": 0, "variant": variant}

@@ -82,9 +82,8 @@ def _sentence(reading: FamilyReading, rows: list[int]) -> str:
 
 def lead_by_budget(readings: list[FamilyReading], a: str = "DTA+SNL", b: str = "FixMatch") -> str:
     """``a − b`` at every label budget of the primary profile whose planned family
-    holds it, smallest budget first, each read family-wise in its own family: where
-    a per-class threshold should matter most (few labels) beside where it should
-    not. True whatever the numbers."""
+    holds it, fewest labels first (where a per-class threshold is expected to
+    matter most), each read family-wise in its own family. True whatever the numbers."""
     found = []
     for reading in readings:
         where = reading.family.where
@@ -196,14 +195,44 @@ def budget_progress(every: pd.DataFrame, planned_keys: pd.DataFrame) -> dict:
             "n_ceiling": int((done["budget"] == "all labels").sum())}
 
 
+ACCEPTED = "accepted (%)"   # a run's mean share of the unlabeled batch that passed its threshold
+
+
+def accepted_by_run(rec: Recorded, runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with each run's share accepted over training (``ACCEPTED``; NaN
+    for supervised training, which takes no pseudo label)."""
+    return runs.assign(**{ACCEPTED: [100 * tables.accepted_share(rec.records[r]) for r in runs["run"]]})
+
+
+def acceptance_by_budget(classes: pd.DataFrame, methods=("FixMatch", "DTA+SNL")) -> str:
+    """Each budget's share accepted by ``methods`` (mean over the seeds), fewest
+    labels first, from ``budget_classes``' table: a lead over FixMatch is read
+    beside how many more unlabeled faces the other method trained on."""
+    if ACCEPTED not in classes:
+        return "No run of a label budget logged what its threshold accepted."
+    rows = classes[classes["method"].isin(methods) & classes[ACCEPTED].notna()]
+    budgets = list(dict.fromkeys(rows["budget"]))
+    if not budgets:
+        return "No run of a label budget logged what its threshold accepted."
+    said = []
+    for budget in sorted(budgets, key=lambda b: float(str(b).split(" ")[0])):
+        shares = rows[rows["budget"] == budget].set_index("method")[ACCEPTED]
+        said.append(f"at {budget}, " + " and ".join(f"{m} {shares[m]:.1f} %" for m in methods if m in shares))
+    return ("Share of the unlabeled faces that passed the threshold over training (mean over the seeds): "
+            + "; ".join(said) + ".")
+
+
 def budget_classes(fractions: pd.DataFrame, classes: pd.DataFrame, ceiling: pd.DataFrame,
                    of=("fear",)) -> pd.DataFrame:
-    """Mean class accuracy and each class of ``of``'s recall per budget and method
+    """Mean class accuracy, the share accepted where ``fractions`` holds it
+    (``accepted_by_run``) and each class of ``of``'s recall per budget and method
     (mean over the seeds, with the seeds and, for a class, its test faces), the
     ceiling's row last."""
     every = pd.concat([fractions, ceiling.assign(**{"labeled (%)": 100.0})], ignore_index=True)
+    shares = {ACCEPTED: (ACCEPTED, "mean")} if ACCEPTED in every else {}
     out = every.groupby(["budget", "labeled (%)", "method"], sort=False).agg(
-        seeds=("seed", "size"), **{"mean class accuracy (%)": ("mean class accuracy (%)", "mean")}).reset_index()
+        seeds=("seed", "size"), **{"mean class accuracy (%)": ("mean class accuracy (%)", "mean")},
+        **shares).reset_index()
     for cls in of:
         sub = classes[(classes["class"] == cls) & classes["run"].isin(every["run"])]
         rec = sub.merge(every[["run", "labeled (%)"]], on="run").groupby(["labeled (%)", "method"]).agg(
@@ -229,14 +258,16 @@ def budget_section(rec: Recorded, readings: list[FamilyReading]) -> BudgetSectio
     """The label-budget section from the recorded runs at any stage of its grid,
     none recorded to all: ``readings`` is ``read_families(rec)``."""
     fractions, ceiling = budget_runs(rec.every)
+    fractions = accepted_by_run(rec, fractions)
     claim = next((r for r in readings if r.family.name == "the paper's claim"), None)
     values = {"claim": claim_sentence(claim), "budget_lead": lead_by_budget(readings)} | \
         budget_progress(rec.every, rec.planned_keys)
     budgets = [r for r in readings if r.family.name in BUDGET_KEYS]
     for reading in budgets:
         values |= family_values(reading, *BUDGET_KEYS[reading.family.name])
-    classes = grid_tables.class_table(rec.records, rec.planned)
-    return BudgetSection(values, fractions, ceiling, budgets, budget_classes(fractions, classes, ceiling))
+    classes = budget_classes(fractions, grid_tables.class_table(rec.records, rec.planned), ceiling)
+    values["budget_accept"] = acceptance_by_budget(classes)
+    return BudgetSection(values, fractions, ceiling, budgets, classes)
 
 
 README_START = "<!-- headline:"

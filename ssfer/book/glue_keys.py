@@ -326,6 +326,7 @@ KEYS: dict[str, dict[str, str]] = {
         "lead_accept_snl": "the same: DTA+SNL",
         "claim": "where DTA+SNL matches or passes supervised training with every label",
         "budget_lead": "DTA+SNL − FixMatch at every label budget, each in its own family",
+        "budget_accept": "share accepted by FixMatch and DTA+SNL at every label budget",
         "n_budget_runs": "runs recorded of those planned at the budgets other than 10 % and with every label",
         "n_budget_planned": "runs planned at the budgets other than 10 % and with every label",
         "n_ceiling": "of those recorded, runs of supervised training with every label",
