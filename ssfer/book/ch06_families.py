@@ -91,10 +91,11 @@ def lead_by_budget(readings: list[FamilyReading], a: str = "DTA+SNL", b: str = "
             continue
         for i, (x, y) in enumerate(reading.family.pairs):
             if x == {**where, "method": a} and y == {**where, "method": b}:
-                found.append((float(str(where["budget"]).split(" ")[0]), str(where["budget"]), reading, i))
+                found.append((str(where["budget"]), reading, i))
     if not found:
         return f"No planned family of a label budget holds {a} − {b}."
-    clauses = [_clause(reading, i, f"at {budget}") for _, budget, reading, i in sorted(found, key=lambda f: f[0])]
+    found.sort(key=lambda f: labeled_percent(f[0]))
+    clauses = [_clause(reading, i, f"at {budget}") for budget, reading, i in found]
     return f"{a} − {b}, read in each budget's own family: " + "; ".join(clauses) + "."
 
 
@@ -168,13 +169,18 @@ def claim_sentence(reading: FamilyReading | None) -> str:
     return text[0].upper() + text[1:] + "."
 
 
+def labeled_percent(budget: str) -> float:
+    """The labeled share of a budget named "N % labeled", in %."""
+    return float(str(budget).split(" ")[0])
+
+
 def budget_runs(every: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The label-budget runs of the primary profile (FERPlus, no label smoothing):
     the fraction budgets with a numeric ``labeled (%)`` column, and the runs of
     supervised training with every label (the ceiling)."""
     rows = tables.select(every, **{"data set": "FERPlus", "variant": CONTROL})
     fractions = rows[rows["budget"].str.endswith("% labeled")].copy()
-    fractions["labeled (%)"] = fractions["budget"].str.split(" ").str[0].astype(float)
+    fractions["labeled (%)"] = fractions["budget"].map(labeled_percent).astype(float)
     ceiling = rows[(rows["budget"] == "all labels") & (rows["method"] == "supervised")]
     return fractions, ceiling
 
@@ -205,18 +211,16 @@ def accepted_by_run(rec: Recorded, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def acceptance_by_budget(classes: pd.DataFrame, methods=("FixMatch", "DTA+SNL")) -> str:
-    """Each budget's share accepted by ``methods`` (mean over the seeds), fewest
-    labels first, from ``budget_classes``' table: a lead over FixMatch is read
-    beside how many more unlabeled faces the other method trained on."""
-    if ACCEPTED not in classes:
-        return "No run of a label budget logged what its threshold accepted."
-    rows = classes[classes["method"].isin(methods) & classes[ACCEPTED].notna()]
-    budgets = list(dict.fromkeys(rows["budget"]))
-    if not budgets:
+    """Each budget's share accepted by ``methods`` (mean over the seeds), in the
+    order of ``budget_classes``' table (fewest labels first): a lead over FixMatch
+    is read beside how many more unlabeled faces the other method trained on."""
+    rows = classes[classes["method"].isin(methods) & classes[ACCEPTED].notna()] if ACCEPTED in classes \
+        else classes.iloc[:0]
+    if not len(rows):
         return "No run of a label budget logged what its threshold accepted."
     said = []
-    for budget in sorted(budgets, key=lambda b: float(str(b).split(" ")[0])):
-        shares = rows[rows["budget"] == budget].set_index("method")[ACCEPTED]
+    for budget, shares in rows.groupby("budget", sort=False):
+        shares = shares.set_index("method")[ACCEPTED]
         said.append(f"at {budget}, " + " and ".join(f"{m} {shares[m]:.1f} %" for m in methods if m in shares))
     return ("Share of the unlabeled faces that passed the threshold over training (mean over the seeds): "
             + "; ".join(said) + ".")
