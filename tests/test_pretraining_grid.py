@@ -123,6 +123,8 @@ def test_status_reads_the_pilots_rule_once_every_pilot_is_recorded(tmp_path, mon
     assert ("the pilot's rule: by the rule, the final pretraining takes crop floor 0.4 from synth_pilot_a, whose "
             "pilot ended at 40.0 % validation kNN accuracy (synth_pilot_b: 39.0 %)") in said
     assert "The grid names synth_final: crop floor 0.4, 190 epochs, as the rule gives." in said
+    # the final one still to record, priced at the pilots' 150 CPU seconds an epoch
+    assert "about 7.9 CPU hours of pretraining left (synth_final: 190 of 190 epochs at 150 CPU seconds" in said
     # before the grid names a fine-tuning of the pretrained start, nothing waits on it
     assert "fine-tuning choice" not in said and "the gate:" not in said
     g["groups"].append({"name": "synth_tune_{algorithm}_s{seed}", "variant": "BYOL fine-tuning: lr 0.001",
@@ -186,3 +188,27 @@ def test_status_says_which_epoch_an_unfinished_pretraining_reached(tmp_path, mon
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("  to record: synth_byol "))
     assert line.startswith("  to record: synth_byol (checkpoint at epoch 1 of 2, written ")
     assert line.endswith("; recording resumes from it)")
+
+
+def test_the_cpu_hours_left_to_pretrain_are_priced_at_the_recorded_pace_on_as_many_threads(tmp_path):
+    from ssfer.pretrain.config import PretrainConfig
+    from ssfer.pretrain.record import PretrainRecord
+
+    shutil.copy(REPO / "configs" / "synthfer_pretrain.yaml", tmp_path / "p.yaml")
+    base = PretrainConfig.from_yaml(tmp_path / "p.yaml")
+    # 150 and 250 CPU seconds an epoch on one thread, 300 on two
+    recorded = {f"r{i}": PretrainRecord(base.with_overrides({"train.epochs": 10, "train.threads": t}), [],
+                                        {"cpu_seconds": 10 * pace, "threads": t})
+                for i, (pace, t) in enumerate([(150, 1), (250, 1), (300, 2)])}
+    one = pretraining_grid.PlannedPretraining("one", "p.yaml", {"train.epochs": 100, "train.threads": 1})
+    four = pretraining_grid.PlannedPretraining("four", "p.yaml", {"train.epochs": 30, "train.threads": 4})
+    said = pretraining_grid.cost_left([one], recorded, tmp_path, {"one": 40})
+    # 60 epochs left at the one-thread mean of 200 s: 12,000 s
+    assert said == ("about 3.3 CPU hours of pretraining left (one: 60 of 100 epochs at 200 CPU seconds an epoch, "
+                    "the pace recorded on 1 thread(s))")
+    said = pretraining_grid.cost_left([four], recorded, tmp_path)
+    # no record on four threads: the mean of all three, 233 s, and said so
+    assert said.startswith("about 1.9 CPU hours of pretraining left (four: 30 of 30 epochs at 233 CPU seconds an "
+                           "epoch, the pace recorded on 1 thread(s) and 2 thread(s); it runs on 4")
+    assert pretraining_grid.cost_left([], recorded, tmp_path) == ""
+    assert "no pretraining is recorded" in pretraining_grid.cost_left([one], {}, tmp_path)

@@ -233,3 +233,33 @@ def pilot_reading(planned: dict[str, PlannedPretraining], recorded: dict[str, Pr
         said += (f" The grid names {name}: crop floor {floor:g}, {epochs} epochs, "
                  + ("as the rule gives." if agrees else "which is not what the rule gives."))
     return said
+
+
+def cost_left(pending: list[PlannedPretraining], recorded: dict[str, PretrainRecord], root: Path,
+              trained: dict[str, int] | None = None) -> str:
+    """A sentence: about how many CPU hours the ``pending`` pretrainings (configs
+    under ``root``) still need, less the epochs ``trained`` already (by name: the
+    checkpoints recording resumes), at the mean CPU seconds an epoch of the
+    ``recorded`` pretrainings that ran on as many threads, else of all of them
+    (said so: CPU seconds an epoch grow with the threads); "" when nothing is
+    pending, and a sentence saying why when no pretraining is recorded to price them."""
+    if not pending:
+        return ""
+    if not recorded:
+        return "no estimate of the CPU hours left to pretrain: no pretraining is recorded to price an epoch at"
+    trained = trained or {}
+    paces = {name: (rec.summary["cpu_seconds"] / rec.config.train.epochs, int(rec.summary.get("threads") or 0))
+             for name, rec in recorded.items()}
+    total, each = 0.0, []
+    for pp in pending:
+        cfg = PretrainConfig.from_yaml(Path(root) / pp.config).with_overrides(pp.overrides)
+        threads = cfg.train.threads
+        alike = [pace for pace, t in paces.values() if threads and t == threads]
+        per_epoch = sum(alike or [p for p, _ in paces.values()]) / len(alike or paces)
+        on = (f"the pace recorded on {threads} thread(s)" if alike else
+              "the pace recorded on " + " and ".join(sorted({f"{t} thread(s)" for _, t in paces.values()}))
+              + (f"; it runs on {threads}, and CPU seconds an epoch grow with the threads" if threads else ""))
+        left = max(0, cfg.train.epochs - trained.get(pp.name, 0))
+        total += left * per_epoch
+        each.append(f"{pp.name}: {left} of {cfg.train.epochs} epochs at {per_epoch:.0f} CPU seconds an epoch, {on}")
+    return f"about {total / 3600:.1f} CPU hours of pretraining left ({'; '.join(each)})"

@@ -172,6 +172,11 @@ def status(args: argparse.Namespace) -> int:
         for pp in first:
             print(f"  {'weights needed' if pp.name in recorded else 'to record'}: {pp.name}"
                   + (f" ({partial[pp.name].says()})" if pp.name in partial else ""))
+        priced = {n: pretraining_grid.load_recorded(args.results_dir, n) for n in recorded}
+        said = pretraining_grid.cost_left([pp for pp in first if pp.name not in recorded], priced, root,
+                                          {n: q.done for n, q in partial.items() if q.resumes and q.done is not None})
+        if said:
+            print(said)
         if any(pretraining_grid.PILOT in n for n in pretrainings):
             pilots = {n: pretraining_grid.load_recorded(args.results_dir, n) for n in recorded
                       if pretraining_grid.PILOT in n}
