@@ -211,4 +211,10 @@ def test_the_cpu_hours_left_to_pretrain_are_priced_at_the_recorded_pace_on_as_ma
     assert said.startswith("about 1.9 CPU hours of pretraining left (four: 30 of 30 epochs at 233 CPU seconds an "
                            "epoch, the pace recorded on 1 thread(s) and 2 thread(s); it runs on 4")
     assert pretraining_grid.cost_left([], recorded, tmp_path) == ""
-    assert "no pretraining is recorded" in pretraining_grid.cost_left([one], {}, tmp_path)
+    # never at another data set's pace
+    other = pretraining_grid.PlannedPretraining("other", "p.yaml", {"data.dataset": "ferplus", "data.root": "x"})
+    assert pretraining_grid.cost_left([other], recorded, tmp_path) == (
+        "no estimate of the CPU hours left to pretrain; not priced, with no recorded pretraining of their data set: "
+        "other")
+    assert pretraining_grid.cost_left([one, other], recorded, tmp_path).endswith(
+        "the pace recorded on 1 thread(s)); not priced, with no recorded pretraining of their data set: other")

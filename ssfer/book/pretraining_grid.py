@@ -239,27 +239,34 @@ def cost_left(pending: list[PlannedPretraining], recorded: dict[str, PretrainRec
               trained: dict[str, int] | None = None) -> str:
     """A sentence: about how many CPU hours the ``pending`` pretrainings (configs
     under ``root``) still need, less the epochs ``trained`` already (by name: the
-    checkpoints recording resumes), at the mean CPU seconds an epoch of the
-    ``recorded`` pretrainings that ran on as many threads, else of all of them
-    (said so: CPU seconds an epoch grow with the threads); "" when nothing is
-    pending, and a sentence saying why when no pretraining is recorded to price them."""
+    checkpoints recording resumes). Each is priced at the mean CPU seconds an
+    epoch of the ``recorded`` pretrainings of its data set that ran on as many
+    threads, else of all those of its data set (said so: CPU seconds an epoch
+    grow with the threads); one with no recorded pretraining of its data set is
+    named as not priced. "" when nothing is pending."""
     if not pending:
         return ""
-    if not recorded:
-        return "no estimate of the CPU hours left to pretrain: no pretraining is recorded to price an epoch at"
     trained = trained or {}
-    paces = {name: (rec.summary["cpu_seconds"] / rec.config.train.epochs, int(rec.summary.get("threads") or 0))
-             for name, rec in recorded.items()}
-    total, each = 0.0, []
+    paces = [(rec.config.data.dataset, rec.summary["cpu_seconds"] / rec.config.train.epochs,
+              int(rec.summary.get("threads") or 0)) for rec in recorded.values()]
+    total, each, unpriced = 0.0, [], []
     for pp in pending:
         cfg = PretrainConfig.from_yaml(Path(root) / pp.config).with_overrides(pp.overrides)
         threads = cfg.train.threads
-        alike = [pace for pace, t in paces.values() if threads and t == threads]
-        per_epoch = sum(alike or [p for p, _ in paces.values()]) / len(alike or paces)
+        mine = [(pace, t) for ds, pace, t in paces if ds == cfg.data.dataset]
+        if not mine:
+            unpriced.append(pp.name)
+            continue
+        alike = [pace for pace, t in mine if threads and t == threads]
+        per_epoch = sum(alike or [pace for pace, _ in mine]) / len(alike or mine)
         on = (f"the pace recorded on {threads} thread(s)" if alike else
-              "the pace recorded on " + " and ".join(sorted({f"{t} thread(s)" for _, t in paces.values()}))
+              "the pace recorded on " + " and ".join(sorted({f"{t} thread(s)" for _, t in mine}))
               + (f"; it runs on {threads}, and CPU seconds an epoch grow with the threads" if threads else ""))
         left = max(0, cfg.train.epochs - trained.get(pp.name, 0))
         total += left * per_epoch
         each.append(f"{pp.name}: {left} of {cfg.train.epochs} epochs at {per_epoch:.0f} CPU seconds an epoch, {on}")
-    return f"about {total / 3600:.1f} CPU hours of pretraining left ({'; '.join(each)})"
+    said = (f"about {total / 3600:.1f} CPU hours of pretraining left ({'; '.join(each)})" if each
+            else "no estimate of the CPU hours left to pretrain")
+    if unpriced:
+        said += f"; not priced, with no recorded pretraining of their data set: {', '.join(unpriced)}"
+    return said
