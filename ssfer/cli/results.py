@@ -178,8 +178,7 @@ def status(args: argparse.Namespace) -> int:
         if said:
             print(said)
         if any(pretraining_grid.PILOT in n for n in pretrainings):
-            pilots = {n: pretraining_grid.load_recorded(args.results_dir, n) for n in recorded
-                      if pretraining_grid.PILOT in n}
+            pilots = {n: r for n, r in priced.items() if pretraining_grid.PILOT in n}
             said = pretraining_grid.pilot_reading(pretrainings, pilots, root)
             print(f"the pilot's rule: {said[0].lower()}{said[1:]}")
     _print_pretrained_steps(grid, args)
