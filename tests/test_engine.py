@@ -252,7 +252,8 @@ def test_embedded_workers_start_children_and_a_dying_run_stops_at_the_stated_cou
     assert dies.error.startswith("its worker died during each of its 2 attempt(s) (the last on tcp://")
     assert dies.error.endswith("not run again (--retries 1)")
     err = capsys.readouterr().err
-    assert "engine: an embedded Dask cluster of 1 worker process(es), one thread each; dashboard " in err
+    assert ("engine: an embedded Dask cluster of 1 worker process(es), one run at a time each (a run computes on "
+            "its config's train.threads); dashboard ") in err
     assert re.search(r"dies: worker tcp://\S+ died during attempt 1; submitting it again "
                      r"\(attempt 2 of at most 2\)", err), err
 

@@ -2,7 +2,8 @@
 
 ``ssfer results record`` and ``ssfer reproduce`` hand their runs to a Dask
 ``Client`` as tasks. By default the command starts an embedded ``LocalCluster``
-(``--jobs N`` worker processes, one thread each) and stops it when it ends; with
+(``--jobs N`` worker processes, one task slot each; a run computes on its
+config's ``train.threads``) and stops it when it ends; with
 ``--scheduler tcp://HOST:8786`` (or ``$SSFER_SCHEDULER``, or
 ``--scheduler-file F``) the same tasks go to any cluster: one started with
 ``dask scheduler`` and ``dask worker``, or by ``dask-jobqueue`` on SLURM
@@ -177,7 +178,7 @@ class Engine:
     def open(cls, jobs: int = 1, scheduler: str | None = None, scheduler_file: str | Path | None = None,
              retries: int = RETRIES) -> Iterator["Engine"]:
         """An engine on the named cluster, or on an embedded ``LocalCluster`` of
-        ``jobs`` single-threaded worker processes started now and stopped when
+        ``jobs`` worker processes of one task slot each, started now and stopped when
         the block ends. Prints where the runs go and the dashboard's address."""
         address = scheduler_address(scheduler, scheduler_file)
         if jobs < 1:
@@ -185,7 +186,8 @@ class Engine:
         with contextlib.ExitStack() as stack:
             if address is None:
                 client = stack.enter_context(_local_client(jobs))
-                where = f"an embedded Dask cluster of {jobs} worker process(es), one thread each"
+                where = (f"an embedded Dask cluster of {jobs} worker process(es), one run at a time each "
+                         "(a run computes on its config's train.threads)")
             else:
                 client = stack.enter_context(_remote_client(address))
                 threads = client.nthreads()
