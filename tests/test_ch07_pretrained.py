@@ -103,6 +103,31 @@ def test_what_changed_sets_each_pretrained_verdict_beside_the_one_from_scratch()
     assert values["ix_snl_fix_fw"].startswith("(DTA+SNL − FixMatch) from scratch is larger")
 
 
+@pytest.mark.parametrize("lead", [0.4, 1.3])
+def test_a_failed_gate_says_the_family_was_not_run_and_why_and_a_passed_one_that_it_waits(lead):
+    scratch = {"supervised": [70.0] * 5, "FixMatch": [71.0, 71.2, 70.9, 71.1, 71.0],
+               "DTA+SNL": [71.6, 71.9, 71.7, 71.8, 71.6]}
+    rows = [r for m, v in scratch.items() for r in _runs(PRIMARY["variant"], m, v)]
+    rows += _runs(ch07.VARIANT, "supervised", [50.0] * 5, [70.0 + lead] * 5)
+    pre = _pre(rows)
+    failed = lead < ch07.GATE_POINTS
+    assert ch07.gate_failed(pre.rec.every) is failed
+    sentence, frame = ch07.changed(pre)
+    values = ch07.family_values(ch07.readings(pre), failed=ch07.gate_failed(pre.rec.every))
+    if failed:
+        assert sentence.startswith("The pretrained start failed the gate (+0.40 points of validation accuracy, "
+                                   "short of the 1 point it needed), so the planned family on it was not run")
+        assert list(frame["pretrained"]) == [ch07.NOT_RUN] * 3
+        assert values["pt_snl_fix_fw"] == values["ix_fix_sup_fw"] == ch07.NOT_RUN
+    else:
+        # supervised from the pretrained start is the gate's; FixMatch and DTA+SNL have yet to run
+        assert sentence.startswith("No comparison on the pretrained start has its runs yet")
+        assert values["pt_snl_fix_fw"] == "not recorded yet: no claim"
+    # supervised alone, pretrained: the comparisons it enters still lack their other side
+    assert values["pt_fix_sup_n"] == 0
+    assert not ch07.gate_failed(pd.DataFrame(rows[:15]))   # no pretrained run: not measured, not failed
+
+
 def test_a_verdict_short_of_its_planned_seeds_reads_as_interim_beside_the_other():
     scratch = {"supervised": [70.0] * 4, "FixMatch": [71.0, 71.2, 70.9, 71.1], "DTA+SNL": [71.6, 71.9, 71.7, 71.8]}
     rows = [r for m, v in scratch.items() for r in _runs(PRIMARY["variant"], m, v)]

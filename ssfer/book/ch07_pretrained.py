@@ -157,17 +157,36 @@ def gate(every: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
             "gate_verdict": f"the pretrained start {said} the gate ({mean:+.2f} points, {rule})"}, frame
 
 
+def gate_mean(every: pd.DataFrame) -> float | None:
+    """The gate's mean paired difference (points), or None before all its seeds are recorded."""
+    values, frame = gate(every)
+    return float(frame["difference"].mean()) if values["gate_mean"] != "—" else None
+
+
+def gate_failed(every: pd.DataFrame) -> bool:
+    """Whether the gate is measured and fails: the planned family is then not run."""
+    mean = gate_mean(every)
+    return mean is not None and mean < GATE_POINTS
+
+
+NOT_RUN = "not run: the pretrained start failed the gate"
+
+
 def readings(pre: Pretrained) -> dict[str, family_wise.FamilyReading]:
     """This chapter's planned families, read family-wise, by name."""
     return {r.family.name: r for r in family_wise.read_families(pre.rec) if r.family.name in FAMILY_KEYS}
 
 
-def family_values(found: dict[str, family_wise.FamilyReading]) -> dict:
-    """The glue values of each of this chapter's families (``pt_*``, ``ix_*``)."""
+def family_values(found: dict[str, family_wise.FamilyReading], failed: bool = False) -> dict:
+    """The glue values of each of this chapter's families (``pt_*``, ``ix_*``).
+    Once the gate has ``failed``, a comparison without runs says it was not run
+    (it never will be), not that it is not recorded yet."""
     values = {}
     for name, (keys, prefix) in FAMILY_KEYS.items():
         if name in found:
             values |= family_wise.family_values(found[name], keys, prefix)
+            if failed:
+                values |= {f"{prefix}_{k}_fw": NOT_RUN for k in keys if values[f"{prefix}_{k}_n"] == 0}
     return values
 
 
@@ -186,7 +205,15 @@ def changed(pre: Pretrained) -> tuple[str, pd.DataFrame]:
                            "pretrained": _verdict(row)}
                           for label, (_, row) in zip(ours.labels, ours.table.iterrows())], columns=columns)
     measured = [c is not None and c.paired.n >= verdicts.MIN_SEEDS for c in ours.comparisons]
+    mean = gate_mean(pre.rec.every)
+    failed = mean is not None and mean < GATE_POINTS
     if not any(measured):
+        if failed:
+            frame["pretrained"] = [NOT_RUN if v.startswith("not recorded") else v for v in frame["pretrained"]]
+            return (f"The pretrained start failed the gate ({mean:+.2f} points of validation accuracy, short of the "
+                    f"{verdicts.amount(GATE_POINTS)} it needed), so the planned family on it was not run: at this "
+                    "scale, self-supervised pretraining on the training faces does not give a better start, and "
+                    "the verdicts from scratch are the book's only ones."), frame
         return ("No comparison on the pretrained start has its runs yet, so nothing can be said yet about what "
                 "pretraining changes; the table gives the verdicts from scratch they will be read against."), frame
     # the verdicts themselves, without the interim mark that only counts seeds
@@ -196,7 +223,11 @@ def changed(pre: Pretrained) -> tuple[str, pd.DataFrame]:
     n = sum(measured)
     said = (f"Of the {n} comparisons measured on the pretrained start, {n - len(moved)} keep the "
             f"family-wise verdict they have from scratch and {len(moved)} change it")
-    return said + (f": {', '.join(moved)}." if moved else "."), frame
+    said += f": {', '.join(moved)}." if moved else "."
+    if failed:
+        said = (f"The pretrained start failed the gate ({mean:+.2f} points), so these runs are exploration, "
+                f"not the planned family. {said}")
+    return said, frame
 
 
 INTERIM = " (interim: {} of {} planned seeds)"
