@@ -166,6 +166,40 @@ def test_the_fine_tuning_setting_is_chosen_on_validation_once_every_setting_has_
         "none yet (the grid names no setting to try yet)"
 
 
+def test_once_the_setting_is_chosen_status_gives_the_gate_group_to_name_before_it_runs(tmp_path):
+    import yaml
+
+    from ssfer.book.recording import Planned, read_grid
+
+    sets = {"lr 0.003": {"train.lr": 0.003, "train.backbone_lr_scale": 1.0},
+            "lr 0.001": {"train.lr": 0.001, "train.backbone_lr_scale": 0.1}}
+    planned = [Planned(f"t_{i}_s{s}", "configs/ferplus_fraction_10_cpu.yaml",
+                       {"algo.name": "supervised", "split.seed": s, "train.seed": s, "train.label_smoothing": 0.0,
+                        **o}, variant=ch07.TUNING + v, pretraining="final")
+               for i, (v, o) in enumerate(sets.items()) for s in ch07.TUNING_SEEDS]
+    rows = _runs(ch07.TUNING + "lr 0.003", "supervised", [70.0] * 2, [61.0, 60.0]) \
+        + _runs(ch07.TUNING + "lr 0.001", "supervised", [70.0] * 2, [62.0, 61.0])
+    assert ch07.gate_group(pd.DataFrame(rows[:3]), planned) is None      # one setting still short of a seed
+    group = ch07.gate_group(pd.DataFrame(rows), planned)
+    item = yaml.safe_load(group)[0]
+    assert item == {"name": "ferplus_fraction_10_ls0_byolpt_{algorithm}_s{seed}", "variant": ch07.VARIANT,
+                    "config": "configs/ferplus_fraction_10_cpu.yaml", "pretraining": "final",
+                    "set": {"train.label_smoothing": 0.0, "train.lr": 0.001, "train.backbone_lr_scale": 0.1},
+                    "algorithms": ["supervised"], "seeds": list(ch07.GATE_SEEDS)}
+    # it reads back as the gate's three runs, and once the grid names them it is not offered again
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("groups:\n" + group + "\npretrainings:\n  - name: final\n"
+                    "    config: configs/ferplus_pretrain_cpu.yaml\n", encoding="utf-8")
+    (tmp_path / "configs").mkdir()
+    for name in ("ferplus_fraction_10_cpu.yaml", "ferplus_pretrain_cpu.yaml"):
+        (tmp_path / "configs" / name).write_text((REPO / "configs" / name).read_text(encoding="utf-8"),
+                                                 encoding="utf-8")
+    gate_runs, _ = read_grid(grid)
+    assert [p.name for p in gate_runs] == [f"ferplus_fraction_10_ls0_byolpt_supervised_s{s}" for s in ch07.GATE_SEEDS]
+    assert gate_runs[0].overrides["train.lr"] == 0.001 and gate_runs[0].variant == ch07.VARIANT
+    assert ch07.gate_group(pd.DataFrame(rows), planned + gate_runs) is None
+
+
 def test_the_pilot_rule_takes_the_higher_pilot_and_buys_epochs_while_its_curve_still_rises():
     # pilot_a ends higher (40 %) and rose 4 points over its last 10 epochs: 8 CPU hours
     # at 150 s an epoch buy 192 epochs, 190 in whole probe intervals of 5

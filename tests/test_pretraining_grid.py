@@ -135,6 +135,7 @@ def test_status_reads_the_pilots_rule_once_every_pilot_is_recorded(tmp_path, mon
     # the next steps of the order: the setting chosen on validation, then the gate
     assert "the fine-tuning choice: none yet (0 of 1 settings have their runs at seeds 0 and 1)" in said
     assert "the gate: not measured yet (0 of 3 paired seeds recorded)" in said
+    assert "the gate's group" not in said     # offered only once the setting is chosen
 
 
 @pytest.mark.parametrize("group, message", [

@@ -36,6 +36,7 @@ GATE_METRIC = "val accuracy (%)"
 # TUNING_SEEDS, chosen on validation accuracy alone (results/grid.yaml).
 TUNING = "BYOL fine-tuning: "
 TUNING_SEEDS = (0, 1)
+PRIMARY_NAME = "ferplus_fraction_10_ls0"   # the primary grid's run folders' stem, which the gate's extend
 
 
 @dataclass
@@ -132,6 +133,35 @@ def tuning(every: pd.DataFrame, planned: list[recording.Planned] = ()) -> tuple[
         second = frame.iloc[1]
         said += f" (the next, {second['setting']}: {second['val accuracy (%)']:.2f} %)"
     return {"tuning_choice": said, "n_tuning_settings": len(frame)}, frame
+
+
+# the overrides every run of a group holds by its algorithm and seed, not by its `set`
+_PER_RUN = ("algo.name", "split.seed", "train.seed")
+
+
+def gate_group(every: pd.DataFrame, planned: list[recording.Planned]) -> str | None:
+    """Once the fine-tuning setting is chosen and the grid names no run of
+    ``VARIANT`` yet, the gate's group to name in ``results/grid.yaml`` before it
+    runs (YAML, one list item of ``groups``): supervised at ``GATE_SEEDS`` with the
+    chosen setting's config, ``set`` and pretraining. None otherwise."""
+    if any(p.variant == VARIANT for p in planned):
+        return None
+    _, frame = tuning(every, planned)
+    if frame.empty or (frame["seeds"] < len(TUNING_SEEDS)).any():
+        return None
+    chosen = TUNING + frame.iloc[0]["setting"]
+    group = next((p for p in planned if p.variant == chosen), None)
+    if group is None:     # recorded but no longer in the grid: its setting cannot be read off the grid
+        return None
+    sets = ", ".join(f"{k}: {v}" for k, v in group.overrides.items() if k not in _PER_RUN)
+    return "\n".join([
+        f'  - name: "{PRIMARY_NAME}_byolpt_{{algorithm}}_s{{seed}}"',
+        f"    variant: {VARIANT}",
+        f"    config: {group.config}",
+        f"    set: {{{sets}}}",
+        f"    pretraining: {group.pretraining}",
+        "    algorithms: [supervised]",
+        f"    seeds: [{', '.join(map(str, GATE_SEEDS))}]"])
 
 
 def gate(every: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
