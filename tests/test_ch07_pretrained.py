@@ -198,6 +198,22 @@ def test_once_the_setting_is_chosen_status_gives_the_gate_group_to_name_before_i
     assert [p.name for p in gate_runs] == [f"ferplus_fraction_10_ls0_byolpt_supervised_s{s}" for s in ch07.GATE_SEEDS]
     assert gate_runs[0].overrides["train.lr"] == 0.001 and gate_runs[0].variant == ch07.VARIANT
     assert ch07.gate_group(pd.DataFrame(rows), planned + gate_runs) is None
+    # the family's groups wait for the gate, and come only if it passes
+    scratch = _runs(PRIMARY["variant"], "supervised", [70.0] * 5, [60.0] * 5)
+    assert ch07.family_groups(pd.DataFrame(rows + scratch), planned + gate_runs) is None
+    for lead, offered in ((0.9, False), (1.1, True)):
+        gate = [r for r in _runs(ch07.VARIANT, "supervised", [70.0] * 5, [60.0 + lead] * 5) if r["seed"] >= 2]
+        said = ch07.family_groups(pd.DataFrame(rows + scratch + gate), planned + gate_runs)
+        assert (said is not None) is offered
+    items = yaml.safe_load(said)
+    assert [(i["algorithms"], i["seeds"]) for i in items] == [(["supervised"], [0, 1, 5, 6, 7, 8, 9]),
+                                                              (["fixmatch", "dta_snl"], list(range(10)))]
+    assert all(i["set"] == item["set"] and i["variant"] == ch07.VARIANT for i in items)
+    grid.write_text("groups:\n" + group + "\n" + said + "\npretrainings:\n  - name: final\n"
+                    "    config: configs/ferplus_pretrain_cpu.yaml\n", encoding="utf-8")
+    family, _ = read_grid(grid)
+    assert len(family) == 30
+    assert ch07.family_groups(pd.DataFrame(rows + scratch + gate), planned + family) is None
 
 
 def test_the_pilot_rule_takes_the_higher_pilot_and_buys_epochs_while_its_curve_still_rises():

@@ -36,6 +36,7 @@ GATE_METRIC = "val accuracy (%)"
 # TUNING_SEEDS, chosen on validation accuracy alone (results/grid.yaml).
 TUNING = "BYOL fine-tuning: "
 TUNING_SEEDS = (0, 1)
+FAMILY_SEEDS = tuple(range(10))           # the primary grid's seeds, so every seed pairs with its run from scratch
 PRIMARY_NAME = "ferplus_fraction_10_ls0"   # the primary grid's run folders' stem, which the gate's extend
 
 
@@ -153,15 +154,38 @@ def gate_group(every: pd.DataFrame, planned: list[recording.Planned]) -> str | N
     group = next((p for p in planned if p.variant == chosen), None)
     if group is None:     # recorded but no longer in the grid: its setting cannot be read off the grid
         return None
-    sets = ", ".join(f"{k}: {v}" for k, v in group.overrides.items() if k not in _PER_RUN)
+    return _group_yaml(group, ["supervised"], GATE_SEEDS)
+
+
+def family_groups(every: pd.DataFrame, planned: list[recording.Planned]) -> str | None:
+    """Once the gate passes and the grid names no other method on ``VARIANT``,
+    the planned family's groups to name before their runs (YAML list items of
+    ``groups``): supervised at the ``FAMILY_SEEDS`` the gate does not hold, and
+    FixMatch and DTA+SNL at all of them, each with the gate's setting. Supervised
+    at ``TUNING_SEEDS`` is then the chosen setting's own tuning runs again (the
+    same config: the run cache replays them). None otherwise."""
+    ours = [p for p in planned if p.variant == VARIANT]
+    if not ours or any(p.overrides.get("algo.name") != "supervised" for p in ours):
+        return None
+    mean = gate_mean(every)
+    if mean is None or mean < GATE_POINTS:
+        return None
+    rest = [s for s in FAMILY_SEEDS if s not in GATE_SEEDS]
+    return "\n".join([_group_yaml(ours[0], ["supervised"], rest),
+                      _group_yaml(ours[0], ["fixmatch", "dta_snl"], FAMILY_SEEDS)])
+
+
+def _group_yaml(like: recording.Planned, algorithms: list[str], seeds) -> str:
+    """A grid group of ``VARIANT`` with ``like``'s config, ``set`` and pretraining."""
+    sets = ", ".join(f"{k}: {v}" for k, v in like.overrides.items() if k not in _PER_RUN)
     return "\n".join([
         f'  - name: "{PRIMARY_NAME}_byolpt_{{algorithm}}_s{{seed}}"',
         f"    variant: {VARIANT}",
-        f"    config: {group.config}",
+        f"    config: {like.config}",
         f"    set: {{{sets}}}",
-        f"    pretraining: {group.pretraining}",
-        "    algorithms: [supervised]",
-        f"    seeds: [{', '.join(map(str, GATE_SEEDS))}]"])
+        f"    pretraining: {like.pretraining}",
+        f"    algorithms: [{', '.join(algorithms)}]",
+        f"    seeds: [{', '.join(map(str, seeds))}]"])
 
 
 def gate(every: pd.DataFrame) -> tuple[dict, pd.DataFrame]:

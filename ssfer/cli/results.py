@@ -211,9 +211,10 @@ def _print_pretrained_steps(grid, args: argparse.Namespace) -> None:
         return
     print(f"the fine-tuning choice: {ch07.tuning(every, grid)[0]['tuning_choice']}")
     print(f"the gate: {ch07.gate(every)[0]['gate_verdict']}")
-    group = ch07.gate_group(every, grid)
-    if group is not None:
-        print(f"the gate's group, to name under `groups` in {args.grid} and commit before it is recorded:\n{group}")
+    for what, group in (("the gate's group", ch07.gate_group(every, grid)),
+                        ("the planned family's groups", ch07.family_groups(every, grid))):
+        if group is not None:
+            print(f"{what}, to name under `groups` in {args.grid} and commit before it is recorded:\n{group}")
 
 
 def _print_cost(grid, args: argparse.Namespace, root: Path, names: list[str], trained: dict[str, int]) -> None:
