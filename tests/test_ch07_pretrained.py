@@ -86,6 +86,7 @@ def test_what_changed_sets_each_pretrained_verdict_beside_the_one_from_scratch()
     rows = [r for m, v in scratch.items() for r in _runs(PRIMARY["variant"], m, v)]
     sentence, frame = ch07.changed(_pre(rows))
     assert sentence.startswith("No comparison on the pretrained start has its runs yet")
+    assert ch07.bottom_line(_pre(rows)) == sentence
     assert list(frame["pretrained"]) == ["not recorded yet: no claim"] * 3
     assert frame["from scratch"][0].startswith("DTA+SNL scores higher")
     # pretrained: FixMatch's gain over supervised stays, DTA+SNL's lead over FixMatch is gone
@@ -96,6 +97,10 @@ def test_what_changed_sets_each_pretrained_verdict_beside_the_one_from_scratch()
     assert sentence.startswith("Of the 3 comparisons measured on the pretrained start, ")
     assert "change it: DTA+SNL − FixMatch" in sentence
     assert frame.set_index("comparison").loc["DTA+SNL − FixMatch", "pretrained"].startswith("no difference")
+    # the landing page's bottom line: the pretrained family's verdicts, then what changed
+    line = ch07.bottom_line(_pre(rows))
+    assert line.startswith("On FERPlus, 10 % labeled, BYOL-pretrained, read family-wise (Holm at 0.05, margin 1 point): ")
+    assert line.endswith(sentence) and "DTA+SNL − FixMatch" in line
     found = ch07.readings(_pre(rows))
     assert list(found) == [ch07.FAMILY, ch07.INTERACTIONS]
     values = ch07.family_values(found)

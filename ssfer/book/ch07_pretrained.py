@@ -282,6 +282,18 @@ def changed(pre: Pretrained) -> tuple[str, pd.DataFrame]:
     return said, frame
 
 
+def bottom_line(pre: Pretrained) -> str:
+    """The pretrained regime's bottom line for the landing page: its planned
+    family's headline (``ch06_families.headline``, the verdicts family-wise) once
+    a comparison is measured, then what changed against the verdicts from scratch
+    (``changed``). True whatever the numbers."""
+    said, _ = changed(pre)
+    ours = readings(pre).get(FAMILY)
+    if ours is None or not any(c is not None and c.paired.n >= verdicts.MIN_SEEDS for c in ours.comparisons):
+        return said
+    return f"{family_wise.headline([ours])} {said}"
+
+
 INTERIM = " (interim: {} of {} planned seeds)"
 
 

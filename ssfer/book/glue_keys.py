@@ -405,5 +405,6 @@ KEYS: dict[str, dict[str, str]] = {
         "gate_rule": "the gate's rule, in words",
         "gate_verdict": "the gate's verdict",
         "changed": "what the pretrained start changed against the verdicts from scratch",
+        "bottom_line": "the pretrained regime's bottom line: its family's verdicts, then what changed",
     },
 }
