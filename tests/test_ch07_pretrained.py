@@ -86,7 +86,8 @@ def test_what_changed_sets_each_pretrained_verdict_beside_the_one_from_scratch()
     rows = [r for m, v in scratch.items() for r in _runs(PRIMARY["variant"], m, v)]
     sentence, frame = ch07.changed(_pre(rows))
     assert sentence.startswith("No comparison on the pretrained start has its runs yet")
-    assert ch07.bottom_line(_pre(rows)) == sentence
+    assert ch07.bottom_line(_pre(rows)) == ("No comparison on the pretrained start has its runs yet, so nothing can "
+                                            "be said yet about what pretraining changes.")
     assert list(frame["pretrained"]) == ["not recorded yet: no claim"] * 3
     assert frame["from scratch"][0].startswith("DTA+SNL scores higher")
     # pretrained: FixMatch's gain over supervised stays, DTA+SNL's lead over FixMatch is gone
@@ -122,6 +123,7 @@ def test_a_failed_gate_says_the_family_was_not_run_and_why_and_a_passed_one_that
     if failed:
         assert sentence.startswith("The pretrained start failed the gate, so the planned family on it was not run")
         assert list(frame["pretrained"]) == [ch07.NOT_RUN] * 3
+        assert ch07.bottom_line(pre) == sentence        # the landing page says the same
         assert values["pt_snl_fix_fw"] == values["ix_fix_sup_fw"] == ch07.NOT_RUN
     else:
         # supervised from the pretrained start is the gate's; FixMatch and DTA+SNL have yet to run

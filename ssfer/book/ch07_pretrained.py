@@ -224,6 +224,8 @@ def gate_failed(every: pd.DataFrame) -> bool:
 
 
 NOT_RUN = "not run: the pretrained start failed the gate"
+NOTHING_YET = ("No comparison on the pretrained start has its runs yet, so nothing can be said yet about what "
+               "pretraining changes")
 
 
 def readings(pre: Pretrained) -> dict[str, family_wise.FamilyReading]:
@@ -267,8 +269,7 @@ def changed(pre: Pretrained) -> tuple[str, pd.DataFrame]:
             return ("The pretrained start failed the gate, so the planned family on it was not run: at this "
                     "scale, self-supervised pretraining on the training faces does not give a better start, and "
                     "the verdicts from scratch are the book's only ones."), frame
-        return ("No comparison on the pretrained start has its runs yet, so nothing can be said yet about what "
-                "pretraining changes; the table gives the verdicts from scratch they will be read against."), frame
+        return f"{NOTHING_YET}; the table gives the verdicts from scratch they will be read against.", frame
     # the verdicts themselves, without the interim mark that only counts seeds
     before = dict(zip(primary.labels, primary.table["family-wise verdict"]))
     after = zip(ours.labels, ours.table["family-wise verdict"], measured)
@@ -290,7 +291,8 @@ def bottom_line(pre: Pretrained) -> str:
     said, _ = changed(pre)
     ours = readings(pre).get(FAMILY)
     if ours is None or not any(c is not None and c.paired.n >= verdicts.MIN_SEEDS for c in ours.comparisons):
-        return said
+        # the landing page has no table of verdicts beside it to point to
+        return f"{NOTHING_YET}." if said.startswith(NOTHING_YET) else said
     return f"{family_wise.headline([ours])} {said}"
 
 
