@@ -5,6 +5,7 @@ family on the pretrained start and its interactions with the start, and what
 changed against the from-scratch verdicts."""
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,7 +178,8 @@ def family_groups(every: pd.DataFrame, planned: list[recording.Planned]) -> str 
 
 def _group_yaml(like: recording.Planned, algorithms: list[str], seeds) -> str:
     """A grid group of ``VARIANT`` with ``like``'s config, ``set`` and pretraining."""
-    sets = ", ".join(f"{k}: {v}" for k, v in like.overrides.items() if k not in _PER_RUN)
+    # JSON values are YAML flow values: strings quoted, lists and floats as the grid reads them
+    sets = ", ".join(f"{k}: {json.dumps(v)}" for k, v in like.overrides.items() if k not in _PER_RUN)
     return "\n".join([
         f'  - name: "{PRIMARY_NAME}_byolpt_{{algorithm}}_s{{seed}}"',
         f"    variant: {VARIANT}",
@@ -213,8 +215,8 @@ def gate(every: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
 
 def gate_mean(every: pd.DataFrame) -> float | None:
     """The gate's mean paired difference (points), or None before all its seeds are recorded."""
-    values, frame = gate(every)
-    return float(frame["difference"].mean()) if values["gate_mean"] != "—" else None
+    _, frame = gate(every)
+    return float(frame["difference"].mean()) if len(frame) == len(GATE_SEEDS) else None
 
 
 def gate_failed(every: pd.DataFrame) -> bool:
