@@ -103,7 +103,10 @@ def test_what_changed_sets_each_pretrained_verdict_beside_the_one_from_scratch()
     assert line.startswith("On FERPlus, 10 % labeled, BYOL-pretrained, read family-wise (Holm at 0.05, margin 1 point): ")
     assert line.endswith(sentence) and "DTA+SNL − FixMatch" in line
     found = ch07.readings(_pre(rows))
-    assert list(found) == [ch07.FAMILY, ch07.INTERACTIONS]
+    assert list(found) == ["primary", ch07.FAMILY, ch07.INTERACTIONS]
+    # the families read once and handed on say what reading them again says
+    assert ch07.changed(_pre(rows), found, False)[0] == sentence
+    assert ch07.bottom_line(_pre(rows), found, False) == line
     values = ch07.family_values(found)
     assert values["pt_snl_fix_n"] == 4 and values["ix_snl_fix_n"] == 4
     assert values["ix_snl_fix_fw"].startswith("(DTA+SNL − FixMatch) from scratch is larger")

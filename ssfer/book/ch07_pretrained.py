@@ -231,8 +231,16 @@ NOTHING_YET = ("No comparison on the pretrained start has its runs yet, so nothi
 
 
 def readings(pre: Pretrained) -> dict[str, family_wise.FamilyReading]:
-    """This chapter's planned families, read family-wise, by name."""
-    return {r.family.name: r for r in family_wise.read_families(pre.rec) if r.family.name in FAMILY_KEYS}
+    """This chapter's planned families and the primary family from scratch they
+    are read against, read family-wise, by name: read once, then handed to
+    ``family_values``, ``changed`` and ``bottom_line``."""
+    keep = {*FAMILY_KEYS, "primary"}
+    return {r.family.name: r for r in family_wise.read_families(pre.rec) if r.family.name in keep}
+
+
+def _measured(reading: family_wise.FamilyReading) -> list[bool]:
+    """Which of a family's comparisons have the paired seeds a verdict needs."""
+    return [c is not None and c.paired.n >= verdicts.MIN_SEEDS for c in reading.comparisons]
 
 
 def family_values(found: dict[str, family_wise.FamilyReading], failed: bool = False) -> dict:
@@ -248,12 +256,15 @@ def family_values(found: dict[str, family_wise.FamilyReading], failed: bool = Fa
     return values
 
 
-def changed(pre: Pretrained) -> tuple[str, pd.DataFrame]:
+def changed(pre: Pretrained, found: dict[str, family_wise.FamilyReading] | None = None,
+            failed: bool | None = None) -> tuple[str, pd.DataFrame]:
     """What the pretrained start changed: each comparison of its family beside the
     same comparison's family-wise verdict from scratch (the primary family), as a
     table, and a sentence that counts the verdicts kept and changed. True
-    whatever the numbers."""
-    found = {r.family.name: r for r in family_wise.read_families(pre.rec)}
+    whatever the numbers. ``found`` (``readings``) and ``failed``
+    (``gate_failed``) are read here unless the caller has them already."""
+    found = readings(pre) if found is None else found
+    failed = gate_failed(pre.rec.every) if failed is None else failed
     ours, primary = found.get(FAMILY), found.get("primary")
     columns = ["comparison", "from scratch", "pretrained"]
     if ours is None or primary is None:
@@ -262,8 +273,7 @@ def changed(pre: Pretrained) -> tuple[str, pd.DataFrame]:
     frame = pd.DataFrame([{"comparison": label, "from scratch": scratch.get(label, "not in the primary family"),
                            "pretrained": _verdict(row)}
                           for label, (_, row) in zip(ours.labels, ours.table.iterrows())], columns=columns)
-    measured = [c is not None and c.paired.n >= verdicts.MIN_SEEDS for c in ours.comparisons]
-    failed = gate_failed(pre.rec.every)
+    measured = _measured(ours)
     if not any(measured):
         if failed:
             frame["pretrained"] = [NOT_RUN if v.startswith("not recorded") else v for v in frame["pretrained"]]
@@ -285,14 +295,16 @@ def changed(pre: Pretrained) -> tuple[str, pd.DataFrame]:
     return said, frame
 
 
-def bottom_line(pre: Pretrained) -> str:
+def bottom_line(pre: Pretrained, found: dict[str, family_wise.FamilyReading] | None = None,
+                failed: bool | None = None) -> str:
     """The pretrained regime's bottom line for the landing page: its planned
     family's headline (``ch06_families.headline``, the verdicts family-wise) once
     a comparison is measured, then what changed against the verdicts from scratch
-    (``changed``). True whatever the numbers."""
-    said, _ = changed(pre)
-    ours = readings(pre).get(FAMILY)
-    if ours is None or not any(c is not None and c.paired.n >= verdicts.MIN_SEEDS for c in ours.comparisons):
+    (``changed``, given the same ``found`` and ``failed``). True whatever the numbers."""
+    found = readings(pre) if found is None else found
+    said, _ = changed(pre, found, failed)
+    ours = found.get(FAMILY)
+    if ours is None or not any(_measured(ours)):
         # the landing page has no table of verdicts beside it to point to
         return f"{NOTHING_YET}." if said.startswith(NOTHING_YET) else said
     return f"{family_wise.headline([ours])} {said}"
