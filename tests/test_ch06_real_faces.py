@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 from ssfer.book import (  # noqa: E402
     ch06_families as family_wise,
     ch06_real_faces as ch06,
+    ch07_pretrained as ch07,
     figures,
     grid_tables,
     recording,
@@ -269,7 +270,9 @@ def test_the_family_report_prints_each_family_with_holm_and_the_training_time(mo
     monkeypatch.setattr(ch06, "load", lambda results_dir, grid: rec)
     from ssfer.cli import main
     assert main(["results", "family"]) == 0
-    assert capsys.readouterr().out.strip() == text
+    # and, below it, the gate the pretrained families wait on (chapter 07)
+    assert capsys.readouterr().out.strip() == f"{text}\n{ch07.gate_line(rec)}"
+    assert ch07.gate_line(rec).endswith("not measured yet (0 of 3 paired seeds recorded).")
     with pytest.raises(SystemExit):
         main(["results", "family", "--metric", "speed"])
 

@@ -132,9 +132,15 @@ def test_a_failed_gate_says_the_family_was_not_run_and_why_and_a_passed_one_that
         # supervised from the pretrained start is the gate's; FixMatch and DTA+SNL have yet to run
         assert sentence.startswith("No comparison on the pretrained start has its runs yet")
         assert values["pt_snl_fix_fw"] == "not recorded yet: no claim"
+    # `ssfer results family` says the same under its tables
+    line = ch07.gate_line(pre.rec)
+    assert ("So their comparisons without runs are not run" in line) is failed
+    assert f"({lead:+.2f} points" in line and ("passes" in line) is not failed
     # supervised alone, pretrained: the comparisons it enters still lack their other side
     assert values["pt_fix_sup_n"] == 0
     assert not ch07.gate_failed(pd.DataFrame(rows[:15]))   # no pretrained run: not measured, not failed
+    pre.rec.families = [f for f in pre.rec.families if f.name not in ch07.FAMILY_KEYS]
+    assert ch07.gate_line(pre.rec) is None     # a grid without the pretrained families has no gate to say
 
 
 def test_a_verdict_short_of_its_planned_seeds_reads_as_interim_beside_the_other():

@@ -198,8 +198,7 @@ def gate(every: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
     where = {k: v for k, v in PRIMARY.items() if k != "variant"}
     pre = tables.select(every, **where, variant=VARIANT, method="supervised")
     scratch = tables.select(every, **where, variant=PRIMARY["variant"], method="supervised")
-    a = {int(s): v for s, v in zip(pre["seed"], pre[GATE_METRIC]) if s in GATE_SEEDS and math.isfinite(v)}
-    b = {int(s): v for s, v in zip(scratch["seed"], scratch[GATE_METRIC]) if s in GATE_SEEDS and math.isfinite(v)}
+    a, b = _by_seed(pre), _by_seed(scratch)
     seeds = sorted(set(a) & set(b))
     frame = pd.DataFrame([{"seed": s, "pretrained (%)": a[s], "from scratch (%)": b[s], "difference": a[s] - b[s]}
                           for s in seeds], columns=["seed", "pretrained (%)", "from scratch (%)", "difference"])
@@ -213,6 +212,14 @@ def gate(every: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
             "gate_verdict": f"the pretrained start {said} the gate ({mean:+.2f} points, {rule})"}, frame
 
 
+def _by_seed(rows: pd.DataFrame) -> dict[int, float]:
+    """The gate's seeds' validation scores in ``rows``; none where the runs were
+    tabled without validation scores."""
+    if GATE_METRIC not in rows:
+        return {}
+    return {int(s): v for s, v in zip(rows["seed"], rows[GATE_METRIC]) if s in GATE_SEEDS and math.isfinite(v)}
+
+
 def gate_mean(every: pd.DataFrame) -> float | None:
     """The gate's mean paired difference (points), or None before all its seeds are recorded."""
     _, frame = gate(every)
@@ -223,6 +230,20 @@ def gate_failed(every: pd.DataFrame) -> bool:
     """Whether the gate is measured and fails: the planned family is then not run."""
     mean = gate_mean(every)
     return mean is not None and mean < GATE_POINTS
+
+
+def gate_line(rec) -> str | None:
+    """What ``ssfer results family`` says under the tables when the grid names this
+    chapter's families: the gate they wait on and, once it has failed, that their
+    comparisons without runs are not run rather than still to come (as the
+    chapter says, ``family_values``). None when the grid names none of them."""
+    if not any(f.name in FAMILY_KEYS for f in rec.families):
+        return None
+    verdict = gate(rec.every)[0]["gate_verdict"]
+    if gate_failed(rec.every):
+        return (f"The gate of the pretrained families: {verdict}. So their comparisons without runs are not run, "
+                f"and any with runs are exploration.")
+    return f"The gate of the pretrained families, which run only once it passes: {verdict}."
 
 
 NOT_RUN = "not run: the pretrained start failed the gate"
