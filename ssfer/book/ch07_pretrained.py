@@ -232,7 +232,7 @@ def gate_failed(every: pd.DataFrame) -> bool:
     return mean is not None and mean < GATE_POINTS
 
 
-def gate_line(rec) -> str | None:
+def gate_line(rec: ch06.Recorded) -> str | None:
     """What ``ssfer results family`` says under the tables when the grid names this
     chapter's families: the gate they wait on and, once it has failed, that their
     comparisons without runs are not run rather than still to come (as the

@@ -237,9 +237,7 @@ def _print_cost(grid, args: argparse.Namespace, root: Path, names: list[str], tr
 
 
 def family(args: argparse.Namespace) -> int:
-    from ssfer.book import ch06_real_faces as ch06
-
-    from ssfer.book import ch07_pretrained as ch07
+    from ssfer.book import ch06_real_faces as ch06, ch07_pretrained as ch07
 
     rec = ch06.load(args.results_dir, args.grid)
     print(ch06.family_report(rec, args.metric))
